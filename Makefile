@@ -1,0 +1,41 @@
+# edgepoll — see README.md.
+#   make demo   run the real binary against the embedded fake ilert API
+#   make test   provision test components, vet, gofmt check, all tests
+#   make bench  benchmarks (figures in BENCHMARKS.md)
+
+GO        ?= go
+BIN       := bin/edgepoll
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/edgepoll/edgepoll/poll.Version=$(VERSION)
+GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
+
+.PHONY: all build demo test test-deps lint unit infra-test bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgepoll
+
+demo: build
+	$(GO) run ./cmd/edgepoll-demo -bin $(BIN)
+
+test-deps:
+	bash scripts/test-deps.sh
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit:
+	EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 8m ./...
+
+infra-test:
+	cd infra && $(GO) vet ./... && EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 5m ./...
+
+test: test-deps lint unit infra-test
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 20m ./...
+
+clean:
+	rm -rf bin .aws-sam

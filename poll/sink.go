@@ -1,0 +1,52 @@
+package poll
+
+import (
+	"context"
+)
+
+// Sink delivers events to one target. A sink knows its transport and its
+// error classes, nothing about cursors.
+//
+// Send delivers evs in order. For every event it finished with it calls
+// report(i, err) exactly once (err nil: delivered; otherwise a
+// DeliveryError, see Retryable and Permanent). report may be called from any
+// goroutine and in any order; it never blocks for long. Send returns once
+// every event it started has been reported, or earlier after a retryable
+// failure or when ctx is done: events never reported count as not delivered.
+// Send must not start a new delivery once ctx is done.
+//
+// The cycle moves the cursor over the longest prefix of evs whose events were
+// delivered or failed permanently; everything after the first retryable
+// failure is sent again next cycle (at-least-once). This rule lives in the
+// cycle, in one place, for every sink.
+type Sink interface {
+	Send(ctx context.Context, evs []Event, report func(i int, err error))
+	Close() error
+}
+
+// Deliverer delivers one event at a time. OneByOne turns it into a Sink.
+type Deliverer interface {
+	Deliver(ctx context.Context, ev Event) error
+	Close() error
+}
+
+// OneByOne adapts a Deliverer into a sequential Sink: one event at a time, in
+// order, stopping at the first retryable failure or when ctx is done.
+func OneByOne(d Deliverer) Sink { return oneByOne{d} }
+
+type oneByOne struct{ d Deliverer }
+
+func (o oneByOne) Send(ctx context.Context, evs []Event, report func(int, error)) {
+	for i, ev := range evs {
+		if ctx.Err() != nil {
+			return
+		}
+		err := o.d.Deliver(ctx, ev)
+		report(i, err)
+		if err != nil && !IsPermanent(err) {
+			return
+		}
+	}
+}
+
+func (o oneByOne) Close() error { return o.d.Close() }
