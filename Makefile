@@ -39,3 +39,8 @@ bench:
 
 clean:
 	rm -rf bin .aws-sam
+
+# AWS SAM (BuildMethod: makefile): `sam build` calls this for EdgepollFunction.
+ARTIFACTS_DIR ?= .aws-sam/build/EdgepollFunction
+build-EdgepollFunction:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags lambda.norpc -ldflags '$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./cmd/edgepoll
