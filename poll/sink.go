@@ -10,17 +10,27 @@ import (
 // Send delivers evs in order. For every event it finished with it calls
 // report(i, err) exactly once (err nil: delivered; otherwise a
 // DeliveryError, see Retryable and Permanent). report may be called from any
-// goroutine and in any order; it never blocks for long. Send returns once
-// every event it started has been reported, or earlier after a retryable
-// failure or when ctx is done: events never reported count as not delivered.
-// Send must not start a new delivery once ctx is done.
+// goroutine and in any order, but never concurrently with itself from two
+// goroutines without the sink's own ordering (the cycle serialises calls with
+// a mutex anyway). report is synchronous: when it returns, the cursor has
+// been persisted as far as the reports allow, so a sequential sink must not
+// start event i+1 before report(i) returned.
+//
+// report returns false when the cycle wants no new delivery started (a
+// retryable failure happened, a graceful stop or the invocation deadline is
+// near, or the cursor could not be saved): the sink then finishes or
+// abandons what is in flight, starts nothing new, and returns. Send returns
+// once every event it started has been reported, or earlier after a
+// retryable failure or when ctx is done (ctx is the hard limit: cancelling
+// it aborts in-flight deliveries). Events never reported count as not
+// delivered. Send must not start a new delivery once ctx is done.
 //
 // The cycle moves the cursor over the longest prefix of evs whose events were
 // delivered or failed permanently; everything after the first retryable
 // failure is sent again next cycle (at-least-once). This rule lives in the
 // cycle, in one place, for every sink.
 type Sink interface {
-	Send(ctx context.Context, evs []Event, report func(i int, err error))
+	Send(ctx context.Context, evs []Event, report func(i int, err error) (more bool))
 	Close() error
 }
 
@@ -36,14 +46,13 @@ func OneByOne(d Deliverer) Sink { return oneByOne{d} }
 
 type oneByOne struct{ d Deliverer }
 
-func (o oneByOne) Send(ctx context.Context, evs []Event, report func(int, error)) {
+func (o oneByOne) Send(ctx context.Context, evs []Event, report func(int, error) bool) {
 	for i, ev := range evs {
 		if ctx.Err() != nil {
 			return
 		}
 		err := o.d.Deliver(ctx, ev)
-		report(i, err)
-		if err != nil && !IsPermanent(err) {
+		if !report(i, err) || (err != nil && !IsPermanent(err)) {
 			return
 		}
 	}
