@@ -1,0 +1,368 @@
+package poll
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Version is edgepoll's version, set at link time (-X .../poll.Version=...).
+var Version = "dev"
+
+// DefaultAPIURL is the ilert API used when none is configured.
+const DefaultAPIURL = "https://api.ilert.com"
+
+// BatchLimit is the number of items one poll asks for; a response with this
+// many items is a full batch and is polled again at once.
+const BatchLimit = 100
+
+// ClientConfig configures the ilert edge-connections API client.
+type ClientConfig struct {
+	// BaseURL is the API's base URL with scheme, e.g. https://api.ilert.com.
+	// Default DefaultAPIURL.
+	BaseURL string
+	// Key is the edge connector key, sent raw in the Authorization header.
+	// It never appears in errors or logs.
+	Key string
+	// Timeout bounds one whole request (connect, send, read the body).
+	// Default 30s: long enough for a slow 100-item response, short enough
+	// that a hung API fails the cycle well before a one-minute schedule.
+	Timeout time.Duration
+	// ConnectTimeout bounds the TCP connect and TLS handshake. Default 10s.
+	ConnectTimeout time.Duration
+	// MaxResponseBytes caps the body of a poll response; larger is a failed
+	// poll. Default 32 MiB (100 items of webhook payloads are far smaller).
+	MaxResponseBytes int64
+	// Transport overrides the HTTP transport (tests). Default: a dedicated
+	// transport with the timeouts above and proxy settings from the
+	// environment.
+	Transport http.RoundTripper
+}
+
+// Client talks to the ilert edge-connections API.
+type Client struct {
+	base    *url.URL
+	key     string
+	hc      *http.Client
+	maxBody int64
+}
+
+// NewClient validates cfg and builds a client.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultAPIURL
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("API URL %q: must be an absolute http(s) URL", redactURL(cfg.BaseURL))
+	}
+	if cfg.Key == "" {
+		return nil, errors.New("connector key is empty")
+	}
+	if strings.ContainsAny(cfg.Key, "\r\n\x00") {
+		return nil, errors.New("connector key contains control characters")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = 32 << 20
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		rt = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   cfg.ConnectTimeout,
+			ResponseHeaderTimeout: cfg.Timeout,
+			MaxIdleConnsPerHost:   2,
+			IdleConnTimeout:       90 * time.Second,
+			ForceAttemptHTTP2:     true,
+		}
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return &Client{
+		base:    u,
+		key:     cfg.Key,
+		hc:      &http.Client{Transport: rt, Timeout: cfg.Timeout},
+		maxBody: cfg.MaxResponseBytes,
+	}, nil
+}
+
+// Query selects what one poll asks for.
+type Query struct {
+	// AfterID is the cursor (non-HA): the id of the last item handled; 0 when
+	// there is none.
+	AfterID int64
+	// ClusterID enables server-managed HA: the query then carries
+	// cluster-id and instance-id (and last-processed-id when
+	// LastProcessedID > 0) instead of after-id.
+	ClusterID       string
+	InstanceID      string
+	LastProcessedID int64
+}
+
+// Batch is one poll's answer.
+type Batch struct {
+	// Items in ascending id order, without duplicates.
+	Items []Event
+	// Role is "leader" or "standby" in HA mode, "" otherwise.
+	Role string
+	// Full reports that the server returned BatchLimit items (poll again).
+	Full bool
+}
+
+// PollError is a failed poll with a bounded reason ("auth", "status_503",
+// "transport", "timeout", "decode", "too_large", "canceled").
+type PollError struct {
+	Reason string
+	Err    error
+}
+
+func (e *PollError) Error() string { return "poll failed: " + e.Err.Error() }
+func (e *PollError) Unwrap() error { return e.Err }
+
+func pollErr(reason string, format string, args ...any) error {
+	return &PollError{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// Poll fetches the next batch of items.
+func (c *Client) Poll(ctx context.Context, q Query) (Batch, error) {
+	v := url.Values{}
+	v.Set("limit", strconv.Itoa(BatchLimit))
+	if q.ClusterID != "" {
+		v.Set("cluster-id", q.ClusterID)
+		v.Set("instance-id", q.InstanceID)
+		if q.LastProcessedID > 0 {
+			v.Set("last-processed-id", strconv.FormatInt(q.LastProcessedID, 10))
+		}
+	} else {
+		v.Set("after-id", strconv.FormatInt(q.AfterID, 10))
+	}
+	u := *c.base
+	u.Path += "/api/edge-connections/events"
+	u.RawQuery = v.Encode()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return Batch{}, pollErr("request", "building request: %v", err)
+	}
+	req.Header.Set("Authorization", c.key)
+	req.Header.Set("User-Agent", "edgepoll/"+Version)
+	req.Header.Set("Accept", "application/json")
+
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Batch{}, transportErr(ctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		drain(resp.Body)
+		return Batch{}, &PollError{Reason: "auth", Err: ErrAuth}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		drain(resp.Body)
+		return Batch{}, pollErr("status_"+strconv.Itoa(resp.StatusCode), "ilert API answered %s", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		return Batch{}, transportErr(ctx, err)
+	}
+	if int64(len(body)) > c.maxBody {
+		return Batch{}, pollErr("too_large", "response larger than %d bytes", c.maxBody)
+	}
+	b, err := DecodeBatch(body)
+	if err != nil {
+		return Batch{}, &PollError{Reason: "decode", Err: err}
+	}
+	return b, nil
+}
+
+// Heartbeat pings the ilert heartbeat with key. Errors never contain the
+// key (it is part of the URL path).
+func (c *Client) Heartbeat(ctx context.Context, key string) error {
+	u := *c.base
+	u.Path += "/api/heartbeats/" + url.PathEscape(key)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return errors.New("heartbeat: invalid heartbeat key")
+	}
+	req.Header.Set("User-Agent", "edgepoll/"+Version)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		// *url.Error carries the URL, which carries the key: drop it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("heartbeat: %v", err)
+	}
+	defer resp.Body.Close()
+	drain(resp.Body)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("heartbeat: ilert answered %s", resp.Status)
+	}
+	return nil
+}
+
+func transportErr(ctx context.Context, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // the URL is ours and harmless, but keep messages short
+	}
+	switch {
+	case ctx.Err() != nil:
+		return &PollError{Reason: "canceled", Err: ctx.Err()}
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return pollErr("timeout", "ilert API request timed out: %v", err)
+	default:
+		return pollErr("transport", "ilert API unreachable: %v", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, 64<<10)) }
+
+// DecodeBatch strictly decodes a poll response body:
+// {"items":[{"id":<int>,"payload":<object>},...],"role":...}. Anything else
+// (not an object, items missing or not an array, an id that is not an
+// integer, a payload that is not an object, trailing data) is an error with a
+// short, readable reason. Payload bytes are kept exactly as received. Items
+// come back sorted by id with duplicate ids removed.
+func DecodeBatch(body []byte) (Batch, error) {
+	var top struct {
+		Items *[]struct {
+			ID      json.RawMessage `json:"id"`
+			Payload json.RawMessage `json:"payload"`
+		} `json:"items"`
+		Role json.RawMessage `json:"role"`
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return Batch{}, errors.New("empty response body")
+	}
+	if trimmed[0] != '{' {
+		return Batch{}, fmt.Errorf("response is not a JSON object (starts with %s)", describeStart(trimmed))
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if err := dec.Decode(&top); err != nil {
+		return Batch{}, fmt.Errorf("response is not valid JSON of the expected shape: %s", shortJSONErr(err))
+	}
+	if dec.More() {
+		return Batch{}, errors.New("trailing data after the JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Batch{}, errors.New("trailing data after the JSON object")
+	}
+	if top.Items == nil {
+		return Batch{}, errors.New(`response has no "items" array`)
+	}
+	var b Batch
+	if len(top.Role) > 0 && string(top.Role) != "null" {
+		if err := json.Unmarshal(top.Role, &b.Role); err != nil {
+			return Batch{}, errors.New(`"role" is not a string`)
+		}
+		if len(b.Role) > 32 {
+			return Batch{}, errors.New(`"role" is too long`)
+		}
+	}
+	items := *top.Items
+	b.Full = len(items) >= BatchLimit
+	b.Items = make([]Event, 0, len(items))
+	for i, it := range items {
+		if len(it.ID) == 0 {
+			return Batch{}, fmt.Errorf("items[%d]: missing \"id\"", i)
+		}
+		id, err := strconv.ParseInt(string(it.ID), 10, 64)
+		if err != nil {
+			return Batch{}, fmt.Errorf("items[%d]: \"id\" is not an integer (%s)", i, describeStart(it.ID))
+		}
+		if id <= 0 {
+			return Batch{}, fmt.Errorf("items[%d]: \"id\" %d is not positive", i, id)
+		}
+		p := bytes.TrimSpace(it.Payload)
+		if len(p) == 0 || p[0] != '{' {
+			return Batch{}, fmt.Errorf("items[%d] (id %d): \"payload\" is not a JSON object", i, id)
+		}
+		b.Items = append(b.Items, NewEvent(id, p))
+	}
+	slices.SortStableFunc(b.Items, func(a, b Event) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	b.Items = slices.CompactFunc(b.Items, func(a, b Event) bool { return a.ID == b.ID })
+	return b, nil
+}
+
+func describeStart(b []byte) string {
+	const n = 16
+	s := b
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strconv.QuoteToASCII(string(s)) + ifLong(len(b) > n)
+}
+
+func ifLong(long bool) string {
+	if long {
+		return "..."
+	}
+	return ""
+}
+
+func shortJSONErr(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "(top level)"
+		}
+		return fmt.Sprintf("%s is a JSON %s, expected %s", field, te.Value, te.Type)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "truncated JSON"
+	}
+	s := err.Error()
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return s
+}
+
+// redactURL drops userinfo and query from a URL for messages.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.Fragment = ""
+	return u.String()
+}

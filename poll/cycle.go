@@ -1,0 +1,333 @@
+package poll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// MaxPollsPerCycle bounds how many polls one cycle makes while the server
+// keeps answering full batches (drain a backlog, but never starve).
+const MaxPollsPerCycle = 10
+
+// HA configures server-managed high availability: the server elects a
+// leader per cluster and keeps the cursor.
+type HA struct {
+	ClusterID  string
+	InstanceID string
+}
+
+// Outcomes of one item, as reported to an Observer.
+const (
+	OutcomeDelivered = "delivered"
+	OutcomeSkipped   = "skipped" // permanent failure, cursor moved past it
+	OutcomeFailed    = "failed"  // retryable failure, retried next cycle
+)
+
+// Observer receives what a cycle does, for metrics. Calls are cheap and
+// never block; implementations must be safe for concurrent use.
+type Observer interface {
+	// Polled: result is "ok" or the PollError reason.
+	Polled(result string, items int, d time.Duration)
+	// Item: outcome is one of the Outcome constants; reason is "" when
+	// delivered. d runs from the hand-over to the sink to the report.
+	Item(outcome, reason string, d time.Duration)
+	// Cursor: the cursor was persisted at this value.
+	Cursor(cursor int64)
+	// Role: the HA role of the last poll ("leader", "standby", "" without HA).
+	Role(role string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Polled(string, int, time.Duration)  {}
+func (nopObserver) Item(string, string, time.Duration) {}
+func (nopObserver) Cursor(int64)                       {}
+func (nopObserver) Role(string)                        {}
+
+// Cycle runs poll cycles for one connection. Build it once and call Run for
+// every cycle (the loop reuses it; it remembers the HA last-processed id).
+type Cycle struct {
+	Client *Client
+	Sink   Sink
+	Store  Store
+	// Conn is the connection id (ConnectionID of the key).
+	Conn string
+	// Owner names this run in the lease (a run id or Lambda request id).
+	Owner string
+	// HA enables server-managed HA (nil: off).
+	HA *HA
+	// MaxPolls per cycle; default MaxPollsPerCycle.
+	MaxPolls int
+	// PersistTimeout bounds saving the cursor and releasing the lease after
+	// the cycle's contexts are done. Default 10s.
+	PersistTimeout time.Duration
+	Log            *slog.Logger
+	Observer       Observer
+
+	mu            sync.Mutex
+	lastProcessed int64
+	lastRole      string
+}
+
+// Summary says what one cycle did.
+type Summary struct {
+	Polls     int    `json:"polls"`
+	Polled    int    `json:"polled"`
+	Delivered int    `json:"delivered"`
+	Skipped   int    `json:"skipped"`
+	Failed    int    `json:"failed"`
+	Cursor    int64  `json:"cursor"`
+	LeaseHeld bool   `json:"lease_held"`
+	Role      string `json:"role,omitempty"`
+	// Full: the last poll returned a full batch (more is waiting).
+	Full bool `json:"full"`
+	// Stopped: the cycle stopped early on request (signal, deadline).
+	Stopped bool `json:"stopped,omitempty"`
+}
+
+// CycleError is a failed cycle. Kind is "auth", "poll", "delivery" or
+// "state"; all of them make a one-shot run exit 1.
+type CycleError struct {
+	Kind   string
+	Reason string // bounded
+	Err    error
+}
+
+func (e *CycleError) Error() string { return e.Err.Error() }
+func (e *CycleError) Unwrap() error { return e.Err }
+
+// Run runs one cycle; cancelling ctx stops it at once (in-flight deliveries
+// are aborted) but still persists what was delivered.
+func (c *Cycle) Run(ctx context.Context) (Summary, error) { return c.RunUntil(ctx, ctx) }
+
+// RunUntil runs one cycle. When soft is done, the cycle starts no new poll
+// or delivery, lets the deliveries in flight finish, persists the cursor and
+// returns (Summary.Stopped). When hard is done, in-flight deliveries are
+// aborted too. Persisting and releasing use a fresh PersistTimeout budget.
+func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	obs := c.Observer
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	maxPolls := c.MaxPolls
+	if maxPolls <= 0 {
+		maxPolls = MaxPollsPerCycle
+	}
+	persistTimeout := c.PersistTimeout
+	if persistTimeout <= 0 {
+		persistTimeout = 10 * time.Second
+	}
+	persistCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(hard), persistTimeout)
+	}
+
+	lease, err := c.Store.Acquire(hard, c.Conn, c.Owner)
+	if errors.Is(err, ErrLeaseHeld) {
+		log.Info("lease held by another run; not polling")
+		sum.LeaseHeld = true
+		return sum, nil
+	}
+	if err != nil {
+		return sum, &CycleError{Kind: "state", Reason: "lease", Err: fmt.Errorf("taking the lease: %w", err)}
+	}
+	defer func() {
+		pctx, cancel := persistCtx()
+		defer cancel()
+		if rerr := lease.Release(pctx); rerr != nil {
+			log.Warn("releasing the lease failed", "err", rerr)
+		}
+	}()
+
+	cursor, _, err := lease.Load(hard)
+	if err != nil {
+		return sum, &CycleError{Kind: "state", Reason: "load", Err: fmt.Errorf("loading the cursor: %w", err)}
+	}
+	sum.Cursor = cursor
+	c.mu.Lock()
+	if c.lastProcessed > cursor && c.HA != nil {
+		cursor = c.lastProcessed
+	}
+	c.mu.Unlock()
+
+	for sum.Polls < maxPolls {
+		if soft.Err() != nil {
+			sum.Stopped = true
+			break
+		}
+		q := Query{AfterID: cursor}
+		if c.HA != nil {
+			q = Query{ClusterID: c.HA.ClusterID, InstanceID: c.HA.InstanceID, LastProcessedID: cursor}
+		}
+		start := time.Now()
+		batch, err := c.Client.Poll(hard, q)
+		sum.Polls++
+		if err != nil {
+			reason := "error"
+			var pe *PollError
+			if errors.As(err, &pe) {
+				reason = pe.Reason
+			}
+			obs.Polled(reason, 0, time.Since(start))
+			if reason == "canceled" && soft.Err() != nil {
+				sum.Stopped = true
+				break
+			}
+			kind := "poll"
+			if errors.Is(err, ErrAuth) {
+				kind = "auth"
+			}
+			return sum, &CycleError{Kind: kind, Reason: reason, Err: err}
+		}
+		obs.Polled("ok", len(batch.Items), time.Since(start))
+		sum.Full = batch.Full
+		if c.HA != nil {
+			sum.Role = batch.Role
+			obs.Role(batch.Role)
+			c.noteRole(log, batch.Role)
+			if batch.Role != "leader" {
+				break // a standby gets no items
+			}
+		}
+		items := batch.Items
+		for len(items) > 0 && items[0].ID <= cursor {
+			log.Debug("skipping item at or below the cursor (already handled)", "item", items[0].ID, "cursor", cursor)
+			items = items[1:]
+		}
+		sum.Polled += len(items)
+		if len(items) > 0 {
+			log.Debug("polled", "items", len(items), "first", items[0].ID, "last", items[len(items)-1].ID, "full", batch.Full)
+			newCursor, err := c.deliver(soft, hard, log, obs, lease, items, &sum)
+			if newCursor > cursor {
+				cursor = newCursor
+				sum.Cursor = cursor
+				c.mu.Lock()
+				c.lastProcessed = cursor
+				c.mu.Unlock()
+			}
+			pctx, cancel := persistCtx()
+			serr := lease.Sync(pctx)
+			cancel()
+			if err != nil {
+				return sum, err
+			}
+			if serr != nil {
+				return sum, &CycleError{Kind: "state", Reason: "sync", Err: fmt.Errorf("syncing the cursor: %w", serr)}
+			}
+			if sum.Stopped {
+				break
+			}
+		}
+		if !batch.Full {
+			break
+		}
+	}
+	return sum, nil
+}
+
+func (c *Cycle) noteRole(log *slog.Logger, role string) {
+	c.mu.Lock()
+	prev := c.lastRole
+	c.lastRole = role
+	c.mu.Unlock()
+	if prev != role {
+		log.Info("HA role", "role", role, "previous", prev, "cluster", c.HA.ClusterID, "instance", c.HA.InstanceID)
+	}
+}
+
+// deliver hands items to the sink and moves the cursor over the longest
+// prefix of items that were delivered or failed permanently, persisting it
+// after every step. It returns the new cursor (0 if it did not move).
+func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observer, lease Lease, items []Event, sum *Summary) (int64, error) {
+	var (
+		mu        sync.Mutex
+		results   = make([]error, len(items))
+		reported  = make([]bool, len(items))
+		next      int   // first index not yet passed by the cursor
+		cursor    int64 // last persisted cursor
+		retryable = -1  // index of the first retryable failure
+		saveErr   error
+		start     = time.Now()
+	)
+	report := func(i int, err error) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if i < 0 || i >= len(items) || reported[i] {
+			log.Error("sink reported an item twice or out of range; ignoring", "index", i)
+			return false
+		}
+		reported[i] = true
+		results[i] = err
+		d := time.Since(start)
+		switch {
+		case err == nil:
+			obs.Item(OutcomeDelivered, "", d)
+		case IsPermanent(err):
+			obs.Item(OutcomeSkipped, ReasonOf(err), d)
+		default:
+			obs.Item(OutcomeFailed, ReasonOf(err), d)
+			sum.Failed++
+			if retryable < 0 || i < retryable {
+				retryable = i
+			}
+			log.Warn("delivery failed, will retry next cycle", "item", items[i].ID, "reason", ReasonOf(err), "err", err)
+		}
+		advanced := false
+		for next < len(items) && reported[next] && (results[next] == nil || IsPermanent(results[next])) {
+			if results[next] == nil {
+				sum.Delivered++
+				log.Debug("delivered", "item", items[next].ID)
+			} else {
+				sum.Skipped++
+				log.Warn("delivery failed permanently, skipping item", "item", items[next].ID, "reason", ReasonOf(results[next]), "err", results[next])
+			}
+			next++
+			advanced = true
+		}
+		if advanced && saveErr == nil {
+			newCursor := items[next-1].ID
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(hard), 10*time.Second)
+			if err := lease.Save(pctx, newCursor); err != nil {
+				saveErr = err
+			} else {
+				cursor = newCursor
+				obs.Cursor(cursor)
+			}
+			cancel()
+		}
+		if saveErr != nil || retryable >= 0 {
+			return false
+		}
+		return soft.Err() == nil
+	}
+	c.Sink.Send(hard, items, report)
+
+	mu.Lock()
+	defer mu.Unlock()
+	switch {
+	case saveErr != nil:
+		return cursor, &CycleError{Kind: "state", Reason: "save", Err: fmt.Errorf("saving the cursor: %w", saveErr)}
+	case retryable >= 0:
+		return cursor, &CycleError{Kind: "delivery", Reason: ReasonOf(results[retryable]),
+			Err: fmt.Errorf("delivery of item %d failed: %w", items[retryable].ID, results[retryable])}
+	case next < len(items):
+		if soft.Err() != nil || hard.Err() != nil {
+			sum.Stopped = true
+			if hard.Err() != nil && soft.Err() == nil {
+				return cursor, &CycleError{Kind: "delivery", Reason: "canceled", Err: fmt.Errorf("delivery aborted at item %d: %w", items[next].ID, hard.Err())}
+			}
+			return cursor, nil
+		}
+		return cursor, &CycleError{Kind: "delivery", Reason: "unreported",
+			Err: fmt.Errorf("sink returned without reporting item %d", items[next].ID)}
+	}
+	return cursor, nil
+}
