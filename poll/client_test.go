@@ -1,0 +1,184 @@
+package poll_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
+)
+
+const testKey = "iec1-test-key-5ecret"
+
+func newClient(t *testing.T, url string) *poll.Client {
+	t.Helper()
+	c, err := poll.NewClient(poll.ClientConfig{BaseURL: url, Key: testKey, Timeout: 2 * time.Second, MaxResponseBytes: 1 << 20})
+	require.NoError(t, err)
+	return c
+}
+
+func TestPollRequestShape(t *testing.T) {
+	api := ilerttest.New(testKey)
+	srv := api.Start()
+	defer srv.Close()
+	c := newClient(t, srv.URL)
+
+	_, err := c.Poll(context.Background(), poll.Query{AfterID: 42})
+	require.NoError(t, err)
+	_, err = c.Poll(context.Background(), poll.Query{ClusterID: "prod", InstanceID: "node-1", LastProcessedID: 7})
+	require.NoError(t, err)
+	_, err = c.Poll(context.Background(), poll.Query{ClusterID: "prod", InstanceID: "node-1"})
+	require.NoError(t, err)
+
+	reqs := api.Requests()
+	require.Len(t, reqs, 3)
+	r := reqs[0]
+	assert.Equal(t, "/api/edge-connections/events", r.Path)
+	assert.Equal(t, map[string]string{"limit": "100", "after-id": "42"}, r.Query)
+	assert.Equal(t, testKey, r.Authorization, "raw key, no Bearer")
+	assert.Equal(t, "edgepoll/"+poll.Version, r.UserAgent)
+	assert.Equal(t, "application/json", r.Accept)
+	assert.Equal(t, map[string]string{"limit": "100", "cluster-id": "prod", "instance-id": "node-1", "last-processed-id": "7"}, reqs[1].Query)
+	assert.Equal(t, map[string]string{"limit": "100", "cluster-id": "prod", "instance-id": "node-1"}, reqs[2].Query)
+}
+
+func TestPollReturnsItemsInOrderWithRawPayloads(t *testing.T) {
+	api := ilerttest.New(testKey)
+	raw := `{"id":"100","eventType":"alert-created","big":12345678901234567890123,"esc":"a\u00e9\"\\\n","uni":"Grüße 🚨","timestamp":"2026-05-04T10:00:00.000Z"}`
+	api.PushItems(testKey,
+		ilerttest.Item{ID: 9, Payload: json.RawMessage(`{"id":9}`)},
+		ilerttest.Item{ID: 3, Payload: json.RawMessage(raw)},
+		ilerttest.Item{ID: 5, Payload: json.RawMessage(`{"eventType":["odd"],"id":null}`)},
+	)
+	srv := api.Start()
+	defer srv.Close()
+	b, err := newClient(t, srv.URL).Poll(context.Background(), poll.Query{})
+	require.NoError(t, err)
+	require.Len(t, b.Items, 3)
+	assert.Equal(t, []int64{3, 5, 9}, []int64{b.Items[0].ID, b.Items[1].ID, b.Items[2].ID})
+	assert.Equal(t, raw, string(b.Items[0].Payload), "payload bytes unchanged")
+	assert.Equal(t, "alert-created", b.Items[0].EventType)
+	assert.Equal(t, "100", b.Items[0].AlertID)
+	assert.Equal(t, "2026-05-04T10:00:00.000Z", b.Items[0].Timestamp)
+	assert.Equal(t, "", b.Items[1].EventType, "odd types never block delivery")
+	assert.Equal(t, "", b.Items[1].AlertID)
+	assert.Equal(t, "9", b.Items[2].AlertID, "a numeric alert id still becomes metadata")
+	assert.False(t, b.Full)
+}
+
+func TestPollFullBatch(t *testing.T) {
+	api := ilerttest.New(testKey)
+	api.Push(testKey, ilerttest.AlertEvents(150)...)
+	srv := api.Start()
+	defer srv.Close()
+	c := newClient(t, srv.URL)
+	b, err := c.Poll(context.Background(), poll.Query{})
+	require.NoError(t, err)
+	assert.Len(t, b.Items, 100)
+	assert.True(t, b.Full)
+	b, err = c.Poll(context.Background(), poll.Query{AfterID: 100})
+	require.NoError(t, err)
+	assert.Len(t, b.Items, 50)
+	assert.False(t, b.Full)
+	assert.Equal(t, int64(101), b.Items[0].ID)
+}
+
+func TestPollErrors(t *testing.T) {
+	cases := []struct {
+		name   string
+		fault  ilerttest.Fault
+		reason string
+		msg    string
+	}{
+		{"401", ilerttest.Fault{Status: 401}, "auth", "authentication failed — check integration key"},
+		{"500", ilerttest.Fault{Status: 500, Body: []byte("oops")}, "status_500", "500"},
+		{"404", ilerttest.Fault{Status: 404}, "status_404", "404"},
+		{"array", ilerttest.Fault{Body: []byte(`[{"id":1}]`)}, "decode", "not a JSON object"},
+		{"truncated", ilerttest.Fault{Body: []byte(`{"items":[{"id":1,"payload":{"a":`)}, "decode", "truncated"},
+		{"items wrong type", ilerttest.Fault{Body: []byte(`{"items":{"id":1}}`)}, "decode", "items"},
+		{"items missing", ilerttest.Fault{Body: []byte(`{"foo":[]}`)}, "decode", `no "items"`},
+		{"items null", ilerttest.Fault{Body: []byte(`{"items":null}`)}, "decode", `no "items"`},
+		{"string id", ilerttest.Fault{Body: []byte(`{"items":[{"id":"1","payload":{}}]}`)}, "decode", "not an integer"},
+		{"float id", ilerttest.Fault{Body: []byte(`{"items":[{"id":1.5,"payload":{}}]}`)}, "decode", "not an integer"},
+		{"exp id", ilerttest.Fault{Body: []byte(`{"items":[{"id":1e3,"payload":{}}]}`)}, "decode", "not an integer"},
+		{"huge id", ilerttest.Fault{Body: []byte(`{"items":[{"id":99999999999999999999,"payload":{}}]}`)}, "decode", "not an integer"},
+		{"zero id", ilerttest.Fault{Body: []byte(`{"items":[{"id":0,"payload":{}}]}`)}, "decode", "not positive"},
+		{"missing id", ilerttest.Fault{Body: []byte(`{"items":[{"payload":{}}]}`)}, "decode", "missing"},
+		{"payload string", ilerttest.Fault{Body: []byte(`{"items":[{"id":1,"payload":"x"}]}`)}, "decode", "payload"},
+		{"payload missing", ilerttest.Fault{Body: []byte(`{"items":[{"id":1}]}`)}, "decode", "payload"},
+		{"item not object", ilerttest.Fault{Body: []byte(`{"items":[7]}`)}, "decode", "expected"},
+		{"trailing", ilerttest.Fault{Body: []byte(`{"items":[]} {"items":[]}`)}, "decode", "trailing"},
+		{"role number", ilerttest.Fault{Body: []byte(`{"items":[],"role":1}`)}, "decode", "role"},
+		{"empty", ilerttest.Fault{Body: []byte(``), Status: 200}, "decode", "empty"},
+		{"garbage", ilerttest.Fault{Body: []byte(strings.Repeat("\x00garbage", 1<<18))}, "too_large", "larger than"},
+		{"html", ilerttest.Fault{Body: []byte("<html>gateway</html>")}, "decode", "not a JSON object"},
+		{"dropped", ilerttest.Fault{Drop: true}, "transport", "unreachable"},
+		{"slow", ilerttest.Fault{Delay: 5 * time.Second}, "timeout", "timed out"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			api := ilerttest.New(testKey)
+			api.Fail(tc.fault)
+			srv := api.Start()
+			defer srv.Close()
+			_, err := newClient(t, srv.URL).Poll(context.Background(), poll.Query{})
+			require.Error(t, err)
+			var pe *poll.PollError
+			require.True(t, errors.As(err, &pe), "%T", err)
+			assert.Equal(t, tc.reason, pe.Reason)
+			assert.Contains(t, err.Error(), tc.msg)
+			assert.Less(t, len(err.Error()), 300, "bounded reason: %s", err)
+			assert.NotContains(t, err.Error(), testKey)
+		})
+	}
+}
+
+func TestPollWrongKeyIsAuthError(t *testing.T) {
+	api := ilerttest.New("other-key")
+	srv := api.Start()
+	defer srv.Close()
+	_, err := newClient(t, srv.URL).Poll(context.Background(), poll.Query{})
+	require.ErrorIs(t, err, poll.ErrAuth)
+}
+
+func TestPollUnreachable(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
+	_, err := newClient(t, url).Poll(context.Background(), poll.Query{})
+	var pe *poll.PollError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "transport", pe.Reason)
+}
+
+func TestHeartbeatErrorHidesKey(t *testing.T) {
+	api := ilerttest.New(testKey)
+	srv := api.Start()
+	c := newClient(t, srv.URL)
+	require.NoError(t, c.Heartbeat(context.Background(), "il1hbt-secret"))
+	assert.Equal(t, 1, api.Heartbeats("il1hbt-secret"))
+	srv.Close()
+	err := c.Heartbeat(context.Background(), "il1hbt-secret")
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "il1hbt-secret")
+}
+
+func TestNewClientValidates(t *testing.T) {
+	for _, u := range []string{"ftp://x", "not a url", "http://"} {
+		_, err := poll.NewClient(poll.ClientConfig{BaseURL: u, Key: "k"})
+		assert.Error(t, err, u)
+	}
+	_, err := poll.NewClient(poll.ClientConfig{Key: ""})
+	assert.Error(t, err)
+	_, err = poll.NewClient(poll.ClientConfig{BaseURL: "https://user:pw@example.com?x=secret", Key: "\n"})
+	assert.Error(t, err)
+}

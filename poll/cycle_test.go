@@ -1,0 +1,364 @@
+package poll_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
+)
+
+// memStore is an in-process Store for testing the cycle's logic; the real
+// backends run the same cycle in the end-to-end tests.
+type memStore struct {
+	mu      sync.Mutex
+	cursors map[string]int64
+	held    map[string]string
+	saves   []int64
+	syncs   int
+	failAt  int64 // Save of this cursor fails
+}
+
+func newMemStore() *memStore {
+	return &memStore{cursors: map[string]int64{}, held: map[string]string{}}
+}
+
+func (s *memStore) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.held[conn]; ok {
+		return nil, fmt.Errorf("held by %s: %w", h, poll.ErrLeaseHeld)
+	}
+	s.held[conn] = owner
+	return &memLease{s: s, conn: conn}, nil
+}
+func (s *memStore) Close() error { return nil }
+
+type memLease struct {
+	s    *memStore
+	conn string
+}
+
+func (l *memLease) Load(context.Context) (int64, bool, error) {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	c, ok := l.s.cursors[l.conn]
+	return c, ok, nil
+}
+func (l *memLease) Save(_ context.Context, c int64) error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.failAt != 0 && c == l.s.failAt {
+		return errors.New("disk full")
+	}
+	l.s.saves = append(l.s.saves, c)
+	if c > l.s.cursors[l.conn] {
+		l.s.cursors[l.conn] = c
+	}
+	return nil
+}
+func (l *memLease) Sync(context.Context) error {
+	l.s.mu.Lock()
+	l.s.syncs++
+	l.s.mu.Unlock()
+	return nil
+}
+func (l *memLease) Release(context.Context) error {
+	l.s.mu.Lock()
+	delete(l.s.held, l.conn)
+	l.s.mu.Unlock()
+	return nil
+}
+
+// scriptedSink delivers sequentially and fails items by id as told.
+type scriptedSink struct {
+	mu        sync.Mutex
+	got       []int64
+	fail      map[int64]error
+	onDeliver func(ev poll.Event)
+}
+
+func (s *scriptedSink) Deliver(_ context.Context, ev poll.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.onDeliver != nil {
+		s.onDeliver(ev)
+	}
+	if err := s.fail[ev.ID]; err != nil {
+		return err
+	}
+	s.got = append(s.got, ev.ID)
+	return nil
+}
+func (s *scriptedSink) Close() error { return nil }
+
+func (s *scriptedSink) ids() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int64(nil), s.got...)
+}
+
+type fixture struct {
+	api   *ilerttest.API
+	store *memStore
+	cycle *poll.Cycle
+}
+
+func newFixture(t *testing.T, sink poll.Sink, n int) *fixture {
+	t.Helper()
+	api := ilerttest.New(testKey)
+	api.Push(testKey, ilerttest.AlertEvents(n)...)
+	srv := api.Start()
+	t.Cleanup(srv.Close)
+	f := &fixture{api: api, store: newMemStore()}
+	f.cycle = &poll.Cycle{Client: newClient(t, srv.URL), Sink: sink, Store: f.store, Conn: poll.ConnectionID(testKey), Owner: "test"}
+	return f
+}
+
+func seq(from, to int64) []int64 {
+	var out []int64
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+func TestCycleDeliversAllInOrderAndDrains(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 250)
+	sum, err := f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, seq(1, 250), sink.ids())
+	assert.Equal(t, 3, sum.Polls, "100 + 100 + 50")
+	assert.Equal(t, 250, sum.Delivered)
+	assert.Equal(t, int64(250), sum.Cursor)
+	assert.Equal(t, int64(250), f.store.cursors[f.cycle.Conn])
+	assert.Equal(t, seq(1, 250), f.store.saves, "cursor saved after every item")
+	assert.Equal(t, 3, f.store.syncs, "synced at the end of each batch")
+	assert.Empty(t, f.store.held, "lease released")
+
+	// A second cycle finds nothing new and redelivers nothing.
+	sum, err = f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 0, sum.Polled)
+	assert.Len(t, sink.ids(), 250)
+	reqs := f.api.Requests()
+	assert.Equal(t, "250", reqs[len(reqs)-1].Query["after-id"])
+}
+
+func TestCycleStopsAfterTenPolls(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 1234)
+	sum, err := f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 10, sum.Polls)
+	assert.Equal(t, 1000, sum.Delivered)
+	assert.True(t, sum.Full, "more is waiting")
+	sum, err = f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 234, sum.Delivered)
+	assert.Equal(t, seq(1, 1234), sink.ids())
+}
+
+func TestCycleRetryableFailureStopsAndResumes(t *testing.T) {
+	sink := &scriptedSink{fail: map[int64]error{7: poll.Retryable("http_503", errors.New("503"))}}
+	f := newFixture(t, poll.OneByOne(sink), 10)
+	sum, err := f.cycle.Run(context.Background())
+	var ce *poll.CycleError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "delivery", ce.Kind)
+	assert.Equal(t, "http_503", ce.Reason)
+	assert.Equal(t, seq(1, 6), sink.ids())
+	assert.Equal(t, int64(6), sum.Cursor)
+	assert.Equal(t, int64(6), f.store.cursors[f.cycle.Conn])
+	assert.Empty(t, f.store.held)
+
+	delete(sink.fail, 7)
+	_, err = f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, seq(1, 10), sink.ids(), "resumed at the failed item, nothing lost, nothing twice")
+}
+
+func TestCyclePermanentFailureIsSkipped(t *testing.T) {
+	sink := &scriptedSink{fail: map[int64]error{3: poll.Permanent("http_400", errors.New("400"))}}
+	f := newFixture(t, poll.OneByOne(sink), 5)
+	sum, err := f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 2, 4, 5}, sink.ids())
+	assert.Equal(t, 1, sum.Skipped)
+	assert.Equal(t, 4, sum.Delivered)
+	assert.Equal(t, int64(5), f.store.cursors[f.cycle.Conn])
+}
+
+func TestCycleUnclassifiedErrorIsRetryable(t *testing.T) {
+	sink := &scriptedSink{fail: map[int64]error{2: errors.New("boom")}}
+	f := newFixture(t, poll.OneByOne(sink), 5)
+	_, err := f.cycle.Run(context.Background())
+	require.Error(t, err)
+	assert.Equal(t, int64(1), f.store.cursors[f.cycle.Conn])
+}
+
+// pipeSink reports every item at once, in reverse order, with given errors:
+// the cycle must still move the cursor over the longest good prefix only.
+type pipeSink struct{ errs map[int64]error }
+
+func (p pipeSink) Send(_ context.Context, evs []poll.Event, report func(int, error) bool) {
+	for i := len(evs) - 1; i >= 0; i-- {
+		report(i, p.errs[evs[i].ID])
+	}
+}
+func (pipeSink) Close() error { return nil }
+
+func TestCyclePrefixRuleForPipelinedSinks(t *testing.T) {
+	f := newFixture(t, pipeSink{errs: map[int64]error{
+		4: poll.Permanent("too_large", errors.New("x")),
+		6: poll.Retryable("timeout", errors.New("y")),
+	}}, 10)
+	sum, err := f.cycle.Run(context.Background())
+	require.Error(t, err)
+	assert.Equal(t, int64(5), f.store.cursors[f.cycle.Conn], "1-3 ok, 4 skipped, 5 ok, 6 failed: cursor 5")
+	assert.Equal(t, 4, sum.Delivered)
+	assert.Equal(t, 1, sum.Skipped)
+	for _, s := range f.store.saves {
+		assert.LessOrEqual(t, s, int64(5))
+	}
+}
+
+type lazySink struct{}
+
+func (lazySink) Send(_ context.Context, evs []poll.Event, report func(int, error) bool) {
+	report(0, nil)
+}
+func (lazySink) Close() error { return nil }
+
+func TestCycleUnreportedItemsFailTheCycle(t *testing.T) {
+	f := newFixture(t, lazySink{}, 3)
+	_, err := f.cycle.Run(context.Background())
+	var ce *poll.CycleError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "unreported", ce.Reason)
+	assert.Equal(t, int64(1), f.store.cursors[f.cycle.Conn])
+}
+
+func TestCycleLeaseHeld(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 3)
+	_, err := f.store.Acquire(context.Background(), f.cycle.Conn, "other")
+	require.NoError(t, err)
+	sum, err := f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.True(t, sum.LeaseHeld)
+	assert.Empty(t, f.api.Requests(), "no poll without the lease")
+	assert.Empty(t, sink.ids())
+}
+
+func TestCyclePollFailureLeavesCursor(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 150)
+	f.store.cursors[f.cycle.Conn] = 20
+	f.api.Fail(ilerttest.Fault{}, ilerttest.Fault{Body: []byte(`{"items":[{"id":"x"}]}`)})
+	sum, err := f.cycle.Run(context.Background())
+	var ce *poll.CycleError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "poll", ce.Kind)
+	assert.Equal(t, seq(21, 120), sink.ids(), "first batch delivered before the second poll failed")
+	assert.Equal(t, int64(120), sum.Cursor)
+
+	f.api.Fail(ilerttest.Fault{Status: 401})
+	_, err = f.cycle.Run(context.Background())
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "auth", ce.Kind)
+	assert.ErrorIs(t, err, poll.ErrAuth)
+	assert.Equal(t, int64(120), f.store.cursors[f.cycle.Conn])
+}
+
+func TestCycleSaveFailureStops(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 10)
+	f.store.failAt = 4
+	_, err := f.cycle.Run(context.Background())
+	var ce *poll.CycleError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "state", ce.Kind)
+	assert.Equal(t, seq(1, 4), sink.ids(), "no delivery after a failed save")
+	assert.Equal(t, int64(3), f.store.cursors[f.cycle.Conn])
+}
+
+func TestCycleSoftStopFinishesItemInFlight(t *testing.T) {
+	soft, stop := context.WithCancel(context.Background())
+	sink := &scriptedSink{}
+	sink.onDeliver = func(ev poll.Event) {
+		if ev.ID == 5 {
+			stop()
+		}
+	}
+	f := newFixture(t, poll.OneByOne(sink), 50)
+	sum, err := f.cycle.RunUntil(soft, context.Background())
+	require.NoError(t, err)
+	assert.True(t, sum.Stopped)
+	assert.Equal(t, seq(1, 5), sink.ids(), "item 5 in flight finished, nothing new started")
+	assert.Equal(t, int64(5), f.store.cursors[f.cycle.Conn])
+	assert.Empty(t, f.store.held)
+}
+
+func TestCycleSkipsItemsAtOrBelowCursor(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 0)
+	f.store.cursors[f.cycle.Conn] = 5
+	for _, id := range []int64{4, 5, 6, 7} {
+		f.api.PushItems(testKey, ilerttest.Item{ID: id, Payload: []byte(`{"id":"` + strconv.FormatInt(id, 10) + `"}`)})
+	}
+	// The fake honours after-id; force a replay with a raw fault body.
+	f.api.Fail(ilerttest.Fault{Body: []byte(`{"items":[{"id":4,"payload":{}},{"id":5,"payload":{}},{"id":6,"payload":{}}]}`)})
+	_, err := f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []int64{6}, sink.ids())
+}
+
+func TestCycleHA(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 5)
+	f.cycle.HA = &poll.HA{ClusterID: "prod", InstanceID: "node-1"}
+	sum, err := f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "leader", sum.Role)
+	assert.Equal(t, seq(1, 5), sink.ids())
+
+	other := &scriptedSink{}
+	standby := &poll.Cycle{Client: f.cycle.Client, Sink: poll.OneByOne(other), Store: newMemStore(),
+		Conn: f.cycle.Conn, Owner: "standby", HA: &poll.HA{ClusterID: "prod", InstanceID: "node-2"}}
+	sum, err = standby.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "standby", sum.Role)
+	assert.Empty(t, other.ids())
+
+	f.api.Push(testKey, ilerttest.AlertEvents(2)...)
+	_, err = f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, seq(1, 7), sink.ids())
+	reqs := f.api.Requests()
+	last := reqs[len(reqs)-1].Query
+	assert.Equal(t, "5", last["last-processed-id"])
+	assert.NotContains(t, last, "after-id")
+}
+
+func TestEventMetadataLenient(t *testing.T) {
+	cases := map[string][3]string{
+		`{"eventType":"alert-resolved","id":"42","timestamp":"t"}`:   {"alert-resolved", "42", "t"},
+		`{"eventType":7,"id":12345678901234567890,"timestamp":null}`: {"7", "12345678901234567890", ""},
+		`{"eventType":{"x":1},"id":[1],"timestamp":true}`:            {"", "", ""},
+		`{"eventType":"a\r\nX-Evil: 1"}`:                             {"aX-Evil: 1", "", ""},
+		`{}`:                                                         {"", "", ""},
+	}
+	for in, want := range cases {
+		ev := poll.NewEvent(1, []byte(in))
+		assert.Equal(t, want, [3]string{ev.EventType, ev.AlertID, ev.Timestamp}, in)
+	}
+}

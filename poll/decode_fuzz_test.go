@@ -1,0 +1,53 @@
+package poll
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// FuzzDecodeBatch: no input panics; an accepted batch is sorted, unique,
+// positive ids, payloads are JSON objects taken verbatim from the input.
+func FuzzDecodeBatch(f *testing.F) {
+	for _, s := range []string{
+		`{"items":[]}`,
+		`{"items":[{"id":1,"payload":{"id":"100","eventType":"alert-created"}}],"role":"leader"}`,
+		`{"items":[{"id":3,"payload":{}},{"id":2,"payload":{"x":[1,2,{"y":null}]}},{"id":3,"payload":{}}]}`,
+		`{"items":[{"id":"1","payload":{}}]}`,
+		`{"items":[{"id":1.0,"payload":{}}]}`,
+		`{"items":{"id":1}}`,
+		`[{"id":1}]`,
+		`{"items":[{"id":1,"payload":{"big":123456789012345678901234567890,"s":"\u00e9\ud83d\udea8"}}]}`,
+		`{"items":[{"id":9223372036854775807,"payload":{}}]}`,
+		`{"items":[{"id":-1,"payload":{}}]}`,
+		`{"items":[],"role":null}`,
+		`{"items":[]}x`,
+		`{"items":[{"id":1,"payload":{"a":`,
+		"\x00\xff",
+		``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := DecodeBatch(body)
+		if err != nil {
+			if len(err.Error()) > 300 {
+				t.Fatalf("unbounded error: %d bytes", len(err.Error()))
+			}
+			return
+		}
+		var prev int64
+		for _, ev := range b.Items {
+			if ev.ID <= prev {
+				t.Fatalf("ids not ascending/unique: %d after %d", ev.ID, prev)
+			}
+			prev = ev.ID
+			if !json.Valid(ev.Payload) || ev.Payload[0] != '{' {
+				t.Fatalf("payload not a JSON object: %q", ev.Payload)
+			}
+			if !bytes.Contains(body, ev.Payload) {
+				t.Fatalf("payload not verbatim from input")
+			}
+		}
+	})
+}
