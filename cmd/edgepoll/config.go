@@ -1,0 +1,418 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+)
+
+// Seconds is a duration flag that takes plain seconds ("15") or a Go
+// duration ("15s", "1m30s"), like the reference agent's interval flags.
+type Seconds time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler (used by kong).
+func (s *Seconds) UnmarshalText(b []byte) error {
+	t := strings.TrimSpace(string(b))
+	if n, err := strconv.ParseFloat(t, 64); err == nil {
+		if n < 0 || n > 1e6 {
+			return fmt.Errorf("%q is out of range", t)
+		}
+		*s = Seconds(time.Duration(n * float64(time.Second)))
+		return nil
+	}
+	d, err := time.ParseDuration(t)
+	if err != nil {
+		return fmt.Errorf("%q is neither seconds (15) nor a duration (15s)", t)
+	}
+	if d < 0 {
+		return fmt.Errorf("%q is negative", t)
+	}
+	*s = Seconds(d)
+	return nil
+}
+
+func (s Seconds) D() time.Duration { return time.Duration(s) }
+
+// CLI is edgepoll's command line. Every flag can also be set from the
+// environment: EDGEPOLL_<FLAG> unless a tag names another variable.
+type CLI struct {
+	APIURL string `name:"api-url" env:"ILERT_API_HOST" default:"https://api.ilert.com" help:"ilert API base URL." group:"ilert"`
+
+	Mode string `name:"mode" aliases:"edge_mode" env:"EDGEPOLL_MODE" help:"Delivery target: http, kafka, mqtt, script or stdout (required)." placeholder:"MODE" group:"Target"`
+
+	HTTPURL        string  `name:"http-url" aliases:"edge_http_url" help:"http: target URL (required for http)." group:"HTTP"`
+	HTTPMethod     string  `name:"http-method" aliases:"edge_http_method" default:"POST" help:"http: POST or PUT." group:"HTTP"`
+	HTTPAuthHeader string  `name:"http-auth-header" aliases:"edge_http_auth_header" help:"http: name of an auth header sent with every request (needs a value)." group:"HTTP"`
+	HTTPAuthValue  string  `name:"http-auth-value" aliases:"edge_http_auth_value" env:"ILERT_EDGE_HTTP_AUTH_VALUE,EDGEPOLL_HTTP_AUTH_VALUE" help:"http: the auth header's value (secret; prefer the environment)." group:"HTTP"`
+	HTTPTimeout    Seconds `name:"http-timeout" default:"10s" help:"http: timeout of one delivery request." group:"HTTP"`
+
+	KafkaBrokers         string  `name:"kafka-brokers" aliases:"kafka_brokers" help:"kafka: comma-separated host:port list (required for kafka)." group:"Kafka"`
+	Topic                string  `name:"topic" aliases:"edge_topic" help:"kafka, mqtt: target topic (required for kafka and mqtt)." group:"Kafka and MQTT"`
+	KafkaTLS             bool    `name:"kafka-tls" help:"kafka: connect with TLS." group:"Kafka"`
+	KafkaCA              string  `name:"kafka-ca" help:"kafka: CA certificate file (PEM) for TLS; implies --kafka-tls." type:"path" group:"Kafka"`
+	KafkaCert            string  `name:"kafka-cert" help:"kafka: client certificate file (PEM) for mutual TLS." type:"path" group:"Kafka"`
+	KafkaKey             string  `name:"kafka-key" help:"kafka: client key file (PEM) for mutual TLS." type:"path" group:"Kafka"`
+	KafkaSASLMechanism   string  `name:"kafka-sasl-mechanism" help:"kafka: SASL mechanism: plain, scram-sha-256 or scram-sha-512." group:"Kafka"`
+	KafkaUsername        string  `name:"kafka-username" help:"kafka: SASL user name." group:"Kafka"`
+	KafkaPassword        string  `name:"kafka-password" env:"EDGEPOLL_KAFKA_PASSWORD" help:"kafka: SASL password (secret; prefer the environment)." group:"Kafka"`
+	KafkaDeliveryTimeout Seconds `name:"kafka-delivery-timeout" default:"30s" help:"kafka: how long a record may take to be acknowledged before the cycle fails." group:"Kafka"`
+
+	MQTTHost           string  `name:"mqtt-host" short:"m" aliases:"mqtt_host" help:"mqtt: broker host (required for mqtt)." group:"MQTT"`
+	MQTTPort           int     `name:"mqtt-port" short:"q" aliases:"mqtt_port" default:"1883" help:"mqtt: broker port." group:"MQTT"`
+	MQTTQoS            int     `name:"mqtt-qos" aliases:"mqtt_qos" default:"0" help:"mqtt: QoS 0, 1 or 2 (1 or 2: an item counts as delivered once the broker acknowledged it)." group:"MQTT"`
+	MQTTUsername       string  `name:"mqtt-username" aliases:"mqtt_username" help:"mqtt: user name." group:"MQTT"`
+	MQTTPassword       string  `name:"mqtt-password" aliases:"mqtt_password" env:"EDGEPOLL_MQTT_PASSWORD" help:"mqtt: password (secret; prefer the environment)." group:"MQTT"`
+	MQTTTLS            bool    `name:"mqtt-tls" aliases:"mqtt_tls" help:"mqtt: connect with TLS." group:"MQTT"`
+	MQTTCA             string  `name:"mqtt-ca" aliases:"mqtt_ca" help:"mqtt: CA certificate file (PEM); implies --mqtt-tls." type:"path" group:"MQTT"`
+	MQTTCert           string  `name:"mqtt-cert" help:"mqtt: client certificate file (PEM)." type:"path" group:"MQTT"`
+	MQTTKey            string  `name:"mqtt-key" help:"mqtt: client key file (PEM)." type:"path" group:"MQTT"`
+	MQTTClientID       string  `name:"mqtt-client-id" help:"mqtt: client id (default: edgepoll- and random hex, unique per run)." group:"MQTT"`
+	MQTTConnectTimeout Seconds `name:"mqtt-connect-timeout" default:"10s" help:"mqtt: bound on connecting to the broker." group:"MQTT"`
+
+	Script        string  `name:"script" aliases:"edge_script" help:"script: path of an executable run once per item (required for script)." group:"Script"`
+	ScriptTimeout Seconds `name:"script-timeout" default:"30s" help:"script: timeout of one run; then its whole process group is killed." group:"Script"`
+
+	State                 string `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: sqlite:PATH, json:PATH or dynamodb:TABLE." group:"State"`
+	ConnectorKeyParameter string `name:"connector-key-parameter" help:"Read the connector key from this SSM Parameter Store SecureString (instead of ILERT_EDGE_CONNECTOR_KEY)." group:"ilert"`
+	ConnectorKeySecret    string `name:"connector-key-secret" help:"Read the connector key from this Secrets Manager secret (id or ARN)." group:"ilert"`
+
+	Loop            bool    `name:"loop" help:"Run as a daemon: repeat cycles until SIGTERM/SIGINT." group:"Daemon"`
+	PollInterval    Seconds `name:"poll-interval" aliases:"edge_poll_interval" default:"10s" help:"Wait between cycles (5s..120s; plain seconds or a duration)." group:"Daemon"`
+	StandbyInterval Seconds `name:"standby-interval" aliases:"edge_standby_interval" default:"10s" help:"HA standby poll interval (5s..120s)." group:"Daemon"`
+	ClusterID       string  `name:"cluster-id" aliases:"edge_cluster_id" help:"Enable server-managed HA in this cluster." group:"Daemon"`
+	InstanceID      string  `name:"instance-id" aliases:"edge_instance_id" help:"HA instance id (default: random)." group:"Daemon"`
+	Port            int     `name:"port" short:"p" help:"With --loop: serve /health, /ready and /metrics on this port." group:"Daemon"`
+	ListenAddr      string  `name:"listen-addr" help:"With --port: address to listen on (default: all interfaces)." group:"Daemon"`
+	Heartbeat       string  `name:"heartbeat" short:"b" env:"ILERT_HEARTBEAT_KEY" help:"ilert heartbeat key to ping (secret; prefer the environment)." group:"Daemon"`
+
+	Verbose   int              `name:"verbose" short:"v" type:"counter" help:"More log detail (-v debug, -v -v everything)." group:"Logging"`
+	LogFormat string           `name:"log-format" default:"text" help:"Log format on stderr: text or json." group:"Logging"`
+	Version   kong.VersionFlag `name:"version" help:"Print the version and exit."`
+}
+
+// Modes of delivery.
+var modes = []string{"http", "kafka", "mqtt", "script", "stdout"}
+
+// UsageError is a configuration error: exit 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// flagNamer names a flag the way the user set it: the spelling used on the
+// command line, else the environment variable that set it, else the
+// canonical --flag.
+type flagNamer struct {
+	args  []string
+	flags map[string]*kong.Flag
+}
+
+func newFlagNamer(k *kong.Kong, args []string) flagNamer {
+	n := flagNamer{args: args, flags: map[string]*kong.Flag{}}
+	for _, f := range k.Model.Flags {
+		n.flags[f.Name] = f
+	}
+	return n
+}
+
+func (n flagNamer) name(flag string) string {
+	f := n.flags[flag]
+	if f == nil {
+		return "--" + flag
+	}
+	spellings := []string{"--" + f.Name}
+	for _, a := range f.Aliases {
+		spellings = append(spellings, "--"+a)
+	}
+	if f.Short != 0 {
+		spellings = append(spellings, "-"+string(f.Short))
+	}
+	for i := len(n.args) - 1; i >= 0; i-- {
+		a := n.args[i]
+		if a == "--" {
+			continue
+		}
+		for _, s := range spellings {
+			if a == s || strings.HasPrefix(a, s+"=") || (len(s) == 2 && strings.HasPrefix(a, s) && !strings.HasPrefix(a, "--")) {
+				return s
+			}
+		}
+	}
+	for _, e := range f.Envs {
+		if _, ok := os.LookupEnv(e); ok {
+			return e
+		}
+	}
+	return "--" + f.Name
+}
+
+func (n flagNamer) errf(flag, format string, args ...any) error {
+	return &UsageError{Msg: n.name(flag) + ": " + fmt.Sprintf(format, args...)}
+}
+
+// validate checks the whole configuration up front; nothing is polled or
+// delivered when it fails.
+func (c *CLI) validate(n flagNamer) error {
+	u, err := url.Parse(c.APIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return n.errf("api-url", "must be an absolute http(s) URL")
+	}
+	c.Mode = strings.ToLower(strings.TrimSpace(c.Mode))
+	switch c.Mode {
+	case "":
+		return n.errf("mode", "is required (one of %s)", strings.Join(modes, ", "))
+	case "http":
+		if c.HTTPURL == "" {
+			return n.errf("http-url", "is required with --mode http")
+		}
+		hu, err := url.Parse(c.HTTPURL)
+		if err != nil || (hu.Scheme != "http" && hu.Scheme != "https") || hu.Host == "" {
+			return n.errf("http-url", "must be an absolute http(s) URL")
+		}
+		c.HTTPMethod = strings.ToUpper(strings.TrimSpace(c.HTTPMethod))
+		if c.HTTPMethod != "POST" && c.HTTPMethod != "PUT" {
+			return n.errf("http-method", "must be POST or PUT")
+		}
+		if c.HTTPAuthHeader != "" && c.HTTPAuthValue == "" {
+			return n.errf("http-auth-header", "is set but has no value (set --http-auth-value or ILERT_EDGE_HTTP_AUTH_VALUE)")
+		}
+		if c.HTTPAuthHeader == "" && c.HTTPAuthValue != "" {
+			return n.errf("http-auth-value", "is set but --http-auth-header is not")
+		}
+		if c.HTTPAuthHeader != "" && !validHeaderName(c.HTTPAuthHeader) {
+			return n.errf("http-auth-header", "is not a valid HTTP header name")
+		}
+		if strings.ContainsAny(c.HTTPAuthValue, "\r\n\x00") {
+			return n.errf("http-auth-value", "contains control characters")
+		}
+		if c.HTTPTimeout.D() <= 0 {
+			return n.errf("http-timeout", "must be positive")
+		}
+	case "kafka":
+		if strings.TrimSpace(c.KafkaBrokers) == "" {
+			return n.errf("kafka-brokers", "is required with --mode kafka")
+		}
+		for _, b := range splitList(c.KafkaBrokers) {
+			if err := hostPort(b); err != nil {
+				return n.errf("kafka-brokers", "%q: %v", b, err)
+			}
+		}
+		if c.Topic == "" {
+			return n.errf("topic", "is required with --mode kafka")
+		}
+		switch strings.ToLower(c.KafkaSASLMechanism) {
+		case "", "plain", "scram-sha-256", "scram-sha-512":
+		default:
+			return n.errf("kafka-sasl-mechanism", "must be plain, scram-sha-256 or scram-sha-512")
+		}
+		if c.KafkaSASLMechanism != "" && (c.KafkaUsername == "" || c.KafkaPassword == "") {
+			return n.errf("kafka-sasl-mechanism", "needs --kafka-username and --kafka-password (or EDGEPOLL_KAFKA_PASSWORD)")
+		}
+		if c.KafkaSASLMechanism == "" && (c.KafkaUsername != "" || c.KafkaPassword != "") {
+			return n.errf("kafka-username", "needs --kafka-sasl-mechanism")
+		}
+		if (c.KafkaCert == "") != (c.KafkaKey == "") {
+			return n.errf("kafka-cert", "--kafka-cert and --kafka-key go together")
+		}
+		for flag, p := range map[string]string{"kafka-ca": c.KafkaCA, "kafka-cert": c.KafkaCert, "kafka-key": c.KafkaKey} {
+			if err := readableFile(p); err != nil {
+				return n.errf(flag, "%v", err)
+			}
+		}
+		if c.KafkaDeliveryTimeout.D() <= 0 {
+			return n.errf("kafka-delivery-timeout", "must be positive")
+		}
+	case "mqtt":
+		if c.MQTTHost == "" {
+			return n.errf("mqtt-host", "is required with --mode mqtt")
+		}
+		if c.MQTTPort < 1 || c.MQTTPort > 65535 {
+			return n.errf("mqtt-port", "must be 1..65535")
+		}
+		if c.MQTTQoS < 0 || c.MQTTQoS > 2 {
+			return n.errf("mqtt-qos", "must be 0, 1 or 2")
+		}
+		if c.Topic == "" {
+			return n.errf("topic", "is required with --mode mqtt")
+		}
+		if strings.ContainsAny(c.Topic, "+#\x00") {
+			return n.errf("topic", "must not contain the wildcards + or #")
+		}
+		if c.MQTTPassword != "" && c.MQTTUsername == "" {
+			return n.errf("mqtt-password", "is set but --mqtt-username is not")
+		}
+		if (c.MQTTCert == "") != (c.MQTTKey == "") {
+			return n.errf("mqtt-cert", "--mqtt-cert and --mqtt-key go together")
+		}
+		for flag, p := range map[string]string{"mqtt-ca": c.MQTTCA, "mqtt-cert": c.MQTTCert, "mqtt-key": c.MQTTKey} {
+			if err := readableFile(p); err != nil {
+				return n.errf(flag, "%v", err)
+			}
+		}
+		if c.MQTTConnectTimeout.D() <= 0 {
+			return n.errf("mqtt-connect-timeout", "must be positive")
+		}
+	case "script":
+		if c.Script == "" {
+			return n.errf("script", "is required with --mode script")
+		}
+		st, err := os.Stat(c.Script)
+		switch {
+		case err != nil:
+			return n.errf("script", "%v", shortPathErr(err))
+		case !st.Mode().IsRegular():
+			return n.errf("script", "%s is not a regular file", c.Script)
+		case st.Mode().Perm()&0o111 == 0:
+			return n.errf("script", "%s is not executable", c.Script)
+		}
+		if c.ScriptTimeout.D() <= 0 {
+			return n.errf("script-timeout", "must be positive")
+		}
+	case "stdout":
+	default:
+		return n.errf("mode", "unknown mode %q (one of %s)", c.Mode, strings.Join(modes, ", "))
+	}
+
+	if _, _, err := parseState(c.State); err != nil {
+		return n.errf("state", "%v", err)
+	}
+	if err := interval(c.PollInterval.D()); err != nil {
+		return n.errf("poll-interval", "%v", err)
+	}
+	if err := interval(c.StandbyInterval.D()); err != nil {
+		return n.errf("standby-interval", "%v", err)
+	}
+	if c.InstanceID != "" && c.ClusterID == "" {
+		return n.errf("instance-id", "needs --cluster-id")
+	}
+	if c.Port != 0 {
+		if c.Port < 1 || c.Port > 65535 {
+			return n.errf("port", "must be 1..65535")
+		}
+		if !c.Loop {
+			return n.errf("port", "only applies with --loop (health endpoints of the daemon)")
+		}
+	}
+	if c.ListenAddr != "" && c.Port == 0 {
+		return n.errf("listen-addr", "needs --port")
+	}
+	if c.ListenAddr != "" && net.ParseIP(strings.Trim(c.ListenAddr, "[]")) == nil && c.ListenAddr != "localhost" {
+		return n.errf("listen-addr", "must be an IP address or localhost")
+	}
+	if c.Heartbeat != "" && strings.ContainsAny(c.Heartbeat, "/?#% \r\n\x00") {
+		return n.errf("heartbeat", "is not a valid heartbeat key")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return n.errf("log-format", "must be text or json")
+	}
+	if c.ConnectorKeyParameter != "" && c.ConnectorKeySecret != "" {
+		return n.errf("connector-key-secret", "and --connector-key-parameter are mutually exclusive")
+	}
+	return nil
+}
+
+// parseState splits a --state value into scheme and rest.
+func parseState(s string) (scheme, rest string, err error) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return "", "", fmt.Errorf("%q: want sqlite:PATH, json:PATH or dynamodb:TABLE", s)
+	}
+	switch scheme {
+	case "sqlite", "json":
+		if rest == "" {
+			return "", "", fmt.Errorf("%s: needs a file path", scheme)
+		}
+	case "dynamodb":
+		if !validTableName(rest) {
+			return "", "", fmt.Errorf("dynamodb: %q is not a valid table name (3-255 of A-Z a-z 0-9 _ - .)", rest)
+		}
+	default:
+		return "", "", fmt.Errorf("unknown scheme %q: want sqlite:PATH, json:PATH or dynamodb:TABLE", scheme)
+	}
+	return scheme, rest, nil
+}
+
+func validTableName(s string) bool {
+	if len(s) < 3 || len(s) > 255 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func interval(d time.Duration) error {
+	if d < 5*time.Second || d > 120*time.Second {
+		return fmt.Errorf("%s is out of range (5s..120s)", d)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func hostPort(s string) error {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil || h == "" {
+		return errors.New("want host:port")
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("port must be 1..65535")
+	}
+	return nil
+}
+
+func readableFile(p string) error {
+	if p == "" {
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return shortPathErr(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return shortPathErr(err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", p)
+	}
+	return nil
+}
+
+func shortPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %v", pe.Path, pe.Err)
+	}
+	return err
+}
+
+func validHeaderName(h string) bool {
+	for _, r := range h {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r) {
+			return false
+		}
+	}
+	return h != ""
+}

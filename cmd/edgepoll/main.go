@@ -1,0 +1,174 @@
+// Command edgepoll pulls alert events queued for an ilert edge connection and
+// delivers each one, in order and at least once, to an HTTP endpoint, a
+// Kafka topic, an MQTT topic, a script or stdout.
+//
+// One invocation runs one poll cycle; --loop runs cycles as a daemon; inside
+// AWS Lambda (AWS_LAMBDA_RUNTIME_API set) it serves the Lambda runtime.
+// See README.md and `edgepoll --help`.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// Exit codes (cli.md).
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+type kongExit struct{ code int }
+
+// parse parses args (and the environment) into a validated CLI.
+func parse(args []string, stdout, stderr io.Writer) (cli *CLI, code int, done bool) {
+	cli = &CLI{}
+	k, err := kong.New(cli,
+		kong.Name("edgepoll"),
+		kong.Description("Pull ilert edge-connection events and deliver them in order, at least once, to a target in your network.\n\n"+
+			"One invocation runs one poll cycle and exits (0 ok, 1 cycle failed, 2 usage or configuration error); --loop runs as a daemon.\n"+
+			"The connector key is read from ILERT_EDGE_CONNECTOR_KEY (never a flag). Every flag can also be set as EDGEPOLL_<FLAG_NAME> unless another variable is shown."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { panic(kongExit{c}) }),
+		kong.DefaultEnvars("EDGEPOLL"),
+		kong.Vars{"version": "edgepoll " + poll.Version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, FlagsLast: true, NoExpandSubcommands: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "edgepoll: internal error: %v\n", err)
+		return nil, exitUsage, true
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ke, ok := r.(kongExit)
+			if !ok {
+				panic(r)
+			}
+			cli, code, done = nil, ke.code, true
+			if code != 0 {
+				code = exitUsage
+			}
+		}
+	}()
+	if _, err := k.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
+		return nil, exitUsage, true
+	}
+	if err := cli.validate(newFlagNamer(k, args)); err != nil {
+		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
+		return nil, exitUsage, true
+	}
+	return cli, 0, false
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cli, code, done := parse(args, stdout, stderr)
+	if done {
+		return code
+	}
+	log := newLogger(cli, stderr)
+
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		return runLambda(cli, log, stderr)
+	}
+
+	ctx, stop := signalContext(log)
+	defer stop()
+
+	key, err := connectorKey(ctx, cli)
+	if err != nil {
+		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	app, err := build(ctx, cli, key, runID(), log, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return exitFailed
+	}
+	defer app.close()
+
+	if cli.Loop {
+		return app.loop(ctx)
+	}
+	return app.once(ctx)
+}
+
+// signalContext is cancelled by the first SIGTERM/SIGINT (graceful stop:
+// finish the item in flight, persist, exit); a second signal exits at once.
+func signalContext(log *slog.Logger) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		sig, ok := <-ch
+		if !ok {
+			return
+		}
+		log.Info("stopping: finishing the item in flight and persisting the cursor (signal again to exit at once)", "signal", sig.String())
+		cancel()
+		if sig, ok = <-ch; ok {
+			log.Warn("second signal: exiting at once", "signal", sig.String())
+			os.Exit(exitFailed)
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// connectorKey reads the connector key: from ILERT_EDGE_CONNECTOR_KEY, or from
+// SSM / Secrets Manager when configured.
+func connectorKey(ctx context.Context, cli *CLI) (string, error) {
+	if cli.ConnectorKeyParameter != "" || cli.ConnectorKeySecret != "" {
+		return fetchConnectorKey(ctx, cli)
+	}
+	key := os.Getenv("ILERT_EDGE_CONNECTOR_KEY")
+	if key == "" {
+		return "", &UsageError{Msg: "ILERT_EDGE_CONNECTOR_KEY: is required (the edge connection's key; or set --connector-key-parameter / --connector-key-secret)"}
+	}
+	return key, nil
+}
+
+func runID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "run-" + hex.EncodeToString(b[:])
+}
+
+func newLogger(cli *CLI, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if cli.Verbose >= 1 {
+		level = slog.LevelDebug
+	}
+	if cli.Verbose >= 2 {
+		level = slog.LevelDebug - 4
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cli.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

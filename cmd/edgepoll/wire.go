@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// app is a configured edgepoll: client, sink, store and cycle.
+type app struct {
+	cli    *CLI
+	log    *slog.Logger
+	client *poll.Client
+	cycle  *poll.Cycle
+	store  poll.Store
+	sink   poll.Sink
+}
+
+// build turns a validated CLI into a runnable app. owner names this run in
+// leases (a run id, or the Lambda request id per invocation).
+func build(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, stdout io.Writer) (*app, error) {
+	client, err := poll.NewClient(poll.ClientConfig{BaseURL: cli.APIURL, Key: key})
+	if err != nil {
+		return nil, &UsageError{Msg: "--api-url: " + err.Error()}
+	}
+	store, err := openStore(ctx, cli, log)
+	if err != nil {
+		return nil, err
+	}
+	sink, err := newSink(ctx, cli, log, stdout)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a := &app{cli: cli, log: log, client: client, store: store, sink: sink}
+	a.cycle = &poll.Cycle{
+		Client: client,
+		Sink:   sink,
+		Store:  store,
+		Conn:   poll.ConnectionID(key),
+		Owner:  owner,
+		Log:    log,
+	}
+	if cli.ClusterID != "" {
+		inst := cli.InstanceID
+		if inst == "" {
+			inst = randomInstanceID()
+		}
+		a.cycle.HA = &poll.HA{ClusterID: cli.ClusterID, InstanceID: inst}
+	}
+	return a, nil
+}
+
+func (a *app) close() {
+	if err := a.sink.Close(); err != nil {
+		a.log.Warn("closing the sink", "err", err)
+	}
+	if err := a.store.Close(); err != nil {
+		a.log.Warn("closing the state store", "err", err)
+	}
+}
+
+// once runs one cycle and maps its outcome to an exit code.
+func (a *app) once(ctx context.Context) int {
+	start := time.Now()
+	sum, err := a.cycle.RunUntil(ctx, context.Background())
+	attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
+		"cursor", sum.Cursor, "duration", time.Since(start).Round(time.Millisecond)}
+	if sum.Role != "" {
+		attrs = append(attrs, "role", sum.Role)
+	}
+	if err != nil {
+		a.log.Error("cycle failed", append(attrs, "err", err)...)
+		return exitFailed
+	}
+	if sum.LeaseHeld {
+		return exitOK
+	}
+	if sum.Stopped {
+		a.log.Info("cycle stopped early on request; cursor persisted", attrs...)
+	} else {
+		a.log.Info("cycle done", attrs...)
+	}
+	if a.cli.Heartbeat != "" && !sum.Stopped {
+		hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.client.Heartbeat(hctx, a.cli.Heartbeat); err != nil {
+			a.log.Warn("heartbeat ping failed", "err", err)
+		}
+	}
+	return exitOK
+}
+
+func randomInstanceID() string {
+	id := runID()
+	return "edgepoll-" + id[len("run-"):]
+}
+
+// wrapSinkErr turns a sink constructor's error into a usage error naming the
+// flag when it is a configuration problem.
+func sinkErr(mode string, err error) error {
+	return fmt.Errorf("%s target: %w", mode, err)
+}
