@@ -94,7 +94,7 @@ type CLI struct {
 
 	Verbose   int              `name:"verbose" short:"v" type:"counter" help:"More log detail (-v debug, -v -v everything)." group:"Logging"`
 	LogFormat string           `name:"log-format" default:"text" help:"Log format on stderr: text or json." group:"Logging"`
-	Version   kong.VersionFlag `name:"version" help:"Print the version and exit."`
+	Version   kong.VersionFlag `name:"version" env:"-" help:"Print the version and exit."`
 }
 
 // Modes of delivery.
@@ -150,6 +150,18 @@ func (n flagNamer) name(flag string) string {
 		}
 	}
 	return "--" + f.Name
+}
+
+// rewrite replaces the canonical flag name that starts a kong parse error
+// ("--mqtt-qos: ...") with the spelling the user used (alias or env var).
+func (n flagNamer) rewrite(msg string) string {
+	for name := range n.flags {
+		prefix := "--" + name + ":"
+		if strings.HasPrefix(msg, prefix) {
+			return n.name(name) + ":" + strings.TrimPrefix(msg, prefix)
+		}
+	}
+	return msg
 }
 
 func (n flagNamer) errf(flag, format string, args ...any) error {

@@ -67,11 +67,12 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, code int, done bo
 			}
 		}
 	}()
+	namer := newFlagNamer(k, args)
 	if _, err := k.Parse(args); err != nil {
-		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
+		fmt.Fprintf(stderr, "edgepoll: error: %s\n", namer.rewrite(err.Error()))
 		return nil, exitUsage, true
 	}
-	if err := cli.validate(newFlagNamer(k, args)); err != nil {
+	if err := cli.validate(namer); err != nil {
 		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
 		return nil, exitUsage, true
 	}
