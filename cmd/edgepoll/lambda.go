@@ -1,18 +1,169 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/edgepoll/edgepoll/poll"
 )
 
-// runLambda serves the AWS Lambda runtime (issue: Lambda).
-func runLambda(cli *CLI, log *slog.Logger, stderr io.Writer) int {
-	log.Error("the Lambda runtime is not implemented yet")
-	return exitFailed
+// Deadline budget inside Lambda. With a remaining time R before the
+// invocation deadline:
+//   - no new poll or delivery starts after R − softMargin(R), where
+//     softMargin is 10% of R but at least lambdaMinSoftMargin: room for the
+//     item in flight to finish (an HTTP target's own timeout can be longer;
+//     the hard limit below then aborts it) and for persisting;
+//   - in-flight deliveries are aborted at R − lambdaHardMargin;
+//   - persisting the cursor and releasing the lease get lambdaPersist,
+//     which ends before the deadline.
+const (
+	lambdaMinSoftMargin = 5 * time.Second
+	lambdaHardMargin    = 2 * time.Second
+	lambdaPersist       = 1500 * time.Millisecond
+)
+
+// lambdaDeadlines derives the soft and hard deadlines of one invocation.
+func lambdaDeadlines(now, deadline time.Time) (soft, hard time.Time) {
+	remaining := deadline.Sub(now)
+	margin := remaining / 10
+	if margin < lambdaMinSoftMargin {
+		margin = lambdaMinSoftMargin
+	}
+	return deadline.Add(-margin), deadline.Add(-lambdaHardMargin)
 }
 
-// fetchConnectorKey reads the connector key from SSM or Secrets Manager.
-func fetchConnectorKey(ctx context.Context, cli *CLI) (string, error) {
-	return "", &UsageError{Msg: "--connector-key-parameter/--connector-key-secret: not implemented yet"}
+// LambdaResult is what one invocation returns.
+type LambdaResult struct {
+	poll.Summary
+	Connection string `json:"connection"` // hash of the key, never the key
+}
+
+// runLambda serves the AWS Lambda runtime: config comes from the
+// environment (validated already), the app is built once per cold start,
+// and each invocation runs one cycle bounded by the invocation's deadline.
+func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
+	log := lambdaLogger(cli, stderr)
+	ctx := context.Background()
+
+	if scheme, _, _ := parseState(cli.State); scheme != "dynamodb" {
+		return lambdaInitError(log, "ConfigError", fmt.Sprintf(
+			"EDGEPOLL_STATE: %q keeps state on the Lambda filesystem, which does not persist between invocations; use dynamodb:TABLE", cli.State), exitUsage)
+	}
+	kctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	key, err := connectorKey(kctx, cli)
+	cancel()
+	if err != nil {
+		code := exitFailed
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			code = exitUsage
+		}
+		return lambdaInitError(log, "ConfigError", err.Error(), code)
+	}
+	a, err := build(ctx, cli, key, "lambda-init", log, os.Stdout)
+	if err != nil {
+		return lambdaInitError(log, "InitError", err.Error(), exitFailed)
+	}
+	defer a.close()
+	a.cycle.PersistTimeout = lambdaPersist
+	conn := a.cycle.Conn
+
+	handler := func(ctx context.Context, _ json.RawMessage) (LambdaResult, error) {
+		owner := "lambda"
+		if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+			owner = lc.AwsRequestID
+		}
+		// Invocations of one execution environment never overlap, so the
+		// cycle's owner can be set per invocation.
+		a.cycle.Owner = owner
+		soft, hard := ctx, ctx
+		if dl, ok := ctx.Deadline(); ok {
+			s, h := lambdaDeadlines(time.Now(), dl)
+			var c1, c2 context.CancelFunc
+			soft, c1 = context.WithDeadline(ctx, s)
+			hard, c2 = context.WithDeadline(context.WithoutCancel(ctx), h)
+			defer c1()
+			defer c2()
+		}
+		ilog := log.With("request_id", owner)
+		a.cycle.Log = ilog
+		start := time.Now()
+		sum, err := a.cycle.RunUntil(soft, hard)
+		res := LambdaResult{Summary: sum, Connection: conn}
+		attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
+			"cursor", sum.Cursor, "lease_held", sum.LeaseHeld, "stopped", sum.Stopped, "duration", time.Since(start).Round(time.Millisecond)}
+		if err != nil {
+			ilog.Error("cycle failed", append(attrs, "err", err)...)
+			return res, err
+		}
+		ilog.Info("cycle done", attrs...)
+		if cli.Heartbeat != "" && !sum.LeaseHeld && !sum.Stopped {
+			hctx, cancel := context.WithTimeout(hard, 5*time.Second)
+			if err := a.client.Heartbeat(hctx, cli.Heartbeat); err != nil {
+				ilog.Warn("heartbeat ping failed", "err", err)
+			}
+			cancel()
+		}
+		return res, nil
+	}
+	lambda.Start(handler)
+	return exitFailed // lambda.Start only returns on a runtime API failure
+}
+
+// lambdaLogger honours Lambda's log settings: AWS_LAMBDA_LOG_FORMAT (JSON
+// unless explicitly Text and no --log-format was given) and
+// AWS_LAMBDA_LOG_LEVEL (overrides -v).
+func lambdaLogger(cli *CLI, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if cli.Verbose >= 1 {
+		level = slog.LevelDebug
+	}
+	switch strings.ToUpper(os.Getenv("AWS_LAMBDA_LOG_LEVEL")) {
+	case "TRACE":
+		level = slog.LevelDebug - 4
+	case "DEBUG":
+		level = slog.LevelDebug
+	case "INFO":
+		level = slog.LevelInfo
+	case "WARN":
+		level = slog.LevelWarn
+	case "ERROR", "FATAL":
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	text := strings.EqualFold(os.Getenv("AWS_LAMBDA_LOG_FORMAT"), "text") && os.Getenv("EDGEPOLL_LOG_FORMAT") != "json"
+	if text || os.Getenv("EDGEPOLL_LOG_FORMAT") == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// lambdaInitError reports an init failure to the Lambda Runtime API (so the
+// invocation fails with this message) and to the log, then exits.
+func lambdaInitError(log *slog.Logger, typ, msg string, code int) int {
+	log.Error("init failed", "err", msg)
+	body, _ := json.Marshal(map[string]any{"errorMessage": msg, "errorType": typ})
+	url := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/init/error"
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Lambda-Runtime-Function-Error-Type", "Runtime."+typ)
+		c := &http.Client{Timeout: 5 * time.Second}
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	return code
 }

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
+)
+
+const e2eKey = "iec1-e2e-Secret-Key-0000"
+
+// target is a real HTTP receiver on loopback recording what it got.
+type target struct {
+	mu     sync.Mutex
+	ids    []int64
+	bodies map[int64]string
+	hdrs   map[int64]http.Header
+	status func(id int64) int
+	delay  time.Duration
+	srv    *httptest.Server
+}
+
+func newTarget(t *testing.T) *target {
+	tg := &target{bodies: map[int64]string{}, hdrs: map[int64]http.Header{}}
+	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(r.Header.Get("X-ilert-Edge-Item-Id"), 10, 64)
+		body, _ := io.ReadAll(r.Body)
+		if tg.delay > 0 {
+			time.Sleep(tg.delay)
+		}
+		st := http.StatusOK
+		tg.mu.Lock()
+		if tg.status != nil {
+			st = tg.status(id)
+		}
+		if st/100 == 2 {
+			tg.ids = append(tg.ids, id)
+			tg.bodies[id] = string(body)
+			tg.hdrs[id] = r.Header.Clone()
+		}
+		tg.mu.Unlock()
+		w.WriteHeader(st)
+	}))
+	t.Cleanup(tg.srv.Close)
+	return tg
+}
+
+func (tg *target) got() []int64 {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return append([]int64(nil), tg.ids...)
+}
+
+// checkAtLeastOnceInOrder: every id 1..n arrived, first arrivals in order,
+// and at most maxDup redeliveries in total.
+func checkAtLeastOnceInOrder(t *testing.T, got []int64, n int, maxDup int) {
+	t.Helper()
+	seen := map[int64]bool{}
+	var firsts []int64
+	dups := 0
+	for _, id := range got {
+		if seen[id] {
+			dups++
+			continue
+		}
+		seen[id] = true
+		firsts = append(firsts, id)
+	}
+	want := make([]int64, n)
+	for i := range want {
+		want[i] = int64(i + 1)
+	}
+	require.Equal(t, want, firsts, "every item, first deliveries in order")
+	assert.LessOrEqual(t, dups, maxDup, "duplicates bounded")
+}
+
+type env struct {
+	api   *ilerttest.API
+	apiSv *httptest.Server
+	dir   string
+}
+
+func newEnv(t *testing.T, n int) *env {
+	api := ilerttest.New(e2eKey)
+	api.Push(e2eKey, ilerttest.AlertEvents(n)...)
+	sv := api.Start()
+	t.Cleanup(sv.Close)
+	return &env{api: api, apiSv: sv, dir: t.TempDir()}
+}
+
+func (e *env) vars(extra ...string) []string {
+	return baseEnv(append([]string{"ILERT_API_HOST=" + e.apiSv.URL, "ILERT_EDGE_CONNECTOR_KEY=" + e2eKey}, extra...)...)
+}
+
+var stateBackends = []string{"sqlite", "json"}
+
+func (e *env) state(backend string) string {
+	return backend + ":" + filepath.Join(e.dir, "state."+backend)
+}
+
+func TestHTTPDeliveryEndToEnd(t *testing.T) {
+	for _, backend := range stateBackends {
+		t.Run(backend, func(t *testing.T) {
+			e := newEnv(t, 230)
+			tg := newTarget(t)
+			args := []string{"--edge_mode", "http", "--edge_http_url", tg.srv.URL + "/hook", "--state", e.state(backend),
+				"--edge_http_auth_header", "X-Api-Key"}
+			r := runBin(t, e.vars("ILERT_EDGE_HTTP_AUTH_VALUE=tok-Sekr1t"), args...)
+			require.Equal(t, 0, r.code, r.stderr)
+			checkAtLeastOnceInOrder(t, tg.got(), 230, 0)
+			assert.Empty(t, r.stdout, "stdout belongs to the stdout sink")
+			h := tg.hdrs[1]
+			assert.Equal(t, "application/json", h.Get("Content-Type"))
+			assert.Equal(t, "alert-created", h.Get("X-ilert-Event-Type"))
+			assert.Equal(t, "100", h.Get("X-ilert-Alert-Id"))
+			assert.Equal(t, "1", h.Get("X-ilert-Edge-Item-Id"))
+			assert.Equal(t, "tok-Sekr1t", h.Get("X-Api-Key"))
+			payloads := ilerttest.AlertEvents(230)
+			assert.Equal(t, string(payloads[41]), tg.bodies[42], "payload bytes unchanged")
+
+			// Second run: cursor persisted, nothing redelivered.
+			r = runBin(t, e.vars("ILERT_EDGE_HTTP_AUTH_VALUE=tok-Sekr1t"), args...)
+			require.Equal(t, 0, r.code, r.stderr)
+			assert.Len(t, tg.got(), 230)
+			for _, out := range []string{r.stderr, r.stdout} {
+				assert.NotContains(t, out, e2eKey)
+				assert.NotContains(t, out, "tok-Sekr1t")
+			}
+		})
+	}
+}
+
+func TestRetryableTargetFailureExit1ThenResume(t *testing.T) {
+	e := newEnv(t, 20)
+	tg := newTarget(t)
+	down := true
+	tg.status = func(id int64) int {
+		switch {
+		case id == 5:
+			return http.StatusBadRequest // permanent: skipped
+		case id == 12 && down:
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite")}
+	r := runBin(t, e.vars(), args...)
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Equal(t, []int64{1, 2, 3, 4, 6, 7, 8, 9, 10, 11}, tg.got())
+	assert.Contains(t, r.stderr, "item=5")
+	assert.Contains(t, r.stderr, "http_400")
+	assert.Contains(t, r.stderr, "http_503")
+
+	tg.mu.Lock()
+	down = false
+	tg.mu.Unlock()
+	r = runBin(t, e.vars(), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []int64{1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}, tg.got())
+}
+
+func TestAPIErrorsExit1CursorUntouched(t *testing.T) {
+	e := newEnv(t, 5)
+	tg := newTarget(t)
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("json")}
+	for _, f := range []ilerttest.Fault{{Status: 401}, {Status: 502}, {Body: []byte(`{"items":[{"id":"1"}]}`)}, {Body: []byte(`[]`)}} {
+		e.api.Fail(f)
+		r := runBin(t, e.vars(), args...)
+		assert.Equal(t, 1, r.code, r.stderr)
+		assert.Empty(t, tg.got())
+		if f.Status == 401 {
+			assert.Contains(t, r.stderr, "authentication failed — check integration key")
+		}
+	}
+	r := runBin(t, e.vars(), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	checkAtLeastOnceInOrder(t, tg.got(), 5, 0)
+}
+
+func TestStdoutModeOnlyPayloadsOnStdout(t *testing.T) {
+	e := newEnv(t, 120)
+	e.api.PushItems(e2eKey, ilerttest.Item{ID: 500, Payload: json.RawMessage("{\n  \"id\": \"7\",\n  \"big\": 123456789012345678901234567890\n}")})
+	r := runBin(t, e.vars(), "--mode", "stdout", "--state", e.state("sqlite"), "-v", "-v")
+	require.Equal(t, 0, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	require.Len(t, lines, 121)
+	payloads := ilerttest.AlertEvents(120)
+	for i, l := range lines[:120] {
+		assert.Equal(t, string(payloads[i]), l)
+	}
+	assert.Equal(t, `{"id":"7","big":123456789012345678901234567890}`, lines[120], "one line per item, numbers untouched")
+	assert.NotEmpty(t, r.stderr, "logs go to stderr")
+}
+
+func TestScriptModeEndToEnd(t *testing.T) {
+	e := newEnv(t, 3)
+	out := filepath.Join(e.dir, "events.log")
+	script := filepath.Join(e.dir, "handle.sh")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s|%s|%s|%s|' \"$ILERT_EDGE_ITEM_ID\" \"$ILERT_EVENT_TYPE\" \"$ILERT_ALERT_ID\" \"$ILERT_TIMESTAMP\" >> "+out+"\ncat >> "+out+"\necho >> "+out+"\n"), 0o755))
+	r := runBin(t, e.vars(), "--mode", "script", "--edge_script", script, "--state", e.state("json"))
+	require.Equal(t, 0, r.code, r.stderr)
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, lines, 3)
+	p := ilerttest.AlertEvents(3)
+	assert.Equal(t, "2|alert-acknowledged|100|2026-05-04T10:00:17.000Z|"+string(p[1]), lines[1])
+}
+
+func TestCorruptStateIsAnError(t *testing.T) {
+	e := newEnv(t, 3)
+	tg := newTarget(t)
+	path := filepath.Join(e.dir, "state.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"version":1,"cursors":{`), 0o644))
+	r := runBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", "json:"+path)
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, path)
+	assert.Empty(t, tg.got(), "nothing delivered on a state error")
+}
+
+// SIGKILL mid-drain, several times: nothing is lost, each kill redelivers at
+// most the item in flight.
+func TestSIGKILLMidDrainLosesNothing(t *testing.T) {
+	for _, backend := range stateBackends {
+		t.Run(backend, func(t *testing.T) {
+			const n = 400
+			e := newEnv(t, n)
+			tg := newTarget(t)
+			tg.delay = 2 * time.Millisecond
+			args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state(backend)}
+			kills := 0
+			for _, at := range []int{37, 150, 151, 290} {
+				cmd := exec.Command(edgepollBin(t), args...)
+				cmd.Env = e.vars()
+				stderr, _ := cmd.StderrPipe()
+				require.NoError(t, cmd.Start())
+				go io.Copy(io.Discard, bufio.NewReader(stderr))
+				deadline := time.Now().Add(30 * time.Second)
+				for len(tg.got()) < at && time.Now().Before(deadline) {
+					time.Sleep(200 * time.Microsecond)
+				}
+				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+				_ = cmd.Wait()
+				kills++
+			}
+			r := runBin(t, e.vars(), args...)
+			require.Equal(t, 0, r.code, r.stderr)
+			checkAtLeastOnceInOrder(t, tg.got(), n, kills)
+		})
+	}
+}
+
+// Concurrent runs on one store: the lease makes them single-flight.
+func TestConcurrentRunsNeverDeliverTwice(t *testing.T) {
+	for _, backend := range stateBackends {
+		t.Run(backend, func(t *testing.T) {
+			const n = 300
+			e := newEnv(t, n)
+			tg := newTarget(t)
+			tg.delay = time.Millisecond
+			args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state(backend)}
+			var wg sync.WaitGroup
+			results := make([]result, 4)
+			for i := range results {
+				wg.Add(1)
+				go func() { defer wg.Done(); results[i] = runBin(t, e.vars(), args...) }()
+			}
+			wg.Wait()
+			held := 0
+			for _, r := range results {
+				assert.Equal(t, 0, r.code, r.stderr)
+				if strings.Contains(r.stderr, "lease held") {
+					held++
+				}
+			}
+			got := tg.got()
+			seen := map[int64]bool{}
+			for _, id := range got {
+				require.False(t, seen[id], "item %d delivered twice", id)
+				seen[id] = true
+			}
+			// Runs that found the lease held did not poll; finish the drain.
+			r := runBin(t, e.vars(), args...)
+			require.Equal(t, 0, r.code, r.stderr)
+			checkAtLeastOnceInOrder(t, tg.got(), n, 0)
+			t.Logf("%d of %d concurrent runs found the lease held", held, len(results))
+		})
+	}
+}

@@ -1,0 +1,107 @@
+// Package dynalitetest starts dynalite, a DynamoDB-compatible server (npm
+// package, installed by scripts/test-deps.sh), for tests: in memory, on a
+// free loopback port, killed at the end of the test.
+package dynalitetest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/edgepoll/edgepoll/internal/testenv"
+)
+
+// Server is a running dynalite.
+type Server struct {
+	Endpoint string // http://127.0.0.1:PORT
+	Client   *dynamodb.Client
+}
+
+// Env are the environment variables that point the AWS SDK (and so the
+// edgepoll binary) at this server with fake credentials.
+func (s *Server) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL_DYNAMODB=" + s.Endpoint,
+		"AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=AKIDTEST",
+		"AWS_SECRET_ACCESS_KEY=test-secret",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// Start starts dynalite for t (failing or skipping per testenv when it is
+// not installed).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := testenv.LookPath(t, "dynalite", "bash scripts/test-deps.sh", ".tools/dynalite/node_modules/.bin/dynalite")
+	port := freePort(t)
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting dynalite: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dynalite did not listen on %s", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s := &Server{Endpoint: "http://" + addr}
+	s.Client = dynamodb.New(dynamodb.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(s.Endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
+	})
+	return s
+}
+
+// CreateTable creates a table with the string partition key pk and waits
+// until it is active.
+func (s *Server) CreateTable(t testing.TB, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := s.Client.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	if err != nil {
+		t.Fatalf("creating table %s: %v", name, err)
+	}
+	w := dynamodb.NewTableExistsWaiter(s.Client, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond; o.MaxDelay = 200 * time.Millisecond })
+	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 15*time.Second); err != nil {
+		t.Fatalf("waiting for table %s: %v", name, err)
+	}
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
