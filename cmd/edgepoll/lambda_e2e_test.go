@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/internal/dynalitetest"
+	"github.com/edgepoll/edgepoll/internal/testenv"
+)
+
+// fakeRuntime is a small Lambda Runtime API: the test queues invocations,
+// the bootstrap fetches them from /next and posts a response or an error.
+type fakeRuntime struct {
+	srv     *httptest.Server
+	next    chan invocation
+	results chan invResult
+	initErr chan string
+}
+
+type invocation struct {
+	id       string
+	deadline time.Time
+}
+
+type invResult struct {
+	id   string
+	ok   bool
+	body []byte
+}
+
+func newFakeRuntime(t *testing.T) *fakeRuntime {
+	rt := &fakeRuntime{next: make(chan invocation, 16), results: make(chan invResult, 16), initErr: make(chan string, 1)}
+	const base = "/2018-06-01/runtime/"
+	rt.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		p := strings.TrimPrefix(r.URL.Path, base)
+		switch {
+		case p == "invocation/next" && r.Method == http.MethodGet:
+			select {
+			case inv := <-rt.next:
+				h := w.Header()
+				h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
+				h.Set("Lambda-Runtime-Deadline-Ms", fmt.Sprint(inv.deadline.UnixMilli()))
+				h.Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:edgepoll")
+				h.Set("Lambda-Runtime-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1")
+				_, _ = w.Write([]byte(`{"version":"0","detail-type":"Scheduled Event","source":"aws.scheduler"}`))
+			case <-r.Context().Done():
+			}
+		case strings.HasPrefix(p, "invocation/") && strings.HasSuffix(p, "/response"):
+			rt.results <- invResult{id: strings.TrimSuffix(strings.TrimPrefix(p, "invocation/"), "/response"), ok: true, body: body}
+			w.WriteHeader(http.StatusAccepted)
+		case strings.HasPrefix(p, "invocation/") && strings.HasSuffix(p, "/error"):
+			rt.results <- invResult{id: strings.TrimSuffix(strings.TrimPrefix(p, "invocation/"), "/error"), body: body}
+			w.WriteHeader(http.StatusAccepted)
+		case p == "init/error":
+			rt.initErr <- string(body)
+			w.WriteHeader(http.StatusAccepted)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(rt.srv.Close)
+	return rt
+}
+
+func (rt *fakeRuntime) invoke(t *testing.T, id string, timeout time.Duration) invResult {
+	t.Helper()
+	rt.next <- invocation{id: id, deadline: time.Now().Add(timeout)}
+	select {
+	case res := <-rt.results:
+		require.Equal(t, id, res.id)
+		return res
+	case <-time.After(timeout + 10*time.Second):
+		t.Fatalf("invocation %s: no result", id)
+	}
+	return invResult{}
+}
+
+// fakeSSM speaks the SSM JSON protocol for GetParameter, at the wire level.
+type fakeSSM struct {
+	srv   *httptest.Server
+	calls atomic.Int32
+}
+
+func newFakeSSM(t *testing.T, name, value string) *fakeSSM {
+	f := &fakeSSM{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Name           string
+			WithDecryption bool
+		}
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if r.Header.Get("X-Amz-Target") != "AmazonSSM.GetParameter" || in.Name != name || !in.WithDecryption {
+			w.WriteHeader(400)
+			_, _ = w.Write([]byte(`{"__type":"ParameterNotFound","message":"not found"}`))
+			return
+		}
+		f.calls.Add(1)
+		_ = json.NewEncoder(w).Encode(map[string]any{"Parameter": map[string]any{"Name": name, "Type": "SecureString", "Value": value, "Version": 1}})
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+var (
+	bootstrapOnce sync.Once
+	bootstrapPath string
+	bootstrapErr  error
+)
+
+// bootstrapBin builds the Lambda artifact exactly like `make build-EdgepollFunction`
+// (for the host architecture).
+func bootstrapBin(t *testing.T) string {
+	bootstrapOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "edgepoll-lambda-")
+		if err != nil {
+			bootstrapErr = err
+			return
+		}
+		bootstrapPath = filepath.Join(dir, "bootstrap")
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bootstrapPath, ".")
+		cmd.Dir = filepath.Join(testenv.RepoRoot(), "cmd", "edgepoll")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			bootstrapErr = fmt.Errorf("go build bootstrap: %v\n%s", err, out)
+		}
+	})
+	if bootstrapErr != nil {
+		t.Fatal(bootstrapErr)
+	}
+	return bootstrapPath
+}
+
+type lambdaRig struct {
+	env   *env
+	tg    *target
+	rt    *fakeRuntime
+	ssm   *fakeSSM
+	ddb   *dynalitetest.Server
+	proc  *exec.Cmd
+	logs  *syncBuffer
+	table string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func newLambdaRig(t *testing.T, items int, extraEnv ...string) *lambdaRig {
+	r := &lambdaRig{env: newEnv(t, items), tg: newTarget(t), rt: newFakeRuntime(t), ddb: dynalitetest.Start(t), table: "edgepoll-state", logs: &syncBuffer{}}
+	r.ddb.CreateTable(t, r.table)
+	r.ssm = newFakeSSM(t, "/edgepoll/connector-key", e2eKey)
+	vars := append(baseEnv(
+		"AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(r.rt.srv.URL, "http://"),
+		"AWS_LAMBDA_FUNCTION_NAME=edgepoll", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"AWS_LAMBDA_LOG_FORMAT=JSON",
+		"ILERT_API_HOST="+r.env.apiSv.URL,
+		"EDGEPOLL_CONNECTOR_KEY_PARAMETER=/edgepoll/connector-key",
+		"AWS_ENDPOINT_URL_SSM="+r.ssm.srv.URL,
+		"EDGEPOLL_MODE=http", "EDGEPOLL_HTTP_URL="+r.tg.srv.URL+"/hook",
+		"EDGEPOLL_STATE=dynamodb:"+r.table,
+	), r.ddb.Env()...)
+	vars = append(vars, extraEnv...)
+	r.proc = exec.Command(bootstrapBin(t))
+	r.proc.Env = vars
+	r.proc.Stdout, r.proc.Stderr = r.logs, r.logs
+	require.NoError(t, r.proc.Start())
+	t.Cleanup(func() {
+		_ = r.proc.Process.Kill()
+		_ = r.proc.Wait()
+		assert.NotContains(t, r.logs.String(), e2eKey, "the key never appears in output")
+		assert.NotContains(t, r.logs.String(), "panic")
+	})
+	return r
+}
+
+func summaryOf(t *testing.T, res invResult) LambdaResult {
+	t.Helper()
+	require.True(t, res.ok, "invocation failed: %s", res.body)
+	var s LambdaResult
+	require.NoError(t, json.Unmarshal(res.body, &s), string(res.body))
+	return s
+}
+
+func TestLambdaInvocationsDrainQueue(t *testing.T) {
+	r := newLambdaRig(t, 1150)
+	s1 := summaryOf(t, r.rt.invoke(t, "req-1", 60*time.Second))
+	assert.Equal(t, 10, s1.Polls)
+	assert.Equal(t, 1000, s1.Delivered)
+	assert.Equal(t, int64(1000), s1.Cursor)
+	assert.NotEmpty(t, s1.Connection)
+	s2 := summaryOf(t, r.rt.invoke(t, "req-2", 60*time.Second))
+	assert.Equal(t, 150, s2.Delivered)
+	s3 := summaryOf(t, r.rt.invoke(t, "req-3", 60*time.Second))
+	assert.Equal(t, 0, s3.Polled)
+	checkAtLeastOnceInOrder(t, r.tg.got(), 1150, 0)
+	assert.Equal(t, int32(1), r.ssm.calls.Load(), "key fetched once per cold start")
+	assert.Contains(t, r.logs.String(), `"request_id":"req-2"`, "JSON logs with the request id")
+}
+
+func TestLambdaShortDeadlineStopsEarlyAndPersists(t *testing.T) {
+	r := newLambdaRig(t, 300)
+	r.tg.delay = 20 * time.Millisecond
+	// 7s remaining: soft margin 5s, so deliveries stop after about 2s.
+	start := time.Now()
+	res := r.rt.invoke(t, "short-1", 7*time.Second)
+	took := time.Since(start)
+	s := summaryOf(t, res)
+	assert.True(t, s.Stopped, "stopped early")
+	assert.Less(t, took, 7*time.Second, "answered before the deadline")
+	assert.Greater(t, s.Delivered, 0)
+	assert.Less(t, s.Delivered, 300)
+	n := len(r.tg.got())
+	assert.InDelta(t, s.Delivered, n, 1)
+	r.tg.delay = 0
+	s2 := summaryOf(t, r.rt.invoke(t, "short-2", 60*time.Second))
+	assert.False(t, s2.Stopped)
+	checkAtLeastOnceInOrder(t, r.tg.got(), 300, 1)
+}
+
+func TestLambdaFailedCycleIsInvocationError(t *testing.T) {
+	r := newLambdaRig(t, 10)
+	r.tg.status = func(id int64) int {
+		if id == 4 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}
+	res := r.rt.invoke(t, "fail-1", 30*time.Second)
+	require.False(t, res.ok)
+	var e struct{ ErrorMessage, ErrorType string }
+	require.NoError(t, json.Unmarshal(res.body, &e), string(res.body))
+	assert.Contains(t, e.ErrorMessage, "http_503")
+	assert.Equal(t, []int64{1, 2, 3}, r.tg.got())
+
+	r.tg.mu.Lock()
+	r.tg.status = nil
+	r.tg.mu.Unlock()
+	s := summaryOf(t, r.rt.invoke(t, "fail-2", 30*time.Second))
+	assert.Equal(t, 7, s.Delivered)
+	checkAtLeastOnceInOrder(t, r.tg.got(), 10, 0)
+}
+
+func TestLambdaLeaseHeldIsNotAnError(t *testing.T) {
+	r := newLambdaRig(t, 5)
+	// A one-shot run elsewhere holds the lease right now: simulate it with
+	// the same binary outside Lambda, against the same table, blocked on a
+	// slow target.
+	r.tg.delay = 300 * time.Millisecond
+	other := exec.Command(edgepollBin(t), "--mode", "http", "--http-url", r.tg.srv.URL, "--state", "dynamodb:"+r.table)
+	other.Env = append(r.env.vars(), r.ddb.Env()...)
+	require.NoError(t, other.Start())
+	defer func() { _ = other.Wait() }()
+	require.Eventually(t, func() bool { return len(r.tg.got()) >= 1 }, 20*time.Second, 10*time.Millisecond)
+	s := summaryOf(t, r.rt.invoke(t, "held-1", 30*time.Second))
+	assert.True(t, s.LeaseHeld)
+	assert.Equal(t, 0, s.Polls)
+}
+
+func TestLambdaRefusesLocalState(t *testing.T) {
+	rt := newFakeRuntime(t)
+	cmd := exec.Command(bootstrapBin(t))
+	cmd.Env = baseEnv("AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(rt.srv.URL, "http://"),
+		"ILERT_EDGE_CONNECTOR_KEY="+e2eKey, "EDGEPOLL_MODE=stdout", "EDGEPOLL_STATE=sqlite:/tmp/x.db")
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "init failure exits non-zero")
+	assert.Contains(t, string(out), "EDGEPOLL_STATE")
+	select {
+	case body := <-rt.initErr:
+		assert.Contains(t, body, "EDGEPOLL_STATE")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no init error reported to the runtime API")
+	}
+	assert.NotContains(t, string(out), e2eKey)
+}
