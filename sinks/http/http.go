@@ -1,0 +1,182 @@
+// Package http is the HTTP sink: each event is sent as one request to the
+// target URL, the payload as the JSON body, metadata in X-ilert-* headers.
+package http
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// Config configures the HTTP sink.
+type Config struct {
+	// URL is the target (http or https). Required.
+	URL string
+	// Method is POST (default) or PUT.
+	Method string
+	// AuthHeader and AuthValue, both or neither: a header sent with every
+	// request. AuthValue is a secret: never logged, never in an error.
+	AuthHeader string
+	AuthValue  string
+	// Timeout bounds one request, from connect to the response headers and a
+	// bounded read of the body. Default 10s: a target slower than that is
+	// treated as failing (retryable) rather than stalling the queue.
+	Timeout time.Duration
+	// UserAgent sent with every request. Default "edgepoll/<version>".
+	UserAgent string
+	// Transport overrides the HTTP transport (tests). Default: keep-alive
+	// connection reuse to the one target, 5s connect and TLS handshake
+	// bounds, proxy from the environment.
+	Transport nethttp.RoundTripper
+}
+
+// Sink delivers events over HTTP. It implements poll.Deliverer; one request
+// at a time, in order, over a reused keep-alive connection.
+type Sink struct {
+	url    string
+	safe   string // URL for messages: no userinfo, no query
+	method string
+	hdr    string
+	val    string
+	ua     string
+	client *nethttp.Client
+	log    *slog.Logger
+}
+
+// New validates cfg and builds the sink.
+func New(cfg Config, log *slog.Logger) (*Sink, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("URL must be an absolute http(s) URL")
+	}
+	method := strings.ToUpper(cfg.Method)
+	if method == "" {
+		method = nethttp.MethodPost
+	}
+	if method != nethttp.MethodPost && method != nethttp.MethodPut {
+		return nil, fmt.Errorf("method %q: must be POST or PUT", cfg.Method)
+	}
+	if (cfg.AuthHeader == "") != (cfg.AuthValue == "") {
+		return nil, errors.New("auth header and auth value must be set together")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "edgepoll/" + poll.Version
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		rt = &nethttp.Transport{
+			Proxy:                 nethttp.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout:   5 * time.Second,
+			MaxIdleConns:          4,
+			MaxIdleConnsPerHost:   4,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: cfg.Timeout,
+			ForceAttemptHTTP2:     true,
+		}
+	}
+	safe := *u
+	safe.User = nil
+	safe.RawQuery = ""
+	safe.Fragment = ""
+	return &Sink{
+		url: cfg.URL, safe: safe.String(), method: method, hdr: cfg.AuthHeader, val: cfg.AuthValue, ua: cfg.UserAgent, log: log,
+		client: &nethttp.Client{
+			Transport: rt,
+			Timeout:   cfg.Timeout,
+			// Redirects are not followed: a 3xx is an answer, not a delivery.
+			CheckRedirect: func(*nethttp.Request, []*nethttp.Request) error { return nethttp.ErrUseLastResponse },
+		},
+	}, nil
+}
+
+// Deliver sends one event. 2xx: delivered. 408, 429, 5xx, 1xx/3xx, timeouts
+// and transport errors: retryable. Other 4xx: permanent (the item is
+// skipped). Reasons: "http_<code>", "timeout", "transport", "canceled".
+func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
+	req, err := nethttp.NewRequestWithContext(ctx, s.method, s.url, bytes.NewReader(ev.Payload))
+	if err != nil {
+		return poll.Retryable("request", errors.New("building the request failed"))
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", s.ua)
+	setIf(h, "X-ilert-Event-Type", ev.EventType)
+	setIf(h, "X-ilert-Alert-Id", ev.AlertID)
+	h.Set("X-ilert-Edge-Item-Id", ev.ItemID())
+	if s.hdr != "" {
+		h.Set(s.hdr, s.val)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return s.transportErr(ctx, err)
+	}
+	// Drain a bounded part of the body so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return Classify(resp.StatusCode)
+}
+
+// Classify maps an HTTP status to nil (2xx) or a classed delivery error.
+func Classify(code int) error {
+	reason := "http_" + strconv.Itoa(code)
+	switch {
+	case code >= 200 && code <= 299:
+		return nil
+	case code == nethttp.StatusRequestTimeout || code == nethttp.StatusTooManyRequests:
+		return poll.Retryable(reason, fmt.Errorf("target answered %d", code))
+	case code >= 400 && code <= 499:
+		return poll.Permanent(reason, fmt.Errorf("target answered %d", code))
+	default: // 5xx, and 1xx/3xx which are not a delivery
+		return poll.Retryable(reason, fmt.Errorf("target answered %d", code))
+	}
+}
+
+func (s *Sink) transportErr(ctx context.Context, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // drop the URL (it may carry credentials)
+	}
+	switch {
+	case ctx.Err() != nil:
+		return poll.Retryable("canceled", ctx.Err())
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return poll.Retryable("timeout", fmt.Errorf("request to %s timed out", s.safe))
+	default:
+		return poll.Retryable("transport", fmt.Errorf("request to %s failed: %v", s.safe, err))
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func setIf(h nethttp.Header, k, v string) {
+	if v != "" {
+		h.Set(k, v)
+	}
+}
+
+// Close releases idle connections.
+func (s *Sink) Close() error {
+	s.client.CloseIdleConnections()
+	return nil
+}
