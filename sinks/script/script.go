@@ -1,0 +1,192 @@
+// Package script is the script sink: one run of an executable per event,
+// the payload on stdin, the metadata in environment variables.
+package script
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// Config configures the script sink.
+type Config struct {
+	// Path of the executable. Required: a regular, executable file. It is
+	// run directly, not through a shell.
+	Path string
+	// Timeout bounds one run, including writing stdin. On expiry the whole
+	// process group (grandchildren too) is killed and the delivery is
+	// retried. Default 30s, as in the reference agent.
+	Timeout time.Duration
+	// MaxOutput caps how much of the script's stdout and stderr is kept for
+	// the log. Default 4 KiB.
+	MaxOutput int
+}
+
+// Sink runs the script once per event. It implements poll.Deliverer.
+type Sink struct {
+	cfg Config
+	env []string
+	log *slog.Logger
+}
+
+// New validates cfg and builds the sink.
+func New(cfg Config, log *slog.Logger) (*Sink, error) {
+	if cfg.Path == "" {
+		return nil, errors.New("script path is empty")
+	}
+	st, err := os.Stat(cfg.Path)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("script: %w", err)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("script %s is not a regular file", cfg.Path)
+	case st.Mode().Perm()&0o111 == 0:
+		return nil, fmt.Errorf("script %s is not executable", cfg.Path)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.MaxOutput <= 0 {
+		cfg.MaxOutput = 4 << 10
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Sink{cfg: cfg, env: scrubEnv(os.Environ()), log: log}, nil
+}
+
+// scrubEnv drops edgepoll's secrets and the ILERT_* metadata variables (set
+// per event) from the environment passed to the script.
+func scrubEnv(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		up := strings.ToUpper(name)
+		switch {
+		case strings.HasPrefix(up, "ILERT_"):
+			continue // ILERT_EDGE_CONNECTOR_KEY, ILERT_HEARTBEAT_KEY, ILERT_EDGE_HTTP_AUTH_VALUE, metadata
+		case strings.HasPrefix(up, "EDGEPOLL_") && (strings.Contains(up, "PASSWORD") || strings.Contains(up, "KEY") ||
+			strings.Contains(up, "SECRET") || strings.Contains(up, "AUTH") || strings.Contains(up, "HEARTBEAT")):
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// Deliver runs the script for ev. Exit 0: delivered. Any other exit status
+// ("exit_status"), a signal ("signal"), the timeout ("timeout") or a failure
+// to start ("start"): retryable.
+func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+
+	cmd := exec.Command(s.cfg.Path)
+	cmd.Env = append(append([]string{}, s.env...),
+		"ILERT_EVENT_TYPE="+ev.EventType,
+		"ILERT_ALERT_ID="+ev.AlertID,
+		"ILERT_EDGE_ITEM_ID="+ev.ItemID(),
+		"ILERT_TIMESTAMP="+ev.Timestamp,
+	)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := &capped{max: s.cfg.MaxOutput}
+	cmd.Stdout, cmd.Stderr = out, out
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return poll.Retryable("start", err)
+	}
+	// With a non-*os.File Stdout, exec copies output in goroutines and Wait
+	// waits for them; a grandchild holding the pipe open would block Wait.
+	// WaitDelay bounds that after the process exits or is killed.
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return poll.Retryable("start", fmt.Errorf("starting %s: %v", s.cfg.Path, errors.Unwrap(err)))
+	}
+	pgid := cmd.Process.Pid
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // stdin writes are bounded by the kill below
+		defer wg.Done()
+		_, _ = stdin.Write(ev.Payload)
+		_ = stdin.Close()
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	var waitErr error
+	timedOut := false
+	select {
+	case waitErr = <-done:
+	case <-ctx.Done():
+		timedOut = true
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		waitErr = <-done
+	}
+	// Whatever the outcome, no process of this run outlives it.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	_ = stdin.Close()
+	wg.Wait()
+
+	if out.Len() > 0 {
+		s.log.Debug("script output", "item", ev.ID, "output", out.String(), "truncated", out.truncated)
+	}
+	var ee *exec.ExitError
+	switch {
+	case timedOut && ctx.Err() == context.DeadlineExceeded:
+		return poll.Retryable("timeout", fmt.Errorf("script timed out after %s; process group killed", s.cfg.Timeout))
+	case timedOut:
+		return poll.Retryable("canceled", ctx.Err())
+	case waitErr == nil:
+		return nil
+	case errors.As(waitErr, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return poll.Retryable("signal", fmt.Errorf("script killed by signal %s", ws.Signal()))
+		}
+		return poll.Retryable("exit_status", fmt.Errorf("script exited with status %d", ee.ExitCode()))
+	case errors.Is(waitErr, exec.ErrWaitDelay):
+		return nil // exited 0; a leftover grandchild held the output open and was killed
+	default:
+		return poll.Retryable("wait", waitErr)
+	}
+}
+
+// Close implements poll.Deliverer.
+func (s *Sink) Close() error { return nil }
+
+// capped keeps the first max bytes written to it.
+type capped struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	max       int
+	truncated bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.max - c.buf.Len()
+	if room < len(p) {
+		c.truncated = true
+		if room > 0 {
+			c.buf.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	c.buf.Write(p)
+	return len(p), nil
+}
+
+func (c *capped) Len() int       { c.mu.Lock(); defer c.mu.Unlock(); return c.buf.Len() }
+func (c *capped) String() string { c.mu.Lock(); defer c.mu.Unlock(); return c.buf.String() }

@@ -1,0 +1,146 @@
+package script
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+func writeScript(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "handler.sh")
+	require.NoError(t, os.WriteFile(p, []byte("#!/bin/sh\n"+body), 0o755))
+	return p
+}
+
+func TestStdinAndEnvExact(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	t.Setenv("ILERT_EDGE_CONNECTOR_KEY", "iec1-secret")
+	t.Setenv("ILERT_HEARTBEAT_KEY", "hb-secret")
+	t.Setenv("EDGEPOLL_MQTT_PASSWORD", "mqtt-secret")
+	t.Setenv("EDGEPOLL_KAFKA_PASSWORD", "kafka-secret")
+	t.Setenv("EDGEPOLL_HTTP_AUTH_VALUE", "auth-secret")
+	t.Setenv("UNRELATED_VAR", "kept")
+	p := writeScript(t, `cat > `+out+`.stdin; env > `+out+`.env`)
+	s, err := New(Config{Path: p}, nil)
+	require.NoError(t, err)
+	payload := `{"id":"100","eventType":"alert-created","timestamp":"2026-05-04T10:00:00.000Z","big":123456789012345678901234567890,"u":"Grüße\n"}`
+	require.NoError(t, s.Deliver(context.Background(), poll.NewEvent(42, []byte(payload))))
+	stdin, _ := os.ReadFile(out + ".stdin")
+	assert.Equal(t, payload, string(stdin))
+	env, _ := os.ReadFile(out + ".env")
+	for _, want := range []string{"ILERT_EVENT_TYPE=alert-created", "ILERT_ALERT_ID=100", "ILERT_EDGE_ITEM_ID=42", "ILERT_TIMESTAMP=2026-05-04T10:00:00.000Z", "UNRELATED_VAR=kept"} {
+		assert.Contains(t, string(env), want+"\n")
+	}
+	for _, secret := range []string{"iec1-secret", "hb-secret", "mqtt-secret", "kafka-secret", "auth-secret"} {
+		assert.NotContains(t, string(env), secret)
+	}
+}
+
+func TestFailuresAreRetryable(t *testing.T) {
+	cases := map[string]string{
+		"exit 3":        "exit_status",
+		"kill -TERM $$": "signal",
+	}
+	for body, reason := range cases {
+		s, err := New(Config{Path: writeScript(t, body)}, nil)
+		require.NoError(t, err)
+		err = s.Deliver(context.Background(), poll.NewEvent(1, []byte(`{}`)))
+		require.Error(t, err, body)
+		assert.False(t, poll.IsPermanent(err))
+		assert.Equal(t, reason, poll.ReasonOf(err), body)
+	}
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func TestTimeoutKillsWholeGroup(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	p := writeScript(t, "sleep 1000 &\necho $! > "+pidFile+"\nwait\n")
+	s, err := New(Config{Path: p, Timeout: 500 * time.Millisecond}, nil)
+	require.NoError(t, err)
+	start := time.Now()
+	err = s.Deliver(context.Background(), poll.NewEvent(1, []byte(`{}`)))
+	assert.Less(t, time.Since(start), 5*time.Second)
+	require.Error(t, err)
+	assert.Equal(t, "timeout", poll.ReasonOf(err))
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.Eventually(t, func() bool { return !alive(pid) }, 3*time.Second, 20*time.Millisecond, "grandchild %d killed", pid)
+}
+
+func TestLeftoverGrandchildDoesNotHang(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// exits 0 at once, but a background child keeps stdout open
+	p := writeScript(t, "sleep 1000 &\necho $! > "+pidFile+"\nexit 0\n")
+	s, err := New(Config{Path: p, Timeout: 20 * time.Second}, nil)
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, s.Deliver(context.Background(), poll.NewEvent(1, []byte(`{}`))))
+	assert.Less(t, time.Since(start), 10*time.Second)
+	b, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.Eventually(t, func() bool { return !alive(pid) }, 3*time.Second, 20*time.Millisecond)
+}
+
+func TestUnreadStdinBigPayloadBoundedByTimeout(t *testing.T) {
+	p := writeScript(t, "sleep 1000\n")
+	s, err := New(Config{Path: p, Timeout: 300 * time.Millisecond}, nil)
+	require.NoError(t, err)
+	big := append([]byte(`{"x":"`), append(bytes.Repeat([]byte("a"), 1<<20), []byte(`"}`)...)...)
+	start := time.Now()
+	err = s.Deliver(context.Background(), poll.NewEvent(1, big))
+	assert.Equal(t, "timeout", poll.ReasonOf(err))
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+func TestScriptNotReadingStdinStillSucceeds(t *testing.T) {
+	s, err := New(Config{Path: writeScript(t, "exit 0\n")}, nil)
+	require.NoError(t, err)
+	big := append([]byte(`{"x":"`), append(bytes.Repeat([]byte("a"), 1<<20), []byte(`"}`)...)...)
+	assert.NoError(t, s.Deliver(context.Background(), poll.NewEvent(1, big)))
+}
+
+func TestOutputCappedAndLoggedNotPrinted(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, err := New(Config{Path: writeScript(t, "head -c 100000 /dev/zero | tr '\\0' 'x'\necho err >&2\n"), MaxOutput: 64}, log)
+	require.NoError(t, err)
+	require.NoError(t, s.Deliver(context.Background(), poll.NewEvent(7, []byte(`{}`))))
+	assert.Contains(t, logs.String(), "item=7")
+	assert.Contains(t, logs.String(), "truncated=true")
+	assert.Less(t, logs.Len(), 1000)
+}
+
+func TestConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "noexec.sh")
+	require.NoError(t, os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644))
+	for _, p := range []string{"", filepath.Join(dir, "missing"), dir, noexec} {
+		_, err := New(Config{Path: p}, nil)
+		assert.Error(t, err, p)
+	}
+}
+
+func TestContextCancelKillsScript(t *testing.T) {
+	s, err := New(Config{Path: writeScript(t, "sleep 1000\n")}, nil)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = s.Deliver(ctx, poll.NewEvent(1, []byte(`{}`)))
+	require.Error(t, err)
+	assert.False(t, poll.IsPermanent(err))
+}
