@@ -1,0 +1,319 @@
+// Package contract is the test suite every poll.Store backend passes:
+// cursor round trip, monotonic saves, durability across reopen, lease
+// exclusion (between handles, within one handle, under a race), several
+// connections in one store, a lease freed by a dead process (SIGKILL) or by
+// expiry, and fencing of a run that lost its lease.
+//
+// A backend's test calls Run with a Harness; backends whose leases are
+// kernel locks also call ChildMain from TestMain so the suite can hold a
+// lease in a child process and kill it.
+package contract
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// Harness describes a backend to the suite.
+type Harness struct {
+	// Fresh returns a new, empty storage location (a file path, a table).
+	Fresh func(t *testing.T) string
+	// Open opens a store on loc; every call returns an independent handle,
+	// as another process would have. The suite closes the handles.
+	Open func(t *testing.T, loc string) poll.Store
+	// ChildProcess: the test binary calls ChildMain in TestMain, so the
+	// suite can hold a lease in a child process and SIGKILL it.
+	ChildProcess bool
+	// LeaseTTL > 0: leases expire after this long without renewal (the
+	// suite then waits it out; keep it short in tests). Backends with
+	// kernel locks leave it 0.
+	LeaseTTL time.Duration
+	// OpenStale, with LeaseTTL: opens a handle whose leases are never
+	// renewed (a frozen or partitioned run). Default Open.
+	OpenStale func(t *testing.T, loc string) poll.Store
+}
+
+const (
+	childLocEnv  = "EDGEPOLL_CONTRACT_CHILD_LOC"
+	childConnEnv = "EDGEPOLL_CONTRACT_CHILD_CONN"
+)
+
+// ChildMain, called first in a backend's TestMain, turns the test binary
+// into a lease holder when the suite starts it as a child: it opens the
+// store, takes the lease, says "held" and blocks until killed.
+func ChildMain(open func(loc string) (poll.Store, error)) {
+	loc := os.Getenv(childLocEnv)
+	if loc == "" {
+		return
+	}
+	s, err := open(loc)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(3)
+	}
+	l, err := s.Acquire(context.Background(), os.Getenv(childConnEnv), "child")
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(3)
+	}
+	if err := l.Save(context.Background(), 77); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(3)
+	}
+	fmt.Println("held")
+	select {}
+}
+
+var (
+	connA = poll.ConnectionID("iec1-connection-a")
+	connB = poll.ConnectionID("iec1-connection-b")
+)
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	ctx := context.Background()
+	open := func(t *testing.T, loc string) poll.Store {
+		s := h.Open(t, loc)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	acquire := func(t *testing.T, s poll.Store, conn, owner string) poll.Lease {
+		t.Helper()
+		l, err := s.Acquire(ctx, conn, owner)
+		if err != nil {
+			t.Fatalf("Acquire(%s): %v", owner, err)
+		}
+		return l
+	}
+	mustLoad := func(t *testing.T, l poll.Lease, want int64, wantOK bool) {
+		t.Helper()
+		got, ok, err := l.Load(ctx)
+		if err != nil || got != want || ok != wantOK {
+			t.Fatalf("Load = %d, %v, %v; want %d, %v", got, ok, err, want, wantOK)
+		}
+	}
+	mustSave := func(t *testing.T, l poll.Lease, c int64) {
+		t.Helper()
+		if err := l.Save(ctx, c); err != nil {
+			t.Fatalf("Save(%d): %v", c, err)
+		}
+	}
+	mustHeld := func(t *testing.T, err error) {
+		t.Helper()
+		if !errors.Is(err, poll.ErrLeaseHeld) {
+			t.Fatalf("want ErrLeaseHeld, got %v", err)
+		}
+	}
+
+	t.Run("EmptyLoad", func(t *testing.T) {
+		l := acquire(t, open(t, h.Fresh(t)), connA, "r1")
+		defer l.Release(ctx)
+		mustLoad(t, l, 0, false)
+	})
+
+	t.Run("RoundTripAcrossHandles", func(t *testing.T) {
+		loc := h.Fresh(t)
+		s1 := open(t, loc)
+		l := acquire(t, s1, connA, "r1")
+		mustSave(t, l, 5)
+		mustLoad(t, l, 5, true)
+		if err := l.Sync(ctx); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		if err := s1.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		l2 := acquire(t, open(t, loc), connA, "r2")
+		defer l2.Release(ctx)
+		mustLoad(t, l2, 5, true)
+	})
+
+	t.Run("MonotonicSaves", func(t *testing.T) {
+		loc := h.Fresh(t)
+		l := acquire(t, open(t, loc), connA, "r1")
+		mustSave(t, l, 10)
+		mustSave(t, l, 7)
+		mustSave(t, l, 10)
+		mustLoad(t, l, 10, true)
+		mustSave(t, l, 9_007_199_254_740_993) // beyond 2^53: no float rounding
+		mustLoad(t, l, 9_007_199_254_740_993, true)
+		_ = l.Release(ctx)
+		l2 := acquire(t, open(t, loc), connA, "r2")
+		defer l2.Release(ctx)
+		mustLoad(t, l2, 9_007_199_254_740_993, true)
+	})
+
+	t.Run("LeaseExclusionBetweenHandles", func(t *testing.T) {
+		loc := h.Fresh(t)
+		s1, s2 := open(t, loc), open(t, loc)
+		l1 := acquire(t, s1, connA, "r1")
+		_, err := s2.Acquire(ctx, connA, "r2")
+		mustHeld(t, err)
+		if err := l1.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l2 := acquire(t, s2, connA, "r2")
+		_ = l2.Release(ctx)
+	})
+
+	t.Run("LeaseExclusionWithinOneHandle", func(t *testing.T) {
+		s := open(t, h.Fresh(t))
+		l := acquire(t, s, connA, "r1")
+		defer l.Release(ctx)
+		_, err := s.Acquire(ctx, connA, "r2")
+		mustHeld(t, err)
+	})
+
+	t.Run("SaveAfterReleaseFails", func(t *testing.T) {
+		l := acquire(t, open(t, h.Fresh(t)), connA, "r1")
+		mustSave(t, l, 3)
+		_ = l.Release(ctx)
+		if err := l.Save(ctx, 4); err == nil {
+			t.Fatal("Save after Release must fail: the write would not be fenced")
+		}
+	})
+
+	t.Run("ConnectionsAreIndependent", func(t *testing.T) {
+		loc := h.Fresh(t)
+		s1, s2 := open(t, loc), open(t, loc)
+		la := acquire(t, s1, connA, "ra")
+		lb := acquire(t, s2, connB, "rb") // A's lease does not block B
+		mustSave(t, la, 100)
+		mustSave(t, lb, 3)
+		mustSave(t, la, 101)
+		mustLoad(t, la, 101, true)
+		mustLoad(t, lb, 3, true)
+		_ = la.Release(ctx)
+		_ = lb.Release(ctx)
+		l := acquire(t, open(t, loc), connB, "r3")
+		defer l.Release(ctx)
+		mustLoad(t, l, 3, true)
+	})
+
+	t.Run("AcquireRace", func(t *testing.T) {
+		loc := h.Fresh(t)
+		const n = 8
+		stores := make([]poll.Store, n)
+		for i := range stores {
+			stores[i] = open(t, loc)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var won []poll.Lease
+		start := make(chan struct{})
+		for i := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				l, err := stores[i].Acquire(ctx, connA, fmt.Sprintf("racer-%d", i))
+				if err == nil {
+					mu.Lock()
+					won = append(won, l)
+					mu.Unlock()
+				} else if !errors.Is(err, poll.ErrLeaseHeld) {
+					t.Errorf("racer %d: %v", i, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if len(won) != 1 {
+			t.Fatalf("%d racers won the lease, want exactly 1", len(won))
+		}
+		_ = won[0].Release(ctx)
+	})
+
+	if h.ChildProcess {
+		t.Run("LeaseFreedWhenHolderIsKilled", func(t *testing.T) {
+			loc := h.Fresh(t)
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), childLocEnv+"="+loc, childConnEnv+"="+connA)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			line, _ := bufio.NewReader(out).ReadString('\n')
+			if strings.TrimSpace(line) != "held" {
+				_ = cmd.Process.Kill()
+				t.Fatalf("child: %q", line)
+			}
+			s := open(t, loc)
+			_, err = s.Acquire(ctx, connA, "parent")
+			mustHeld(t, err)
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			var l poll.Lease
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				l, err = s.Acquire(ctx, connA, "parent")
+				if err == nil || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err != nil {
+				t.Fatalf("lease of a killed holder not freed: %v", err)
+			}
+			defer l.Release(ctx)
+			mustLoad(t, l, 77, true) // what the child saved before dying
+		})
+	}
+
+	if h.LeaseTTL > 0 {
+		t.Run("ExpiredLeaseTakenOverAndStaleWriterFenced", func(t *testing.T) {
+			loc := h.Fresh(t)
+			s1, s2 := open(t, loc), open(t, loc)
+			if h.OpenStale != nil {
+				s1 = h.OpenStale(t, loc)
+				t.Cleanup(func() { _ = s1.Close() })
+			}
+			stale := acquire(t, s1, connA, "stale")
+			mustSave(t, stale, 10)
+			if _, err := s2.Acquire(ctx, connA, "fresh"); !errors.Is(err, poll.ErrLeaseHeld) {
+				t.Fatalf("before expiry: want ErrLeaseHeld, got %v", err)
+			}
+			var fresh poll.Lease
+			deadline := time.Now().Add(h.LeaseTTL*3 + 5*time.Second)
+			for {
+				l, err := s2.Acquire(ctx, connA, "fresh")
+				if err == nil {
+					fresh = l
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("expired lease never taken over: %v", err)
+				}
+				time.Sleep(h.LeaseTTL / 10)
+			}
+			defer fresh.Release(ctx)
+			mustLoad(t, fresh, 10, true)
+			mustSave(t, fresh, 20)
+			if err := stale.Save(ctx, 30); !errors.Is(err, poll.ErrLeaseLost) {
+				t.Fatalf("stale owner's Save: want ErrLeaseLost, got %v", err)
+			}
+			_ = stale.Release(ctx) // must not free the fresh owner's lease
+			if _, err := s1.Acquire(ctx, connA, "third"); !errors.Is(err, poll.ErrLeaseHeld) {
+				t.Fatalf("stale Release freed the new owner's lease: %v", err)
+			}
+			mustLoad(t, fresh, 20, true)
+		})
+	}
+}

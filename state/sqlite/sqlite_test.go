@@ -1,0 +1,117 @@
+package sqlite
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/contract"
+)
+
+func TestMain(m *testing.M) {
+	contract.ChildMain(func(loc string) (poll.Store, error) { return Open(context.Background(), loc, nil) })
+	os.Exit(m.Run())
+}
+
+func TestContract(t *testing.T) {
+	contract.Run(t, contract.Harness{
+		Fresh: func(t *testing.T) string { return filepath.Join(t.TempDir(), "edgepoll.db") },
+		Open: func(t *testing.T, loc string) poll.Store {
+			s, err := Open(context.Background(), loc, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		ChildProcess: true,
+	})
+}
+
+func TestNotADatabase(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.db")
+	if err := os.WriteFile(p, []byte(strings.Repeat("this is not sqlite\n", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), p, nil)
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("want an error naming %s, got %v", p, err)
+	}
+}
+
+func TestMissingDirAndDirectoryInPlace(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(context.Background(), filepath.Join(dir, "nope", "x.db"), nil); err == nil {
+		t.Fatal("missing directory must fail")
+	}
+	if _, err := Open(context.Background(), dir, nil); err == nil {
+		t.Fatal("a directory in place of the file must fail")
+	}
+}
+
+func TestSyncReachesTheDatabaseFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.db")
+	s, err := Open(context.Background(), p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	l, err := s.Acquire(context.Background(), "c", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Save(context.Background(), 42); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// After a FULL checkpoint the main database file alone holds the value:
+	// copy it without its WAL and read it back.
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(cp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(context.Background(), cp, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	l2, _ := s2.Acquire(context.Background(), "c", "r")
+	if c, ok, err := l2.Load(context.Background()); c != 42 || !ok || err != nil {
+		t.Fatalf("checkpointed file: %d %v %v", c, ok, err)
+	}
+}
+
+func BenchmarkSave(b *testing.B) {
+	dir := b.TempDir()
+	b.Run("baseline-os.WriteFile", func(b *testing.B) {
+		p := filepath.Join(dir, "plain")
+		for i := 0; i < b.N; i++ {
+			if err := os.WriteFile(p, []byte(`{"cursor":`+strconv.Itoa(i)+`}`), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sqlite", func(b *testing.B) {
+		s, err := Open(context.Background(), filepath.Join(dir, "b.db"), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		l, _ := s.Acquire(context.Background(), "c", "r")
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := l.Save(context.Background(), int64(i+1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
