@@ -1,0 +1,166 @@
+package jsonfile
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/contract"
+)
+
+const writerEnv = "EDGEPOLL_JSONFILE_WRITER"
+
+func TestMain(m *testing.M) {
+	contract.ChildMain(func(loc string) (poll.Store, error) { return Open(context.Background(), loc, nil) })
+	if spec := os.Getenv(writerEnv); spec != "" { // loc|conn|n: save 1..n
+		parts := strings.Split(spec, "|")
+		n, _ := strconv.Atoi(parts[2])
+		s, err := Open(context.Background(), parts[0], nil)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(3)
+		}
+		l, err := s.Acquire(context.Background(), parts[1], "writer")
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(3)
+		}
+		for i := 1; i <= n; i++ {
+			if err := l.Save(context.Background(), int64(i)); err != nil {
+				fmt.Println(err)
+				os.Exit(3)
+			}
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestContract(t *testing.T) {
+	contract.Run(t, contract.Harness{
+		Fresh: func(t *testing.T) string { return filepath.Join(t.TempDir(), "state.json") },
+		Open: func(t *testing.T, loc string) poll.Store {
+			s, err := Open(context.Background(), loc, nil)
+			require.NoError(t, err)
+			return s
+		},
+		ChildProcess: true,
+	})
+}
+
+func TestCorruptOrUnreadableIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"truncated": `{"version":1,"cursors":{"a":{"cursor":`,
+		"garbage":   "\x00\x01garbage",
+		"array":     `[1,2]`,
+		"version":   `{"version":9,"cursors":{}}`,
+		"wrongtype": `{"version":1,"cursors":{"a":{"cursor":"12"}}}`,
+		"trailing":  `{"version":1,"cursors":{}} {}`,
+	} {
+		p := filepath.Join(dir, name+".json")
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+		_, err := Open(context.Background(), p, nil)
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), p)
+	}
+	// A directory where the file should be.
+	p := filepath.Join(dir, "isdir.json")
+	require.NoError(t, os.Mkdir(p, 0o755))
+	_, err := Open(context.Background(), p, nil)
+	assert.Error(t, err)
+	_, err = Open(context.Background(), filepath.Join(dir, "missing", "x.json"), nil)
+	assert.Error(t, err)
+}
+
+func TestCorruptedAfterOpenFailsSaveNotReset(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.json")
+	s, err := Open(context.Background(), p, nil)
+	require.NoError(t, err)
+	l, err := s.Acquire(context.Background(), "c", "r")
+	require.NoError(t, err)
+	require.NoError(t, l.Save(context.Background(), 5))
+	require.NoError(t, os.WriteFile(p, []byte("{"), 0o644))
+	assert.Error(t, l.Save(context.Background(), 6))
+	_, _, err = l.Load(context.Background())
+	assert.Error(t, err)
+	b, _ := os.ReadFile(p)
+	assert.Equal(t, "{", string(b), "a corrupt file is left for the operator, not overwritten")
+}
+
+func TestFileIsReadableJSON(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.json")
+	s, _ := Open(context.Background(), p, nil)
+	l, _ := s.Acquire(context.Background(), "conn-a", "r")
+	require.NoError(t, l.Save(context.Background(), 9_007_199_254_740_993))
+	require.NoError(t, l.Sync(context.Background()))
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"cursor": 9007199254740993`)
+	assert.Contains(t, string(b), `"version": 1`)
+	entries, _ := os.ReadDir(filepath.Dir(p))
+	for _, e := range entries {
+		assert.False(t, strings.Contains(e.Name(), ".tmp-"), "no temp file left: %s", e.Name())
+	}
+}
+
+// Several processes, each with its own connection, saving into one file at
+// the same time: no update is lost.
+func TestConcurrentProcessesShareOneFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "shared.json")
+	const procs, n = 4, 60
+	var wg sync.WaitGroup
+	for i := 0; i < procs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s|conn-%d|%d", writerEnv, p, i, n))
+			out, err := cmd.CombinedOutput()
+			assert.NoError(t, err, string(out))
+		}()
+	}
+	wg.Wait()
+	s, err := Open(context.Background(), p, nil)
+	require.NoError(t, err)
+	for i := 0; i < procs; i++ {
+		l, err := s.Acquire(context.Background(), fmt.Sprintf("conn-%d", i), "check")
+		require.NoError(t, err)
+		c, ok, err := l.Load(context.Background())
+		require.NoError(t, err)
+		assert.True(t, ok)
+		assert.Equal(t, int64(n), c, "conn-%d", i)
+	}
+}
+
+func BenchmarkSave(b *testing.B) {
+	dir := b.TempDir()
+	b.Run("baseline-os.WriteFile", func(b *testing.B) {
+		p := filepath.Join(dir, "plain")
+		for i := 0; i < b.N; i++ {
+			if err := os.WriteFile(p, []byte(`{"cursor":`+strconv.Itoa(i)+`}`), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("jsonfile", func(b *testing.B) {
+		s, _ := Open(context.Background(), filepath.Join(dir, "b.json"), nil)
+		l, _ := s.Acquire(context.Background(), "c", "r")
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := l.Save(context.Background(), int64(i+1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
