@@ -2,18 +2,59 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/edgepoll/edgepoll/poll"
+	httpsink "github.com/edgepoll/edgepoll/sinks/http"
+	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
+	stdoutsink "github.com/edgepoll/edgepoll/sinks/stdout"
+	"github.com/edgepoll/edgepoll/state/jsonfile"
+	"github.com/edgepoll/edgepoll/state/sqlite"
 )
 
 // openStore opens the --state backend.
 func openStore(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Store, error) {
-	return nil, &UsageError{Msg: "--state: no backend wired yet"}
+	scheme, rest, err := parseState(cli.State)
+	if err != nil {
+		return nil, &UsageError{Msg: "--state: " + err.Error()}
+	}
+	switch scheme {
+	case "sqlite":
+		return sqlite.Open(ctx, rest, log)
+	case "json":
+		return jsonfile.Open(ctx, rest, log)
+	case "dynamodb":
+		return openDynamo(ctx, rest, log)
+	}
+	return nil, &UsageError{Msg: "--state: unknown scheme " + scheme}
 }
 
 // newSink builds the --mode target.
 func newSink(ctx context.Context, cli *CLI, log *slog.Logger, stdout io.Writer) (poll.Sink, error) {
-	return nil, &UsageError{Msg: "--mode: no sink wired yet"}
+	switch cli.Mode {
+	case "http":
+		s, err := httpsink.New(httpsink.Config{
+			URL: cli.HTTPURL, Method: cli.HTTPMethod, AuthHeader: cli.HTTPAuthHeader, AuthValue: cli.HTTPAuthValue,
+			Timeout: cli.HTTPTimeout.D(),
+		}, log)
+		if err != nil {
+			return nil, &UsageError{Msg: "--http-url: " + err.Error()}
+		}
+		return poll.OneByOne(s), nil
+	case "script":
+		s, err := scriptsink.New(scriptsink.Config{Path: cli.Script, Timeout: cli.ScriptTimeout.D()}, log)
+		if err != nil {
+			return nil, &UsageError{Msg: "--script: " + err.Error()}
+		}
+		return poll.OneByOne(s), nil
+	case "stdout":
+		return poll.OneByOne(stdoutsink.New(stdout)), nil
+	case "kafka":
+		return newKafkaSink(ctx, cli, log)
+	case "mqtt":
+		return newMQTTSink(ctx, cli, log)
+	}
+	return nil, &UsageError{Msg: fmt.Sprintf("--mode: unknown mode %q", cli.Mode)}
 }

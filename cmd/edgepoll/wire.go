@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"time"
@@ -98,10 +97,4 @@ func (a *app) once(ctx context.Context) int {
 func randomInstanceID() string {
 	id := runID()
 	return "edgepoll-" + id[len("run-"):]
-}
-
-// wrapSinkErr turns a sink constructor's error into a usage error naming the
-// flag when it is a configuration problem.
-func sinkErr(mode string, err error) error {
-	return fmt.Errorf("%s target: %w", mode, err)
 }
