@@ -158,6 +158,23 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 	}
 	c.mu.Unlock()
 
+	// Without HA the server keeps no cursor (after-id is ours), so while a
+	// full batch is delivered the next page is fetched in the background; it
+	// is used only if the whole batch was handled and the cursor reached its
+	// last id. With HA, last-processed-id acknowledges items, so no prefetch.
+	var prefetch *prefetched
+	syncing := &syncer{}
+	defer func() {
+		if serr := syncing.wait(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	defer func() {
+		if prefetch != nil {
+			prefetch.cancel()
+			<-prefetch.done
+		}
+	}()
 	for sum.Polls < maxPolls {
 		if soft.Err() != nil {
 			sum.Stopped = true
@@ -167,9 +184,23 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		if c.HA != nil {
 			q = Query{ClusterID: c.HA.ClusterID, InstanceID: c.HA.InstanceID, LastProcessedID: cursor}
 		}
-		start := time.Now()
-		batch, err := c.Client.Poll(hard, q)
+		var (
+			batch Batch
+			err   error
+			start = time.Now()
+		)
+		if prefetch != nil && prefetch.after == cursor {
+			<-prefetch.done
+			batch, err, start = prefetch.batch, prefetch.err, prefetch.start
+		} else {
+			if prefetch != nil { // the batch was not fully handled: discard
+				prefetch.cancel()
+				<-prefetch.done
+			}
+			batch, err = c.Client.Poll(hard, q)
+		}
 		sum.Polls++
+		prefetch = nil
 		if err != nil {
 			reason := "error"
 			var pe *PollError
@@ -203,6 +234,9 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 			items = items[1:]
 		}
 		sum.Polled += len(items)
+		if batch.Full && c.HA == nil && sum.Polls < maxPolls && len(batch.Items) > 0 {
+			prefetch = c.prefetch(hard, batch.Items[len(batch.Items)-1].ID)
+		}
 		if len(items) > 0 {
 			log.Debug("polled", "items", len(items), "first", items[0].ID, "last", items[len(items)-1].ID, "full", batch.Full)
 			newCursor, err := c.deliver(soft, hard, log, obs, lease, items, &sum)
@@ -213,14 +247,12 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 				c.lastProcessed = cursor
 				c.mu.Unlock()
 			}
-			pctx, cancel := persistCtx()
-			serr := lease.Sync(pctx)
-			cancel()
+			if serr := syncing.wait(); serr != nil && err == nil {
+				err = serr
+			}
+			syncing.start(lease, persistCtx)
 			if err != nil {
 				return sum, err
-			}
-			if serr != nil {
-				return sum, &CycleError{Kind: "state", Reason: "sync", Err: fmt.Errorf("syncing the cursor: %w", serr)}
 			}
 			if sum.Stopped {
 				break
@@ -231,6 +263,53 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		}
 	}
 	return sum, nil
+}
+
+// syncer runs the end-of-batch Sync in the background, overlapping the next
+// batch's deliveries; the cycle waits for it before the next Sync and before
+// it releases the lease. Power loss in that window costs redelivery of the
+// items since the previous completed Sync, never loss.
+type syncer struct{ done chan error }
+
+func (s *syncer) start(lease Lease, persistCtx func() (context.Context, context.CancelFunc)) {
+	s.done = make(chan error, 1)
+	go func() {
+		ctx, cancel := persistCtx()
+		defer cancel()
+		if err := lease.Sync(ctx); err != nil {
+			s.done <- &CycleError{Kind: "state", Reason: "sync", Err: fmt.Errorf("syncing the cursor: %w", err)}
+			return
+		}
+		s.done <- nil
+	}()
+}
+
+func (s *syncer) wait() error {
+	if s.done == nil {
+		return nil
+	}
+	err := <-s.done
+	s.done = nil
+	return err
+}
+
+type prefetched struct {
+	after  int64
+	start  time.Time
+	batch  Batch
+	err    error
+	done   chan struct{}
+	cancel context.CancelFunc
+}
+
+func (c *Cycle) prefetch(ctx context.Context, after int64) *prefetched {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &prefetched{after: after, start: time.Now(), done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(p.done)
+		p.batch, p.err = c.Client.Poll(ctx, Query{AfterID: after})
+	}()
+	return p
 }
 
 func (c *Cycle) noteRole(log *slog.Logger, role string) {

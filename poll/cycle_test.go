@@ -362,3 +362,31 @@ func TestEventMetadataLenient(t *testing.T) {
 		assert.Equal(t, want, [3]string{ev.EventType, ev.AlertID, ev.Timestamp}, in)
 	}
 }
+
+// The next page is prefetched while a full batch is delivered; a failure in
+// the batch discards the prefetched page, so nothing is skipped.
+func TestCyclePrefetchDiscardedOnFailure(t *testing.T) {
+	sink := &scriptedSink{fail: map[int64]error{150: poll.Retryable("http_503", errors.New("503"))}}
+	f := newFixture(t, poll.OneByOne(sink), 350)
+	sum, err := f.cycle.Run(context.Background())
+	require.Error(t, err)
+	assert.Equal(t, seq(1, 149), sink.ids())
+	assert.Equal(t, int64(149), sum.Cursor)
+	delete(sink.fail, 150)
+	_, err = f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, seq(1, 350), sink.ids(), "resumed at 150, nothing skipped, nothing twice")
+}
+
+// With HA, last-processed-id acknowledges items: never poll ahead.
+func TestCycleHANeverPrefetches(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 250)
+	f.cycle.HA = &poll.HA{ClusterID: "c", InstanceID: "i"}
+	sum, err := f.cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, seq(1, 250), sink.ids())
+	reqs := f.api.Requests()
+	assert.Len(t, reqs, sum.Polls, "no speculative polls")
+	assert.Equal(t, []string{"", "100", "200"}, []string{reqs[0].Query["last-processed-id"], reqs[1].Query["last-processed-id"], reqs[2].Query["last-processed-id"]})
+}

@@ -27,7 +27,9 @@ type Lease interface {
 	// was lost returns ErrLeaseLost (wrapped).
 	Save(ctx context.Context, cursor int64) error
 	// Sync makes the saved cursor durable against power loss (fsync).
-	// The cycle calls it at the end of each batch.
+	// The cycle starts it at the end of each batch and lets it overlap the
+	// next batch: Sync must be safe to run concurrently with Save (never
+	// with another Sync or Release).
 	Sync(ctx context.Context) error
 	// Release gives the lease up. Safe to call once after any error.
 	Release(ctx context.Context) error

@@ -3,16 +3,16 @@
 //
 //	{"version":1,"cursors":{"<connection hash>":{"cursor":42,"updated_at":"..."}}}
 //
-// Durability: Save rewrites the file atomically (write a temp file in the
-// same directory, rename over the old one), so a killed process leaves either
-// the old or the new file, never a torn one. Sync fsyncs the file and its
-// directory, so at the end of each batch the cursor survives power loss.
-// A corrupt or unreadable file is an error, never a silent reset to 0.
+// Lease and per-item saves: see state/internal/locallease — a kernel lock on
+// PATH.lock-<connection hash>, freed when the holder dies, whose file also
+// carries the hot cursor (one pwrite per item, survives a process kill).
+// Sync, at the end of each batch, rewrites the JSON file atomically: a temp
+// file in the same directory, fsync, rename over the old file, fsync the
+// directory; it survives power loss and is never torn. A corrupt or
+// unreadable file is an error, never a silent reset to 0.
 //
-// Several connections (and processes) can share one file: each Save is a
-// read-modify-write under a short whole-file lock (PATH.lock). The lease is a
-// kernel lock per connection (PATH.lock-<connection hash>), freed by the
-// kernel when its holder dies.
+// Several connections (and processes) can share one file: each durable write
+// is a read-modify-write under a short whole-file lock (PATH.lock).
 package jsonfile
 
 import (
@@ -29,6 +29,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/state/internal/filelock"
+	"github.com/edgepoll/edgepoll/state/internal/locallease"
 )
 
 const fileVersion = 1
@@ -103,48 +104,33 @@ func unwrapPath(err error) error {
 
 // Acquire takes the connection's lease (a kernel lock).
 func (s *Store) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
-	c := conn
-	if len(c) > 32 {
-		c = c[:32]
+	l, err := locallease.Acquire(s, locallease.LockPath(s.path, conn), conn, owner)
+	if err != nil && !errors.Is(err, poll.ErrLeaseHeld) {
+		return nil, fmt.Errorf("state %s: %w", s.path, err)
 	}
-	lk, err := filelock.TryLock(s.path+".lock-"+c, fmt.Sprintf("%s pid %d since %s", owner, os.Getpid(), time.Now().UTC().Format(time.RFC3339)))
-	if errors.Is(err, filelock.ErrLocked) {
-		return nil, fmt.Errorf("%w: %v", poll.ErrLeaseHeld, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("state %s: lease: %v", s.path, err)
-	}
-	return &lease{s: s, conn: conn, lk: lk}, nil
+	return l, err
 }
 
 // Close implements poll.Store.
 func (s *Store) Close() error { return nil }
 
-type lease struct {
-	s        *Store
-	conn     string
-	lk       *filelock.Lock
-	released bool
-}
-
-func (l *lease) Load(context.Context) (int64, bool, error) {
-	f, err := l.s.read()
+// LoadDurable implements locallease.Durable.
+func (s *Store) LoadDurable(_ context.Context, conn string) (int64, bool, error) {
+	f, err := s.read()
 	if err != nil {
 		return 0, false, err
 	}
-	e, ok := f.Cursors[l.conn]
+	e, ok := f.Cursors[conn]
 	return e.Cursor, ok, nil
 }
 
-func (l *lease) Save(_ context.Context, cursor int64) error {
-	if l.released {
-		return errors.New("save after the lease was released")
-	}
-	return l.s.update(func(f *file) bool {
-		if e, ok := f.Cursors[l.conn]; ok && e.Cursor >= cursor {
+// SaveDurable implements locallease.Durable.
+func (s *Store) SaveDurable(_ context.Context, conn string, cursor int64) error {
+	return s.update(func(f *file) bool {
+		if e, ok := f.Cursors[conn]; ok && e.Cursor >= cursor {
 			return false
 		}
-		f.Cursors[l.conn] = entry{Cursor: cursor, UpdatedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+		f.Cursors[conn] = entry{Cursor: cursor, UpdatedAt: time.Now().UTC().Format(time.RFC3339Nano)}
 		return true
 	})
 }
@@ -173,41 +159,23 @@ func (s *Store) update(change func(*file) bool) error {
 		return fmt.Errorf("state %s: %v", s.path, unwrapPath(err))
 	}
 	_, werr := tmp.Write(append(b, '\n'))
+	serr := tmp.Sync()
 	cerr := tmp.Close()
-	if werr != nil || cerr != nil {
+	if werr != nil || serr != nil || cerr != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("state %s: writing: %v", s.path, errors.Join(werr, cerr))
+		return fmt.Errorf("state %s: writing: %v", s.path, errors.Join(werr, serr, cerr))
 	}
 	if err := os.Rename(tmp.Name(), s.path); err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("state %s: %v", s.path, unwrapPath(err))
 	}
-	return nil
-}
-
-// Sync fsyncs the file and its directory (power-loss durable).
-func (l *lease) Sync(context.Context) error {
-	for _, p := range []string{l.s.path, filepath.Dir(l.s.path)} {
-		f, err := os.Open(p)
-		if errors.Is(err, os.ErrNotExist) && p == l.s.path {
-			continue // nothing saved yet
-		}
-		if err != nil {
-			return fmt.Errorf("state %s: sync: %v", l.s.path, unwrapPath(err))
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("state %s: fsync %s: %v", l.s.path, p, err)
-		}
+	dir, err := os.Open(filepath.Dir(s.path))
+	if err != nil {
+		return fmt.Errorf("state %s: %v", s.path, unwrapPath(err))
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("state %s: fsync directory: %v", s.path, err)
 	}
 	return nil
-}
-
-func (l *lease) Release(context.Context) error {
-	if l.released {
-		return nil
-	}
-	l.released = true
-	return l.lk.Unlock()
 }

@@ -1,33 +1,43 @@
 package filelock
 
 import (
-	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 )
 
-func TestExclusiveWithinProcessAndNote(t *testing.T) {
+func TestMutualExclusion(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.lock")
-	a, err := TryLock(p, "run-a pid 1")
-	if err != nil {
-		t.Fatal(err)
+	var mu sync.Mutex
+	inside := 0
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				l, err := Acquire(p)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				inside++
+				if inside != 1 {
+					t.Errorf("%d holders at once", inside)
+				}
+				mu.Unlock()
+				time.Sleep(100 * time.Microsecond)
+				mu.Lock()
+				inside--
+				mu.Unlock()
+				_ = l.Unlock()
+			}
+		}()
 	}
-	_, err = TryLock(p, "run-b")
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("want ErrLocked, got %v", err)
-	}
-	if got := err.Error(); got != "locked by another holder (run-a pid 1)" {
-		t.Fatalf("holder note: %q", got)
-	}
-	if err := a.Unlock(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := TryLock(p, "run-b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = b.Unlock()
-	if _, err := TryLock(filepath.Join(t.TempDir(), "missing", "x"), ""); err == nil {
+	wg.Wait()
+	if _, err := Acquire(filepath.Join(t.TempDir(), "missing", "x")); err == nil {
 		t.Fatal("missing dir must fail")
 	}
 }
