@@ -90,6 +90,7 @@ type CLI struct {
 	InstanceID      string  `name:"instance-id" aliases:"edge_instance_id" help:"HA instance id (default: random)." group:"Daemon"`
 	Port            int     `name:"port" short:"p" help:"With --loop: serve /health, /ready and /metrics on this port." group:"Daemon"`
 	ListenAddr      string  `name:"listen-addr" help:"With --port: address to listen on (default: all interfaces)." group:"Daemon"`
+	MetricsFile     string  `name:"metrics-file" help:"One-shot: write Prometheus metrics in the node-exporter textfile format to this file at the end of the run." type:"path" group:"Daemon"`
 	Heartbeat       string  `name:"heartbeat" short:"b" env:"ILERT_HEARTBEAT_KEY" help:"ilert heartbeat key to ping (secret; prefer the environment)." group:"Daemon"`
 
 	Verbose   int              `name:"verbose" short:"v" type:"counter" help:"More log detail (-v debug, -v -v everything)." group:"Logging"`
@@ -310,6 +311,9 @@ func (c *CLI) validate(n flagNamer) error {
 		if !c.Loop {
 			return n.errf("port", "only applies with --loop (health endpoints of the daemon)")
 		}
+	}
+	if c.MetricsFile != "" && c.Loop {
+		return n.errf("metrics-file", "applies to one-shot runs; with --loop use -p for /metrics")
 	}
 	if c.ListenAddr != "" && c.Port == 0 {
 		return n.errf("listen-addr", "needs --port")

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -26,22 +27,28 @@ const e2eKey = "iec1-e2e-Secret-Key-0000"
 
 // target is a real HTTP receiver on loopback recording what it got.
 type target struct {
-	mu     sync.Mutex
-	ids    []int64
-	bodies map[int64]string
-	hdrs   map[int64]http.Header
-	status func(id int64) int
-	delay  time.Duration
-	srv    *httptest.Server
+	inflight atomic.Int32
+	mu       sync.Mutex
+	ids      []int64
+	bodies   map[int64]string
+	hdrs     map[int64]http.Header
+	status   func(id int64) int
+	delay    time.Duration
+	srv      *httptest.Server
 }
 
 func newTarget(t *testing.T) *target {
 	tg := &target{bodies: map[int64]string{}, hdrs: map[int64]http.Header{}}
 	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tg.inflight.Add(1)
+		defer tg.inflight.Add(-1)
 		id, _ := strconv.ParseInt(r.Header.Get("X-ilert-Edge-Item-Id"), 10, 64)
 		body, _ := io.ReadAll(r.Body)
-		if tg.delay > 0 {
-			time.Sleep(tg.delay)
+		tg.mu.Lock()
+		delay := tg.delay
+		tg.mu.Unlock()
+		if delay > 0 {
+			time.Sleep(delay)
 		}
 		st := http.StatusOK
 		tg.mu.Lock()

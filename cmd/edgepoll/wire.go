@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgepoll/edgepoll/metrics"
 	"github.com/edgepoll/edgepoll/poll"
 )
 
@@ -65,8 +66,26 @@ func (a *app) close() {
 
 // once runs one cycle and maps its outcome to an exit code.
 func (a *app) once(ctx context.Context) int {
+	var m *metrics.Metrics
+	if a.cli.MetricsFile != "" {
+		m = metrics.New(a.cli.Mode, false)
+		a.cycle.Observer = m
+	}
+	code := a.runOnce(ctx, m)
+	if m != nil {
+		if err := m.WriteTextfile(a.cli.MetricsFile); err != nil {
+			a.log.Warn("writing the metrics file failed", "path", a.cli.MetricsFile, "err", err)
+		}
+	}
+	return code
+}
+
+func (a *app) runOnce(ctx context.Context, m *metrics.Metrics) int {
 	start := time.Now()
 	sum, err := a.cycle.RunUntil(ctx, context.Background())
+	if m != nil {
+		m.Cycle(poll.CycleReport{Summary: sum, Err: err, Ready: err == nil})
+	}
 	attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
 		"cursor", sum.Cursor, "duration", time.Since(start).Round(time.Millisecond)}
 	if sum.Role != "" {
@@ -87,7 +106,11 @@ func (a *app) once(ctx context.Context) int {
 	if a.cli.Heartbeat != "" && !sum.Stopped {
 		hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := a.client.Heartbeat(hctx, a.cli.Heartbeat); err != nil {
+		err := a.client.Heartbeat(hctx, a.cli.Heartbeat)
+		if m != nil {
+			m.Heartbeat(err)
+		}
+		if err != nil {
 			a.log.Warn("heartbeat ping failed", "err", err)
 		}
 	}

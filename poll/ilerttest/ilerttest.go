@@ -55,6 +55,14 @@ type API struct {
 	beats     map[string]int
 	leaderTTL time.Duration
 	now       func() time.Time
+	beatFail  bool
+}
+
+// FailHeartbeats makes the heartbeat endpoint answer 500 (or 202 again).
+func (a *API) FailHeartbeats(fail bool) {
+	a.mu.Lock()
+	a.beatFail = fail
+	a.mu.Unlock()
 }
 
 type queue struct {
@@ -168,9 +176,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(r.URL.Path, "/api/heartbeats/"):
 		key := strings.TrimPrefix(r.URL.Path, "/api/heartbeats/")
 		a.mu.Lock()
-		a.beats[key]++
 		a.reqs = append(a.reqs, a.record(r))
+		fail := a.beatFail
+		if !fail {
+			a.beats[key]++
+		}
 		a.mu.Unlock()
+		if fail {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
 		w.WriteHeader(http.StatusAccepted)
 	default:
 		http.NotFound(w, r)

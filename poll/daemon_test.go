@@ -1,0 +1,242 @@
+package poll_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
+)
+
+// fakeClock hands every Sleep to the test, which checks the duration and
+// lets it end: the schedule is tested exactly, without waiting.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	sleeps chan sleepReq
+}
+
+type sleepReq struct {
+	d    time.Duration
+	wake chan bool
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), sleeps: make(chan sleepReq)}
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) bool {
+	r := sleepReq{d: d, wake: make(chan bool, 1)}
+	select {
+	case c.sleeps <- r:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case ok := <-r.wake:
+		c.mu.Lock()
+		c.now = c.now.Add(d)
+		c.mu.Unlock()
+		return ok
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// next waits for the daemon's next sleep and returns its duration.
+func (c *fakeClock) next(t *testing.T) sleepReq {
+	t.Helper()
+	select {
+	case r := <-c.sleeps:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not sleep")
+	}
+	return sleepReq{}
+}
+
+type daemonRig struct {
+	f       *fixture
+	clock   *fakeClock
+	reports chan poll.CycleReport
+	stop    context.CancelFunc
+	done    chan error
+}
+
+func startDaemon(t *testing.T, f *fixture) *daemonRig {
+	r := &daemonRig{f: f, clock: newFakeClock(), reports: make(chan poll.CycleReport, 100), done: make(chan error, 1)}
+	d := &poll.Daemon{Cycle: f.cycle, Interval: 10 * time.Second, StandbyInterval: 15 * time.Second, Clock: r.clock,
+		OnCycle: func(rep poll.CycleReport) { r.reports <- rep }}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go func() { r.done <- d.Run(ctx, context.Background()) }()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	return r
+}
+
+func (r *daemonRig) report(t *testing.T) poll.CycleReport {
+	t.Helper()
+	select {
+	case rep := <-r.reports:
+		return rep
+	case <-time.After(10 * time.Second):
+		t.Fatal("no cycle report")
+	}
+	return poll.CycleReport{}
+}
+
+func TestBackoffSequence(t *testing.T) {
+	want := []time.Duration{5, 10, 20, 40, 80, 160, 300, 300}
+	for i, w := range want {
+		assert.Equal(t, w*time.Second, poll.BackoffFor(i+1))
+	}
+}
+
+func TestDaemonIntervalBackoffAndReset(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 3)
+	f.api.Fail(ilerttest.Fault{Status: 503}, ilerttest.Fault{Status: 401}, ilerttest.Fault{Status: 500})
+	r := startDaemon(t, f)
+
+	for i, want := range []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second} {
+		rep := r.report(t)
+		assert.Error(t, rep.Err)
+		assert.False(t, rep.Ready)
+		assert.Equal(t, i+1, rep.Failures)
+		s := r.clock.next(t)
+		assert.Equal(t, want, s.d, "backoff after failure %d", i+1)
+		if i == 1 {
+			assert.Equal(t, "authentication failed — check integration key", rep.ReadyError)
+		}
+		s.wake <- true
+	}
+	rep := r.report(t)
+	require.NoError(t, rep.Err)
+	assert.True(t, rep.Ready)
+	assert.Equal(t, 0, rep.Failures)
+	assert.Equal(t, 3, rep.Summary.Delivered)
+	s := r.clock.next(t)
+	assert.Equal(t, 10*time.Second, s.d, "poll interval after success: backoff reset")
+	s.wake <- true
+	rep = r.report(t)
+	assert.Equal(t, 0, rep.Summary.Polled)
+	assert.Equal(t, 10*time.Second, r.clock.next(t).d)
+}
+
+func TestDaemonRetryableDeliveryFailureBacksOff(t *testing.T) {
+	sink := &scriptedSink{fail: map[int64]error{2: poll.Retryable("http_503", errors.New("503"))}}
+	f := newFixture(t, poll.OneByOne(sink), 3)
+	r := startDaemon(t, f)
+	rep := r.report(t)
+	require.Error(t, rep.Err)
+	assert.True(t, rep.Ready, "polling works; the target is down")
+	assert.Equal(t, 5*time.Second, r.clock.next(t).d, "no hot loop against a broken target")
+}
+
+func TestDaemonFullBacklogThenInterval(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 2500)
+	r := startDaemon(t, f)
+	rep := r.report(t)
+	assert.Equal(t, 10, rep.Summary.Polls)
+	assert.Equal(t, 1000, rep.Summary.Delivered)
+	s := r.clock.next(t)
+	assert.Equal(t, 10*time.Second, s.d, "after 10 polls in a row: one interval")
+	s.wake <- true
+	assert.Equal(t, 1000, r.report(t).Summary.Delivered)
+}
+
+func TestDaemonStandbyInterval(t *testing.T) {
+	f := newFixture(t, poll.OneByOne(&scriptedSink{}), 3)
+	f.cycle.HA = &poll.HA{ClusterID: "c", InstanceID: "node-2"}
+	// Another instance is leader already.
+	other := &poll.Cycle{Client: f.cycle.Client, Sink: poll.OneByOne(&scriptedSink{}), Store: newMemStore(), Conn: f.cycle.Conn, Owner: "o", HA: &poll.HA{ClusterID: "c", InstanceID: "node-1"}}
+	_, err := other.Run(context.Background())
+	require.NoError(t, err)
+	r := startDaemon(t, f)
+	rep := r.report(t)
+	assert.Equal(t, "standby", rep.Summary.Role)
+	assert.Equal(t, 15*time.Second, r.clock.next(t).d)
+}
+
+func TestDaemonLeaseHeldWaitsInterval(t *testing.T) {
+	f := newFixture(t, poll.OneByOne(&scriptedSink{}), 3)
+	_, err := f.store.Acquire(context.Background(), f.cycle.Conn, "someone-else")
+	require.NoError(t, err)
+	r := startDaemon(t, f)
+	rep := r.report(t)
+	assert.True(t, rep.Summary.LeaseHeld)
+	assert.NoError(t, rep.Err)
+	assert.Equal(t, 10*time.Second, r.clock.next(t).d, "the loser waits one interval")
+}
+
+func TestDaemonStopsGracefully(t *testing.T) {
+	f := newFixture(t, poll.OneByOne(&scriptedSink{}), 3)
+	r := startDaemon(t, f)
+	r.report(t)
+	r.clock.next(t) // sleeping
+	r.stop()
+	select {
+	case err := <-r.done:
+		assert.NoError(t, err)
+		r.done <- err
+	case <-time.After(5 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+}
+
+func TestHeartbeatOnlyWhileHealthy(t *testing.T) {
+	clock := newFakeClock()
+	var mu sync.Mutex
+	healthy, pings, reported := true, 0, 0
+	hb := &poll.Heartbeat{Clock: clock,
+		Healthy: func() bool { mu.Lock(); defer mu.Unlock(); return healthy },
+		Ping: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			pings++
+			if pings == 2 {
+				return errors.New("ilert down")
+			}
+			return nil
+		},
+		OnPing: func(error) { mu.Lock(); reported++; mu.Unlock() },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { hb.Run(ctx); close(done) }()
+	tick := func() {
+		s := clock.next(t)
+		assert.Equal(t, 30*time.Second, s.d)
+		s.wake <- true
+	}
+	tick()
+	tick() // ping 2 fails: reported, loop goes on
+	mu.Lock()
+	healthy = false
+	mu.Unlock()
+	tick()
+	tick()
+	mu.Lock()
+	healthy = true
+	mu.Unlock()
+	tick()
+	clock.next(t)
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, 3, pings, "no pings while unhealthy")
+	assert.Equal(t, 3, reported)
+}
