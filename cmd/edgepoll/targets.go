@@ -10,6 +10,7 @@ import (
 	httpsink "github.com/edgepoll/edgepoll/sinks/http"
 	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
 	stdoutsink "github.com/edgepoll/edgepoll/sinks/stdout"
+	"github.com/edgepoll/edgepoll/state/dynamo"
 	"github.com/edgepoll/edgepoll/state/jsonfile"
 	"github.com/edgepoll/edgepoll/state/sqlite"
 )
@@ -26,7 +27,7 @@ func openStore(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Store, err
 	case "json":
 		return jsonfile.Open(ctx, rest, log)
 	case "dynamodb":
-		return openDynamo(ctx, rest, log)
+		return dynamo.Open(ctx, rest, dynamo.Options{}, log)
 	}
 	return nil, &UsageError{Msg: "--state: unknown scheme " + scheme}
 }

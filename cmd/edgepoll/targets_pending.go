@@ -9,9 +9,6 @@ import (
 )
 
 // Wired as their packages land.
-func openDynamo(ctx context.Context, table string, log *slog.Logger) (poll.Store, error) {
-	return nil, errors.New("dynamodb state backend not available yet")
-}
 
 func newKafkaSink(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Sink, error) {
 	return nil, errors.New("kafka sink not available yet")

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +26,43 @@ import (
 type Server struct {
 	Endpoint string // http://127.0.0.1:PORT
 	Client   *dynamodb.Client
+	cmd      *exec.Cmd
+}
+
+// Kill stops the server.
+func (s *Server) Kill() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+var (
+	sharedMu sync.Mutex
+	shared   *Server
+)
+
+// Shared returns one server for the whole test binary (started on first
+// use); the package's TestMain calls StopShared after m.Run.
+func Shared(t testing.TB) *Server {
+	t.Helper()
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared == nil {
+		shared = start(t)
+	}
+	return shared
+}
+
+// StopShared stops the shared server, if any.
+func StopShared() {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if shared != nil {
+		shared.Kill()
+		shared = nil
+	}
 }
 
 // Env are the environment variables that point the AWS SDK (and so the
@@ -43,6 +81,13 @@ func (s *Server) Env() []string {
 // not installed).
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s := start(t)
+	t.Cleanup(s.Kill)
+	return s
+}
+
+func start(t testing.TB) *Server {
+	t.Helper()
 	bin := testenv.LookPath(t, "dynalite", "bash scripts/test-deps.sh", ".tools/dynalite/node_modules/.bin/dynalite")
 	port := freePort(t)
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
@@ -50,10 +95,7 @@ func Start(t testing.TB) *Server {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting dynalite: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
+	s := &Server{cmd: cmd}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -63,11 +105,12 @@ func Start(t testing.TB) *Server {
 			break
 		}
 		if time.Now().After(deadline) {
+			s.Kill()
 			t.Fatalf("dynalite did not listen on %s", addr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	s := &Server{Endpoint: "http://" + addr}
+	s.Endpoint = "http://" + addr
 	s.Client = dynamodb.New(dynamodb.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(s.Endpoint),
@@ -91,7 +134,10 @@ func (s *Server) CreateTable(t testing.TB, name string) {
 	if err != nil {
 		t.Fatalf("creating table %s: %v", name, err)
 	}
-	w := dynamodb.NewTableExistsWaiter(s.Client, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 50 * time.Millisecond; o.MaxDelay = 200 * time.Millisecond })
+	w := dynamodb.NewTableExistsWaiter(s.Client, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 50 * time.Millisecond
+		o.MaxDelay = 200 * time.Millisecond
+	})
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 15*time.Second); err != nil {
 		t.Fatalf("waiting for table %s: %v", name, err)
 	}

@@ -1,0 +1,336 @@
+// Package dynamo is the DynamoDB state backend (--state dynamodb:TABLE).
+//
+// The table has a string partition key "pk". Per connection (the hash of the
+// connector key) it holds two items:
+//
+//   - the lease, pk "lease#<conn>": owner, expires_at (epoch ms), gen (the
+//     lease generation, +1 at every acquisition) and ttl (epoch seconds, for
+//     DynamoDB's TTL: a lease item of a connection unused for a week
+//     disappears by itself);
+//   - the cursor, pk "cursor#<conn>": cursor, gen, updated_at.
+//
+// Acquire is a conditional write on the lease item (free, expired, or already
+// ours), then raises gen on the cursor item. Save is one conditional update
+// of the cursor item: it moves only forward, and only while no newer lease
+// generation has written there, so a run that lost its lease (expired and
+// taken over) can never write again: its Save fails with poll.ErrLeaseLost.
+// The lease is renewed in the background while held, so a long cycle keeps
+// it. Single-item conditions are used throughout (no transactions), so the
+// backend works with DynamoDB, DynamoDB Local and dynalite alike.
+// Throttling and transient errors are retried by the SDK's standard retryer.
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// Options configures the backend.
+type Options struct {
+	// Client to use; nil loads the SDK's default configuration (region,
+	// credentials, AWS_ENDPOINT_URL_DYNAMODB) with the standard retryer.
+	Client *dynamodb.Client
+	// LeaseTTL: a lease not renewed for this long may be taken over.
+	// Default 2m: longer than any pause of a healthy run, short enough that
+	// a crashed run (a Lambda timeout, a killed pod) blocks the next only
+	// briefly. Renewal keeps a long cycle's lease alive.
+	LeaseTTL time.Duration
+	// RenewEvery: how often a held lease is renewed. Default LeaseTTL/3.
+	// Negative disables renewal (tests of a frozen run).
+	RenewEvery time.Duration
+	// Now is the clock (tests). Default time.Now.
+	Now func() time.Time
+}
+
+// Store is a DynamoDB poll.Store.
+type Store struct {
+	table string
+	c     *dynamodb.Client
+	opt   Options
+	log   *slog.Logger
+}
+
+// Open checks the table exists and has the string partition key pk.
+func Open(ctx context.Context, table string, opt Options, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.LeaseTTL <= 0 {
+		opt.LeaseTTL = 2 * time.Minute
+	}
+	if opt.RenewEvery == 0 {
+		opt.RenewEvery = opt.LeaseTTL / 3
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	c := opt.Client
+	if c == nil {
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 })
+		}))
+		if err != nil {
+			return nil, fmt.Errorf("dynamodb: loading the AWS configuration: %v", err)
+		}
+		c = dynamodb.NewFromConfig(cfg)
+	}
+	out, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
+		return nil, fmt.Errorf("dynamodb table %s: %s", table, awsErr(err))
+	}
+	ok := false
+	for _, k := range out.Table.KeySchema {
+		if aws.ToString(k.AttributeName) == "pk" && k.KeyType == types.KeyTypeHash {
+			ok = true
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("dynamodb table %s: needs a string partition key named pk", table)
+	}
+	return &Store{table: table, c: c, opt: opt, log: log}, nil
+}
+
+// Close implements poll.Store.
+func (s *Store) Close() error { return nil }
+
+func key(pk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}}
+}
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func getNum(item map[string]types.AttributeValue, name string) int64 {
+	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(v.Value, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func isConditionFailed(err error) bool {
+	var cf *types.ConditionalCheckFailedException
+	return errors.As(err, &cf)
+}
+
+// awsErr renders an SDK error by code and message only.
+func awsErr(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode() + ": " + ae.ErrorMessage()
+	}
+	return err.Error()
+}
+
+func (s *Store) get(ctx context.Context, pk string) (map[string]types.AttributeValue, error) {
+	out, err := s.c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(pk), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("dynamodb %s: %s", s.table, awsErr(err))
+	}
+	return out.Item, nil
+}
+
+// Acquire takes the lease on conn for owner.
+func (s *Store) Acquire(ctx context.Context, conn, owner string) (poll.Lease, error) {
+	lpk, cpk := "lease#"+conn, "cursor#"+conn
+	litem, err := s.get(ctx, lpk)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.get(ctx, cpk)
+	if err != nil {
+		return nil, err
+	}
+	gen := max(getNum(litem, "gen"), getNum(cur, "gen")) + 1
+	now := s.opt.Now()
+	exp := now.Add(s.opt.LeaseTTL)
+	_, err = s.c.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{
+			"pk": str(lpk), "owner": str(owner), "gen": num(gen),
+			"expires_at":  num(exp.UnixMilli()),
+			"acquired_at": str(now.UTC().Format(time.RFC3339Nano)),
+			"ttl":         num(exp.Add(7 * 24 * time.Hour).Unix()),
+		},
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR attribute_not_exists(#o) OR expires_at < :now OR #o = :me"),
+		ExpressionAttributeNames:  map[string]string{"#o": "owner"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":me": str(owner)},
+	})
+	if isConditionFailed(err) {
+		holder := "another run"
+		if o, ok := litem["owner"].(*types.AttributeValueMemberS); ok {
+			holder = o.Value
+		}
+		return nil, fmt.Errorf("%w (held by %s)", poll.ErrLeaseHeld, holder)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dynamodb %s: taking the lease: %s", s.table, awsErr(err))
+	}
+	// Fence older generations out of the cursor item at once.
+	_, err = s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(cpk),
+		UpdateExpression:          aws.String("SET gen = :g"),
+		ConditionExpression:       aws.String("attribute_not_exists(gen) OR gen < :g"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":g": num(gen)},
+	})
+	if err != nil && !isConditionFailed(err) {
+		return nil, fmt.Errorf("dynamodb %s: fencing the cursor: %s", s.table, awsErr(err))
+	}
+	if isConditionFailed(err) { // a newer generation raced past us
+		return nil, fmt.Errorf("%w (taken over while acquiring)", poll.ErrLeaseHeld)
+	}
+	l := &lease{s: s, conn: conn, owner: owner, gen: gen, expires: exp, stop: make(chan struct{}), stopped: make(chan struct{})}
+	if s.opt.RenewEvery > 0 {
+		go l.renew()
+	} else {
+		close(l.stopped)
+	}
+	return l, nil
+}
+
+type lease struct {
+	s       *Store
+	conn    string
+	owner   string
+	gen     int64
+	mu      sync.Mutex
+	expires time.Time
+	lost    bool
+	done    bool
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+func (l *lease) renew() {
+	defer close(l.stopped)
+	t := time.NewTicker(l.s.opt.RenewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), l.s.opt.RenewEvery)
+		now := l.s.opt.Now()
+		exp := now.Add(l.s.opt.LeaseTTL)
+		_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(l.s.table),
+			Key:                       key("lease#" + l.conn),
+			UpdateExpression:          aws.String("SET expires_at = :exp, #t = :ttl"),
+			ConditionExpression:       aws.String("#o = :me AND gen = :g"),
+			ExpressionAttributeNames:  map[string]string{"#o": "owner", "#t": "ttl"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":exp": num(exp.UnixMilli()), ":ttl": num(exp.Add(7 * 24 * time.Hour).Unix()), ":me": str(l.owner), ":g": num(l.gen)},
+		})
+		cancel()
+		l.mu.Lock()
+		switch {
+		case err == nil:
+			l.expires = exp
+		case isConditionFailed(err):
+			l.lost = true
+			l.s.log.Warn("lease lost to another run", "owner", l.owner)
+		default:
+			l.s.log.Warn("renewing the lease failed; will retry", "err", awsErr(err))
+		}
+		lost := l.lost
+		l.mu.Unlock()
+		if lost {
+			return
+		}
+	}
+}
+
+func (l *lease) Load(ctx context.Context) (int64, bool, error) {
+	item, err := l.s.get(ctx, "cursor#"+l.conn)
+	if err != nil {
+		return 0, false, err
+	}
+	if _, ok := item["cursor"]; !ok {
+		return 0, false, nil
+	}
+	return getNum(item, "cursor"), true, nil
+}
+
+func (l *lease) Save(ctx context.Context, cursor int64) error {
+	l.mu.Lock()
+	lost, done, expired := l.lost, l.done, l.s.opt.Now().After(l.expires)
+	l.mu.Unlock()
+	switch {
+	case done:
+		return errors.New("save after the lease was released")
+	case lost || expired:
+		return fmt.Errorf("%w: cursor %d not saved", poll.ErrLeaseLost, cursor)
+	}
+	_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.s.table),
+		Key:                       key("cursor#" + l.conn),
+		UpdateExpression:          aws.String("SET #c = :c, gen = :g, updated_at = :at"),
+		ConditionExpression:       aws.String("(attribute_not_exists(gen) OR gen <= :g) AND (attribute_not_exists(#c) OR #c < :c)"),
+		ExpressionAttributeNames:  map[string]string{"#c": "cursor"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":c": num(cursor), ":g": num(l.gen), ":at": str(l.s.opt.Now().UTC().Format(time.RFC3339Nano))},
+	})
+	if err == nil {
+		return nil
+	}
+	if !isConditionFailed(err) {
+		return fmt.Errorf("dynamodb %s: saving the cursor: %s", l.s.table, awsErr(err))
+	}
+	item, gerr := l.s.get(ctx, "cursor#"+l.conn)
+	if gerr != nil {
+		return gerr
+	}
+	if getNum(item, "gen") > l.gen {
+		l.mu.Lock()
+		l.lost = true
+		l.mu.Unlock()
+		return fmt.Errorf("%w: a newer lease owns the cursor; %d not saved", poll.ErrLeaseLost, cursor)
+	}
+	return nil // the stored cursor is already at or past this one
+}
+
+// Sync is a no-op: an acknowledged DynamoDB write is durable.
+func (l *lease) Sync(context.Context) error { return nil }
+
+// Release stops renewing and frees the lease if it is still ours.
+func (l *lease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return nil
+	}
+	l.done = true
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.stopped
+	_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.s.table),
+		Key:                       key("lease#" + l.conn),
+		UpdateExpression:          aws.String("REMOVE #o, expires_at"),
+		ConditionExpression:       aws.String("#o = :me AND gen = :g"),
+		ExpressionAttributeNames:  map[string]string{"#o": "owner"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":me": str(l.owner), ":g": num(l.gen)},
+	})
+	if err != nil && !isConditionFailed(err) {
+		return fmt.Errorf("dynamodb %s: releasing the lease: %s", l.s.table, awsErr(err))
+	}
+	return nil
+}

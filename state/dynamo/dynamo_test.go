@@ -1,0 +1,170 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/internal/dynalitetest"
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/contract"
+)
+
+var tables atomic.Int32
+
+// One dynalite for the package; a fresh table per test.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	dynalitetest.StopShared()
+	os.Exit(code)
+}
+
+func srv(t testing.TB) *dynalitetest.Server { return dynalitetest.Shared(t) }
+
+func freshTable(t testing.TB) string {
+	name := fmt.Sprintf("edgepoll-%d", tables.Add(1))
+	srv(t).CreateTable(t, name)
+	return name
+}
+
+func open(t testing.TB, table string, opt Options) *Store {
+	opt.Client = srv(t).Client
+	s, err := Open(context.Background(), table, opt, nil)
+	require.NoError(t, err)
+	return s
+}
+
+func TestContract(t *testing.T) {
+	const ttl = 1500 * time.Millisecond
+	contract.Run(t, contract.Harness{
+		Fresh: func(t *testing.T) string { return freshTable(t) },
+		Open: func(t *testing.T, loc string) poll.Store {
+			return open(t, loc, Options{LeaseTTL: ttl, RenewEvery: ttl / 4})
+		},
+		OpenStale: func(t *testing.T, loc string) poll.Store {
+			return open(t, loc, Options{LeaseTTL: ttl, RenewEvery: -1})
+		},
+		LeaseTTL: ttl,
+	})
+}
+
+func TestRenewalKeepsLeasePastTTL(t *testing.T) {
+	table := freshTable(t)
+	a := open(t, table, Options{LeaseTTL: 600 * time.Millisecond, RenewEvery: 150 * time.Millisecond})
+	b := open(t, table, Options{LeaseTTL: 600 * time.Millisecond})
+	l, err := a.Acquire(context.Background(), "c", "long-cycle")
+	require.NoError(t, err)
+	time.Sleep(1500 * time.Millisecond) // 2.5 TTLs
+	_, err = b.Acquire(context.Background(), "c", "other")
+	assert.ErrorIs(t, err, poll.ErrLeaseHeld)
+	require.NoError(t, l.Save(context.Background(), 5))
+	require.NoError(t, l.Release(context.Background()))
+	l2, err := b.Acquire(context.Background(), "c", "other")
+	require.NoError(t, err)
+	c, _, _ := l2.Load(context.Background())
+	assert.Equal(t, int64(5), c)
+	_ = l2.Release(context.Background())
+}
+
+func TestConcurrentAcquireAcrossConnections(t *testing.T) {
+	table := freshTable(t)
+	s := open(t, table, Options{})
+	var wg sync.WaitGroup
+	var wins atomic.Int32
+	for i := 0; i < 10; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l, err := open(t, table, Options{}).Acquire(context.Background(), "shared", fmt.Sprint("r", i))
+			if err == nil {
+				wins.Add(1)
+				_ = l
+			} else if !errors.Is(err, poll.ErrLeaseHeld) {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int32(1), wins.Load())
+	l, err := s.Acquire(context.Background(), "other", "x")
+	require.NoError(t, err)
+	_ = l.Release(context.Background())
+}
+
+func TestMissingTableAndServerDown(t *testing.T) {
+	_, err := Open(context.Background(), "no-such-table", Options{Client: srv(t).Client}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no-such-table")
+
+	down := dynalitetest.Start(t)
+	c := down.Client
+	down.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = Open(ctx, "t", Options{Client: c}, nil)
+	assert.Error(t, err)
+	assert.Less(t, time.Since(start), 10*time.Second)
+}
+
+// BenchmarkSave: a fenced, monotonic cursor Save against dynalite vs a raw
+// PutItem of the same item in the same run.
+func BenchmarkSave(b *testing.B) {
+	table := freshTable(b)
+	b.Run("baseline-raw-PutItem", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			_, err := srv(b).Client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table),
+				Item: map[string]types.AttributeValue{"pk": str("raw"), "cursor": num(int64(i))}})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("dynamo-save", func(b *testing.B) {
+		l, err := open(b, table, Options{}).Acquire(context.Background(), "bench", "b")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := l.Save(context.Background(), int64(i+1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// A stale owner whose own clock says its lease is still valid (clock skew, a
+// frozen VM) is refused by the server-side fence, not by its own check.
+func TestServerFencesStaleOwnerWithSkewedClock(t *testing.T) {
+	table := freshTable(t)
+	skewed := open(t, table, Options{LeaseTTL: time.Minute, RenewEvery: -1, Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	fresh := open(t, table, Options{LeaseTTL: time.Minute})
+	stale, err := skewed.Acquire(context.Background(), "c", "stale")
+	require.NoError(t, err)
+	require.NoError(t, stale.Save(context.Background(), 10))
+	// Its lease expired an hour ago in real time: taken over.
+	l, err := fresh.Acquire(context.Background(), "c", "fresh")
+	require.NoError(t, err)
+	defer l.Release(context.Background())
+	err = stale.Save(context.Background(), 50)
+	require.ErrorIs(t, err, poll.ErrLeaseLost, "fenced by the newer generation on the cursor item")
+	c, _, err := l.Load(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), c)
+	require.NoError(t, l.Save(context.Background(), 11))
+	require.NoError(t, stale.Release(context.Background()))
+	_, err = skewed.Acquire(context.Background(), "c", "third")
+	assert.ErrorIs(t, err, poll.ErrLeaseHeld, "the stale Release did not free the fresh lease")
+}
