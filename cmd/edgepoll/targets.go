@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/edgepoll/edgepoll/poll"
 	httpsink "github.com/edgepoll/edgepoll/sinks/http"
+	kafkasink "github.com/edgepoll/edgepoll/sinks/kafka"
 	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
 	stdoutsink "github.com/edgepoll/edgepoll/sinks/stdout"
 	"github.com/edgepoll/edgepoll/state/dynamo"
@@ -58,4 +60,24 @@ func newSink(ctx context.Context, cli *CLI, log *slog.Logger, stdout io.Writer) 
 		return newMQTTSink(ctx, cli, log)
 	}
 	return nil, &UsageError{Msg: fmt.Sprintf("--mode: unknown mode %q", cli.Mode)}
+}
+
+// kafkaFlags names the flag of each kafka.Config field.
+var kafkaFlags = map[string]string{
+	"Brokers": "--kafka-brokers", "Topic": "--topic", "CAFile": "--kafka-ca", "CertFile": "--kafka-cert",
+	"KeyFile": "--kafka-key", "SASLMechanism": "--kafka-sasl-mechanism", "Username": "--kafka-username",
+	"Password": "--kafka-password",
+}
+
+func newKafkaSink(_ context.Context, cli *CLI, log *slog.Logger) (poll.Sink, error) {
+	s, err := kafkasink.New(kafkasink.Config{
+		Brokers: splitList(cli.KafkaBrokers), Topic: cli.Topic, DeliveryTimeout: cli.KafkaDeliveryTimeout.D(),
+		TLS: cli.KafkaTLS, CAFile: cli.KafkaCA, CertFile: cli.KafkaCert, KeyFile: cli.KafkaKey,
+		SASLMechanism: cli.KafkaSASLMechanism, Username: cli.KafkaUsername, Password: cli.KafkaPassword,
+	}, log)
+	var ce *kafkasink.ConfigError
+	if errors.As(err, &ce) {
+		return nil, &UsageError{Msg: kafkaFlags[ce.Field] + ": " + ce.Msg}
+	}
+	return s, err
 }

@@ -1,0 +1,242 @@
+// Package kafka is the Kafka sink: each event becomes one record on the
+// topic, key = the alert id (the edge item id when the payload has none),
+// value = the payload bytes unchanged, headers = the metadata.
+//
+// Records of a batch are produced pipelined (all handed to the client at
+// once, results reported per record as they are acknowledged); the cycle
+// moves the cursor over the longest acknowledged prefix. The producer is
+// idempotent with acks=all (franz-go's defaults), so retries inside the
+// client never duplicate or reorder records of a partition, and the default
+// partitioner sends every record of one key to one partition: events of one
+// alert stay in order.
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// Config configures the Kafka sink.
+type Config struct {
+	// Brokers are the seed brokers, host:port. Required.
+	Brokers []string
+	// Topic to produce to. Required.
+	Topic string
+	// DeliveryTimeout bounds how long a record may wait for its
+	// acknowledgement, retries included, before it fails (retryable): an
+	// unreachable cluster fails the cycle in this time instead of hanging.
+	// Default 30s. Shorter fails faster on an outage; longer rides out a
+	// leader election.
+	DeliveryTimeout time.Duration
+	// TLS enables TLS; CAFile (PEM) replaces the system roots; CertFile and
+	// KeyFile (PEM) add a client certificate.
+	TLS                       bool
+	CAFile, CertFile, KeyFile string
+	// SASLMechanism: "", "plain", "scram-sha-256" or "scram-sha-512", with
+	// Username and Password (a secret: never logged, never in errors).
+	SASLMechanism      string
+	Username, Password string
+	// ClientID sent to the brokers. Default "edgepoll".
+	ClientID string
+}
+
+// ConfigError is an invalid setting; Field names the Config field.
+type ConfigError struct {
+	Field string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
+
+// Sink produces events to Kafka. It implements poll.Sink.
+type Sink struct {
+	cfg Config
+	cl  *kgo.Client
+	log *slog.Logger
+}
+
+// New validates cfg and creates the client (which connects lazily).
+func New(cfg Config, log *slog.Logger) (*Sink, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if len(cfg.Brokers) == 0 {
+		return nil, &ConfigError{"Brokers", "at least one broker is required"}
+	}
+	for _, b := range cfg.Brokers {
+		if _, p, err := net.SplitHostPort(b); err != nil || p == "" {
+			return nil, &ConfigError{"Brokers", fmt.Sprintf("%q is not host:port", b)}
+		}
+	}
+	if cfg.Topic == "" {
+		return nil, &ConfigError{"Topic", "is required"}
+	}
+	if cfg.DeliveryTimeout <= 0 {
+		cfg.DeliveryTimeout = 30 * time.Second
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = "edgepoll"
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.ClientID(cfg.ClientID),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
+		kgo.ProduceRequestTimeout(cfg.DeliveryTimeout),
+		kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.DialTimeout(min(10*time.Second, cfg.DeliveryTimeout)),
+	}
+	if cfg.TLS || cfg.CAFile != "" || cfg.CertFile != "" {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if cfg.SASLMechanism != "" {
+		m, err := mechanism(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, &ConfigError{"Brokers", err.Error()}
+	}
+	return &Sink{cfg: cfg, cl: cl, log: log}, nil
+}
+
+func tlsConfig(cfg Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, &ConfigError{"CAFile", err.Error()}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &ConfigError{"CAFile", "no PEM certificate found"}
+		}
+		tc.RootCAs = pool
+	}
+	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
+		return nil, &ConfigError{"CertFile", "certificate and key go together"}
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, &ConfigError{"CertFile", "loading the client certificate: " + err.Error()}
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func mechanism(cfg Config) (sasl.Mechanism, error) {
+	if cfg.Username == "" || cfg.Password == "" {
+		return nil, &ConfigError{"Username", "SASL needs a user name and a password"}
+	}
+	switch strings.ToLower(cfg.SASLMechanism) {
+	case "plain":
+		return plain.Auth{User: cfg.Username, Pass: cfg.Password}.AsMechanism(), nil
+	case "scram-sha-256":
+		return scram.Auth{User: cfg.Username, Pass: cfg.Password}.AsSha256Mechanism(), nil
+	case "scram-sha-512":
+		return scram.Auth{User: cfg.Username, Pass: cfg.Password}.AsSha512Mechanism(), nil
+	}
+	return nil, &ConfigError{"SASLMechanism", "must be plain, scram-sha-256 or scram-sha-512"}
+}
+
+// Record builds the record of an event.
+func Record(ev poll.Event) *kgo.Record {
+	k := ev.AlertID
+	if k == "" {
+		k = ev.ItemID()
+	}
+	r := &kgo.Record{Key: []byte(k), Value: ev.Payload}
+	r.Headers = append(r.Headers, kgo.RecordHeader{Key: "X-ilert-Edge-Item-Id", Value: []byte(ev.ItemID())})
+	if ev.EventType != "" {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "X-ilert-Event-Type", Value: []byte(ev.EventType)})
+	}
+	if ev.AlertID != "" {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "X-ilert-Alert-Id", Value: []byte(ev.AlertID)})
+	}
+	if ev.Timestamp != "" {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: "X-ilert-Timestamp", Value: []byte(ev.Timestamp)})
+	}
+	return r
+}
+
+// Send produces evs pipelined and reports each record's result.
+func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, error) bool) {
+	var wg sync.WaitGroup
+	var stop atomic.Bool
+	for i, ev := range evs {
+		if ctx.Err() != nil || stop.Load() {
+			break
+		}
+		wg.Add(1)
+		s.cl.Produce(ctx, Record(ev), func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if !report(i, classify(err)) {
+				stop.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// classify maps a produce result to nil or a classed delivery error.
+// Permanent only where a retry can never succeed for this record (it is
+// too large or invalid); authorization and topic errors stay retryable: a
+// fix of the configuration must not have skipped items.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ke *kerr.Error
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return poll.Retryable("canceled", err)
+	case errors.Is(err, kgo.ErrRecordTimeout):
+		return poll.Retryable("timeout", errors.New("record not acknowledged in time (brokers unreachable?)"))
+	case errors.Is(err, kgo.ErrRecordRetries):
+		return poll.Retryable("retries", err)
+	case errors.As(err, &ke):
+		switch ke {
+		case kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.CorruptMessage:
+			return poll.Permanent("kafka_"+strings.ToLower(ke.Message), err)
+		}
+		return poll.Retryable("kafka_"+strings.ToLower(ke.Message), err)
+	}
+	return poll.Retryable("produce", err)
+}
+
+// Close flushes and closes the client.
+func (s *Sink) Close() error {
+	s.cl.Close()
+	return nil
+}
+

@@ -1,0 +1,340 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/edgepoll/edgepoll/internal/testcerts"
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
+	"github.com/edgepoll/edgepoll/state/sqlite"
+)
+
+const topic = "edge-events"
+
+func cluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, topic)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
+func events(n int) []poll.Event {
+	payloads := ilerttest.AlertEvents(n)
+	evs := make([]poll.Event, n)
+	for i, p := range payloads {
+		evs[i] = poll.NewEvent(int64(i+1), p)
+	}
+	return evs
+}
+
+// consume reads n records back from the topic.
+func consume(t *testing.T, c *kfake.Cluster, n int, extra ...kgo.Opt) []*kgo.Record {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond)}, extra...)...)
+	require.NoError(t, err)
+	defer cl.Close()
+	var out []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		require.NoError(t, ctx.Err(), "got %d of %d records", len(out), n)
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+type results struct {
+	mu   sync.Mutex
+	errs map[int]error
+}
+
+func (r *results) report(i int, err error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.errs[i]; dup {
+		panic(fmt.Sprintf("item %d reported twice", i))
+	}
+	r.errs[i] = err
+	return true
+}
+
+func send(t *testing.T, s *Sink, evs []poll.Event) map[int]error {
+	r := &results{errs: map[int]error{}}
+	s.Send(context.Background(), evs, r.report)
+	return r.errs
+}
+
+func newSink(t testing.TB, cfg Config) *Sink {
+	s, err := New(cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestPipelinedDeliveryExactBytesKeysHeadersOrder(t *testing.T) {
+	c := cluster(t)
+	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic})
+	evs := events(1000)
+	evs = append(evs,
+		poll.NewEvent(1001, []byte(`{"eventType":"alert-created","big":123456789012345678901234567890,"u":"Grüße 🚨 \"q\""}`)), // no alert id
+		poll.NewEvent(1002, []byte(`{"id":4711,"eventType":"alert-resolved"}`)))                                              // numeric alert id
+	errs := send(t, s, evs)
+	require.Len(t, errs, len(evs))
+	for i, err := range errs {
+		require.NoError(t, err, "item %d", i)
+	}
+	recs := consume(t, c, len(evs))
+	byID := map[string]*kgo.Record{}
+	perKey := map[string][]int{}
+	partOfKey := map[string]int32{}
+	for _, r := range recs {
+		h := map[string]string{}
+		for _, kv := range r.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		id := h["X-ilert-Edge-Item-Id"]
+		require.NotContains(t, byID, id, "no duplicates")
+		byID[id] = r
+		n, _ := strconv.Atoi(id)
+		perKey[string(r.Key)] = append(perKey[string(r.Key)], n)
+		if p, ok := partOfKey[string(r.Key)]; ok {
+			assert.Equal(t, p, r.Partition, "one key, one partition")
+		}
+		partOfKey[string(r.Key)] = r.Partition
+	}
+	for i, ev := range evs {
+		r := byID[ev.ItemID()]
+		require.NotNil(t, r, "item %d", i+1)
+		assert.Equal(t, string(ev.Payload), string(r.Value), "value bytes unchanged")
+	}
+	assert.Equal(t, "1001", string(byID["1001"].Key), "no alert id: the edge item id is the key")
+	assert.Equal(t, "4711", string(byID["1002"].Key))
+	assert.Equal(t, "100", string(byID["1"].Key))
+	for k, ids := range perKey {
+		assert.True(t, sort.IntsAreSorted(ids), "key %s in order: %v", k, ids)
+	}
+	parts := map[int32]bool{}
+	for _, p := range partOfKey {
+		parts[p] = true
+	}
+	assert.Len(t, parts, 3, "keys spread over all partitions")
+}
+
+func TestTransientProduceErrorRetriedInsideClient(t *testing.T) {
+	c := cluster(t)
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.NotEnoughReplicas, Count: 1})
+	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic})
+	evs := events(200)
+	for i, err := range send(t, s, evs) {
+		require.NoError(t, err, "item %d", i)
+	}
+	recs := consume(t, c, 200)
+	seen := map[string]bool{}
+	for _, r := range recs {
+		id := string(r.Headers[0].Value)
+		assert.False(t, seen[id], "idempotent: no duplicate of %s", id)
+		seen[id] = true
+	}
+	assert.Len(t, seen, 200)
+}
+
+// A partition that keeps failing: the cycle's cursor stops before its first
+// item, nothing is lost across cycles, and no key is reordered.
+func TestPersistentPartitionFailureThroughTheCycle(t *testing.T) {
+	c := cluster(t)
+	key := "iec1-kafka-test"
+	api := ilerttest.New(key)
+	api.Push(key, ilerttest.AlertEvents(300)...)
+	apiSrv := api.Start()
+	defer apiSrv.Close()
+	client, err := poll.NewClient(poll.ClientConfig{BaseURL: apiSrv.URL, Key: key})
+	require.NoError(t, err)
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), nil)
+	require.NoError(t, err)
+	defer store.Close()
+	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, DeliveryTimeout: 5 * time.Second})
+	cycle := &poll.Cycle{Client: client, Sink: s, Store: store, Conn: poll.ConnectionID(key), Owner: "t"}
+
+	h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.TopicAuthorizationFailed, Count: -1})
+	sum, err := cycle.Run(context.Background())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "kafka_")
+	assert.Less(t, sum.Cursor, int64(300))
+	assert.Greater(t, sum.Delivered, 0, "a prefix before the first item of partition 1 was delivered")
+	h.Remove()
+	sum2, err := cycle.Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, int64(300), sum2.Cursor)
+
+	recs := consume(t, c, 300)
+	firstSeen := map[int]bool{}
+	lastPerKey := map[string]int{}
+	for _, r := range recs {
+		id, _ := strconv.Atoi(string(r.Headers[0].Value))
+		if firstSeen[id] {
+			continue // a duplicate from the retried suffix: allowed
+		}
+		firstSeen[id] = true
+		assert.Greater(t, id, lastPerKey[string(r.Key)], "key %s reordered", r.Key)
+		lastPerKey[string(r.Key)] = id
+	}
+	for id := 1; id <= 300; id++ {
+		assert.True(t, firstSeen[id], "item %d lost", id)
+	}
+}
+
+func TestPermanentErrorIsSkippable(t *testing.T) {
+	c := cluster(t)
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.MessageTooLarge, Count: -1})
+	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic})
+	errs := send(t, s, events(3))
+	for _, err := range errs {
+		require.Error(t, err)
+		assert.True(t, poll.IsPermanent(err), "%v", err)
+	}
+}
+
+func TestUnreachableBrokersFailInBoundedTime(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	s := newSink(t, Config{Brokers: []string{addr}, Topic: topic, DeliveryTimeout: 2 * time.Second})
+	start := time.Now()
+	errs := send(t, s, events(5))
+	assert.Less(t, time.Since(start), 10*time.Second)
+	require.Len(t, errs, 5)
+	for _, err := range errs {
+		require.Error(t, err)
+		assert.False(t, poll.IsPermanent(err))
+	}
+}
+
+func TestSASL(t *testing.T) {
+	for _, mech := range []string{"plain", "scram-sha-256", "scram-sha-512"} {
+		t.Run(mech, func(t *testing.T) {
+			kmech := map[string]string{"plain": "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512"}[mech]
+			c := cluster(t, kfake.EnableSASL(), kfake.Superuser(kmech, "edgepoll", "right-Pass"))
+			s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, SASLMechanism: mech, Username: "edgepoll", Password: "right-Pass"})
+			for _, err := range send(t, s, events(3)) {
+				require.NoError(t, err)
+			}
+			bad := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, SASLMechanism: mech, Username: "edgepoll",
+				Password: "wrong-Pass", DeliveryTimeout: 2 * time.Second})
+			start := time.Now()
+			for _, err := range send(t, bad, events(2)) {
+				require.Error(t, err)
+				assert.False(t, poll.IsPermanent(err))
+				assert.NotContains(t, err.Error(), "wrong-Pass")
+			}
+			assert.Less(t, time.Since(start), 10*time.Second)
+		})
+	}
+}
+
+func TestTLS(t *testing.T) {
+	certs := testcerts.Generate(t, t.TempDir())
+	c := cluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{certs.Server}}))
+	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, TLS: true, CAFile: certs.CAFile})
+	for _, err := range send(t, s, events(3)) {
+		require.NoError(t, err)
+	}
+	// Without the CA, the server certificate is not trusted.
+	bad := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, TLS: true, DeliveryTimeout: 2 * time.Second})
+	for _, err := range send(t, bad, events(1)) {
+		require.Error(t, err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for field, cfg := range map[string]Config{
+		"Brokers":       {Topic: "t"},
+		"Topic":         {Brokers: []string{"h:1"}},
+		"SASLMechanism": {Brokers: []string{"h:1"}, Topic: "t", SASLMechanism: "gssapi", Username: "u", Password: "p"},
+		"Username":      {Brokers: []string{"h:1"}, Topic: "t", SASLMechanism: "plain"},
+		"CAFile":        {Brokers: []string{"h:1"}, Topic: "t", CAFile: "/nonexistent"},
+		"CertFile":      {Brokers: []string{"h:1"}, Topic: "t", TLS: true, CertFile: "/x"},
+	} {
+		_, err := New(cfg, nil)
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce, field)
+		assert.Equal(t, field, ce.Field)
+	}
+	_, err := New(Config{Brokers: []string{"nohost"}, Topic: "t"}, nil)
+	assert.True(t, strings.Contains(err.Error(), "Brokers"))
+}
+
+// BenchmarkKafka: 1000 records of ~1 KiB against kfake, in one run: this
+// sink's pipelined Send, (a) one synchronous produce per record (how the
+// reference agent delivers), (b) the raw franz-go async producer.
+func BenchmarkKafka(b *testing.B) {
+	payloads := make([]poll.Event, 1000)
+	pad := strings.Repeat("x", 900)
+	for i := range payloads {
+		payloads[i] = poll.NewEvent(int64(i+1), []byte(fmt.Sprintf(`{"id":"%d","eventType":"alert-created","summary":"%s"}`, i%50, pad)))
+	}
+	c := cluster(b)
+	rate := func(b *testing.B) { b.ReportMetric(float64(b.N*len(payloads))/b.Elapsed().Seconds(), "items/s") }
+	b.Run("a-sync-per-record", func(b *testing.B) {
+		cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic))
+		defer cl.Close()
+		for i := 0; i < b.N; i++ {
+			for _, ev := range payloads {
+				if err := cl.ProduceSync(context.Background(), Record(ev)).FirstErr(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		rate(b)
+	})
+	b.Run("b-raw-async", func(b *testing.B) {
+		cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+		defer cl.Close()
+		for i := 0; i < b.N; i++ {
+			for _, ev := range payloads {
+				cl.Produce(context.Background(), Record(ev), nil)
+			}
+			if err := cl.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		rate(b)
+	})
+	b.Run("edgepoll-sink", func(b *testing.B) {
+		s := newSink(b, Config{Brokers: c.ListenAddrs(), Topic: topic})
+		for i := 0; i < b.N; i++ {
+			var mu sync.Mutex
+			n := 0
+			s.Send(context.Background(), payloads, func(_ int, err error) bool {
+				if err != nil {
+					b.Error(err)
+				}
+				mu.Lock()
+				n++
+				mu.Unlock()
+				return true
+			})
+			if n != len(payloads) {
+				b.Fatalf("%d reported", n)
+			}
+		}
+		rate(b)
+	})
+}
