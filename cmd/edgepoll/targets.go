@@ -10,6 +10,7 @@ import (
 	"github.com/edgepoll/edgepoll/poll"
 	httpsink "github.com/edgepoll/edgepoll/sinks/http"
 	kafkasink "github.com/edgepoll/edgepoll/sinks/kafka"
+	mqttsink "github.com/edgepoll/edgepoll/sinks/mqtt"
 	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
 	stdoutsink "github.com/edgepoll/edgepoll/sinks/stdout"
 	"github.com/edgepoll/edgepoll/state/dynamo"
@@ -78,6 +79,26 @@ func newKafkaSink(_ context.Context, cli *CLI, log *slog.Logger) (poll.Sink, err
 	var ce *kafkasink.ConfigError
 	if errors.As(err, &ce) {
 		return nil, &UsageError{Msg: kafkaFlags[ce.Field] + ": " + ce.Msg}
+	}
+	return s, err
+}
+
+// mqttFlags names the flag of each mqtt.Config field.
+var mqttFlags = map[string]string{
+	"Host": "--mqtt-host", "Port": "--mqtt-port", "Topic": "--topic", "QoS": "--mqtt-qos", "Password": "--mqtt-password",
+	"CAFile": "--mqtt-ca", "CertFile": "--mqtt-cert", "KeyFile": "--mqtt-key",
+}
+
+func newMQTTSink(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Sink, error) {
+	s, err := mqttsink.New(ctx, mqttsink.Config{
+		Host: cli.MQTTHost, Port: cli.MQTTPort, Topic: cli.Topic, QoS: cli.MQTTQoS,
+		Username: cli.MQTTUsername, Password: cli.MQTTPassword,
+		TLS: cli.MQTTTLS, CAFile: cli.MQTTCA, CertFile: cli.MQTTCert, KeyFile: cli.MQTTKey,
+		ConnectTimeout: cli.MQTTConnectTimeout.D(), ClientID: cli.MQTTClientID,
+	}, log)
+	var ce *mqttsink.ConfigError
+	if errors.As(err, &ce) {
+		return nil, &UsageError{Msg: mqttFlags[ce.Field] + ": " + ce.Msg}
 	}
 	return s, err
 }

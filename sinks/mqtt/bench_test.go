@@ -1,0 +1,99 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// BenchmarkMQTT: 1000 items of ~1 KiB at QoS 1 against mosquitto, in one
+// run: this sink, (a) one publish-and-wait per item (how the reference agent
+// delivers), (b) raw pipelined paho publishes from 64 goroutines (no order).
+func BenchmarkMQTT(b *testing.B) {
+	br := startBroker(b, "allow_anonymous true")
+	pad := strings.Repeat("x", 900)
+	evs := make([]poll.Event, 1000)
+	for i := range evs {
+		evs[i] = poll.NewEvent(int64(i+1), []byte(fmt.Sprintf(`{"id":"%d","eventType":"alert-created","summary":"%s"}`, i, pad)))
+	}
+	rate := func(b *testing.B) { b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "items/s") }
+	rawClient := func(b *testing.B) *paho.Client {
+		conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(br.port))
+		if err != nil {
+			b.Fatal(err)
+		}
+		cl := paho.NewClient(paho.ClientConfig{Conn: conn})
+		if _, err := cl.Connect(context.Background(), &paho.Connect{ClientID: fmt.Sprint("bench-", b.N), CleanStart: true, KeepAlive: 30}); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = cl.Disconnect(&paho.Disconnect{}) })
+		return cl
+	}
+	b.Run("a-publish-and-wait", func(b *testing.B) {
+		cl := rawClient(b)
+		for i := 0; i < b.N; i++ {
+			for _, ev := range evs {
+				if _, err := cl.Publish(context.Background(), &paho.Publish{Topic: topic, QoS: 1, Payload: ev.Payload}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		rate(b)
+	})
+	b.Run("b-raw-pipelined", func(b *testing.B) {
+		cl := rawClient(b)
+		for i := 0; i < b.N; i++ {
+			var wg sync.WaitGroup
+			ch := make(chan poll.Event)
+			for w := 0; w < 64; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for ev := range ch {
+						if _, err := cl.Publish(context.Background(), &paho.Publish{Topic: topic, QoS: 1, Payload: ev.Payload}); err != nil {
+							b.Error(err)
+						}
+					}
+				}()
+			}
+			for _, ev := range evs {
+				ch <- ev
+			}
+			close(ch)
+			wg.Wait()
+		}
+		rate(b)
+	})
+	b.Run("edgepoll-sink", func(b *testing.B) {
+		s, err := New(context.Background(), Config{Host: "127.0.0.1", Port: br.port, Topic: topic, QoS: 1}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		for i := 0; i < b.N; i++ {
+			var mu sync.Mutex
+			n := 0
+			s.Send(context.Background(), evs, func(_ int, err error) bool {
+				if err != nil {
+					b.Error(err)
+				}
+				mu.Lock()
+				n++
+				mu.Unlock()
+				return true
+			})
+			if n != len(evs) {
+				b.Fatalf("%d reported", n)
+			}
+		}
+		rate(b)
+	})
+}

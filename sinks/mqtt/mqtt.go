@@ -1,0 +1,448 @@
+// Package mqtt is the MQTT v5 sink: each event is published to the topic,
+// the payload bytes unchanged, the metadata as user properties.
+//
+// QoS 1 and 2 count an item as delivered only when its own acknowledgement
+// (PUBACK / PUBCOMP, matched by packet id in the session) arrived with a
+// success reason code; QoS 0 once the packet was written to the connection.
+// Publishing is pipelined: one goroutine writes PUBLISH packets in item
+// order (so the broker sees them in order) without waiting for each ack; the
+// session blocks it when the broker's Receive Maximum of unacknowledged
+// packets is in flight. Results are reported per item, and the cycle moves
+// the cursor over the longest acknowledged prefix.
+//
+// A lost connection fails the items in flight (retryable) and the next Send
+// connects again with a fresh, clean session.
+package mqtt
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session"
+	"github.com/eclipse/paho.golang/paho/session/state"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// Config configures the MQTT sink.
+type Config struct {
+	// Host of the broker. Required.
+	Host string
+	// Port of the broker. Default 1883.
+	Port int
+	// Topic to publish to (no wildcards). Required.
+	Topic string
+	// QoS 0, 1 or 2. Default 0: delivered once written to the connection,
+	// no broker confirmation. 1 or 2 confirm every item (recommended).
+	QoS int
+	// Username and Password (a secret: never logged, never in errors).
+	Username, Password string
+	// TLS enables TLS; CAFile (PEM, implies TLS) replaces the system roots;
+	// CertFile and KeyFile (PEM) add a client certificate.
+	TLS                       bool
+	CAFile, CertFile, KeyFile string
+	// ConnectTimeout bounds dialing, the TLS handshake and CONNACK.
+	// Default 10s.
+	ConnectTimeout time.Duration
+	// ClientID; default "edgepoll-" and random hex, unique per connection,
+	// never derived from a key.
+	ClientID string
+	// AckTimeout bounds waiting for a slot under the broker's Receive
+	// Maximum and for one acknowledgement. Default 30s.
+	AckTimeout time.Duration
+}
+
+// ConfigError is an invalid setting; Field names the Config field.
+type ConfigError struct {
+	Field string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
+
+// Sink publishes events to an MQTT broker. It implements poll.Sink.
+type Sink struct {
+	cfg  Config
+	tls  *tls.Config
+	log  *slog.Logger
+	mu   sync.Mutex
+	conn *connection
+}
+
+type connection struct {
+	cl      *paho.Client
+	sess    *trackingSession
+	recvMax uint16
+}
+
+// New validates cfg and connects (bounded by ConnectTimeout). A refused
+// connection (bad credentials, not authorized, TLS failure) fails at once
+// with the broker's reason.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch {
+	case cfg.Host == "":
+		return nil, &ConfigError{"Host", "is required"}
+	case cfg.Topic == "":
+		return nil, &ConfigError{"Topic", "is required"}
+	case strings.ContainsAny(cfg.Topic, "+#\x00"):
+		return nil, &ConfigError{"Topic", "must not contain + or #"}
+	case cfg.QoS < 0 || cfg.QoS > 2:
+		return nil, &ConfigError{"QoS", "must be 0, 1 or 2"}
+	case cfg.Password != "" && cfg.Username == "":
+		return nil, &ConfigError{"Password", "needs a user name"}
+	case (cfg.CertFile == "") != (cfg.KeyFile == ""):
+		return nil, &ConfigError{"CertFile", "certificate and key go together"}
+	}
+	if cfg.Port == 0 {
+		cfg.Port = 1883
+	}
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return nil, &ConfigError{"Port", "must be 1..65535"}
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 30 * time.Second
+	}
+	s := &Sink{cfg: cfg, log: log}
+	if cfg.TLS || cfg.CAFile != "" || cfg.CertFile != "" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.Host}
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, &ConfigError{"CAFile", err.Error()}
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, &ConfigError{"CAFile", "no PEM certificate found"}
+			}
+			tc.RootCAs = pool
+		}
+		if cfg.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+			if err != nil {
+				return nil, &ConfigError{"CertFile", "loading the client certificate: " + err.Error()}
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		s.tls = tc
+	}
+	if _, err := s.connection(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Sink) connection(ctx context.Context) (*connection, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		select {
+		case <-s.conn.cl.Done():
+			s.conn.sess.Close()
+			s.conn = nil
+		default:
+			return s.conn, nil
+		}
+	}
+	c, err := s.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.conn = c
+	return c, nil
+}
+
+func (s *Sink) connect(ctx context.Context) (*connection, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	defer cancel()
+	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
+	var (
+		conn net.Conn
+		err  error
+	)
+	d := &net.Dialer{KeepAlive: 30 * time.Second}
+	if s.tls != nil {
+		conn, err = (&tls.Dialer{NetDialer: d, Config: s.tls}).DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, poll.Retryable("connect", fmt.Errorf("mqtt: connecting to %s: %v", addr, err))
+	}
+	sess := &trackingSession{State: state.NewInMemory()}
+	cl := paho.NewClient(paho.ClientConfig{
+		Conn:          packets.NewThreadSafeConn(conn),
+		Session:       sess,
+		PacketTimeout: s.cfg.AckTimeout,
+		OnClientError: func(err error) { s.log.Debug("mqtt connection error", "err", err) },
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			s.log.Warn("mqtt broker disconnected", "reason_code", d.ReasonCode)
+		},
+	})
+	clientID := s.cfg.ClientID
+	if clientID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		clientID = "edgepoll-" + hex.EncodeToString(b[:])
+	}
+	cp := &paho.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30}
+	if s.cfg.Username != "" {
+		cp.Username, cp.UsernameFlag = s.cfg.Username, true
+	}
+	if s.cfg.Password != "" {
+		cp.Password, cp.PasswordFlag = []byte(s.cfg.Password), true
+	}
+	ca, err := cl.Connect(ctx, cp)
+	if err != nil {
+		conn.Close()
+		if ca != nil && ca.ReasonCode >= 0x80 {
+			return nil, poll.Retryable("connect_refused", fmt.Errorf("mqtt connect refused: %s (0x%02x)", connackReason(ca.ReasonCode), ca.ReasonCode))
+		}
+		return nil, poll.Retryable("connect", fmt.Errorf("mqtt: connecting to %s: %v", addr, err))
+	}
+	rm := uint16(65535)
+	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
+		rm = *ca.Properties.ReceiveMaximum
+	}
+	s.log.Debug("mqtt connected", "broker", addr, "client_id", clientID, "receive_maximum", rm)
+	return &connection{cl: cl, sess: sess, recvMax: rm}, nil
+}
+
+// trackingSession is paho's in-memory session that also tells the sink when
+// each of its packets was acknowledged (or dropped from the session).
+type trackingSession struct {
+	*state.State
+	pending func(packets.ControlPacket) // set by the single sender before each publish
+}
+
+var _ session.SessionManager = (*trackingSession)(nil)
+
+func (t *trackingSession) AddToSession(ctx context.Context, p session.Packet, resp chan<- packets.ControlPacket) error {
+	cb := t.pending
+	t.pending = nil
+	ch := make(chan packets.ControlPacket, 1)
+	if err := t.State.AddToSession(ctx, p, ch); err != nil {
+		return err
+	}
+	go func() {
+		r := <-ch
+		select {
+		case resp <- r:
+		default:
+		}
+		if cb != nil {
+			cb(r)
+		}
+	}()
+	return nil
+}
+
+// Send publishes evs in order, pipelined, and reports each item.
+func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, error) bool) {
+	c, err := s.connection(ctx)
+	if err != nil {
+		report(0, err)
+		return
+	}
+	var (
+		mu       sync.Mutex
+		reported = make([]bool, len(evs))
+		stop     atomic.Bool
+		wg       sync.WaitGroup
+	)
+	finish := func(i int, err error) {
+		mu.Lock()
+		if reported[i] {
+			mu.Unlock()
+			return
+		}
+		reported[i] = true
+		mu.Unlock()
+		if !report(i, err) {
+			stop.Store(true)
+		}
+	}
+	started := 0
+	for i, ev := range evs {
+		if ctx.Err() != nil || stop.Load() || isDone(c.cl) {
+			break
+		}
+		p := &paho.Publish{Topic: s.cfg.Topic, QoS: byte(s.cfg.QoS), Payload: ev.Payload, Properties: properties(ev)}
+		started = i + 1
+		if s.cfg.QoS == 0 {
+			_, err := c.cl.Publish(ctx, p)
+			if err != nil {
+				finish(i, poll.Retryable("write", fmt.Errorf("mqtt publish: %v", err)))
+				break
+			}
+			finish(i, nil)
+			continue
+		}
+		wg.Add(1)
+		c.sess.pending = func(r packets.ControlPacket) {
+			defer wg.Done()
+			finish(i, ackResult(r))
+		}
+		_, err := c.cl.PublishWithOptions(ctx, p, paho.PublishOptions{Method: paho.PublishMethod_AsyncSend})
+		if err != nil {
+			if c.sess.pending != nil { // never reached the session: no ack will come
+				c.sess.pending = nil
+				wg.Done()
+			}
+			if errors.Is(err, paho.ErrNetworkErrorAfterStored) {
+				finish(i, poll.Retryable("connection_lost", errors.New("mqtt connection lost while publishing")))
+			} else {
+				finish(i, poll.Retryable("publish", fmt.Errorf("mqtt publish: %v", err)))
+			}
+			break
+		}
+	}
+	if s.cfg.QoS == 0 {
+		return
+	}
+	acked := make(chan struct{})
+	go func() { wg.Wait(); close(acked) }()
+	fail := func(reason string, err error) {
+		for i := 0; i < started; i++ {
+			finish(i, poll.Retryable(reason, err))
+		}
+	}
+	select {
+	case <-acked:
+	case <-c.cl.Done():
+		fail("connection_lost", errors.New("mqtt connection lost before the broker acknowledged"))
+	case <-ctx.Done():
+		fail("canceled", ctx.Err())
+	}
+}
+
+func isDone(cl *paho.Client) bool {
+	select {
+	case <-cl.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+func properties(ev poll.Event) *paho.PublishProperties {
+	props := &paho.PublishProperties{ContentType: "application/json"}
+	add := func(k, v string) {
+		if v != "" {
+			props.User = append(props.User, paho.UserProperty{Key: k, Value: v})
+		}
+	}
+	add("X-ilert-Event-Type", ev.EventType)
+	add("X-ilert-Alert-Id", ev.AlertID)
+	add("X-ilert-Edge-Item-Id", ev.ItemID())
+	add("X-ilert-Timestamp", ev.Timestamp)
+	return props
+}
+
+// ackResult classifies the packet that completed a QoS 1/2 publish.
+func ackResult(r packets.ControlPacket) error {
+	var code byte
+	switch p := r.Content.(type) {
+	case *packets.Puback:
+		code = p.ReasonCode
+	case *packets.Pubcomp:
+		code = p.ReasonCode
+	case *packets.Pubrec:
+		code = p.ReasonCode
+		if code < 0x80 {
+			return poll.Retryable("pubrec", errors.New("mqtt: PUBREC without PUBCOMP"))
+		}
+	default:
+		return poll.Retryable("connection_lost", errors.New("mqtt: publish dropped from the session before it was acknowledged"))
+	}
+	if code < 0x80 {
+		return nil
+	}
+	reason := fmt.Sprintf("mqtt_0x%02x", code)
+	err := fmt.Errorf("mqtt broker refused the publish: %s (0x%02x)", pubReason(code), code)
+	switch code {
+	case 0x95, 0x99: // packet too large, payload format invalid: never succeeds
+		return poll.Permanent(reason, err)
+	}
+	return poll.Retryable(reason, err)
+}
+
+func pubReason(code byte) string {
+	switch code {
+	case 0x80:
+		return "unspecified error"
+	case 0x83:
+		return "implementation specific error"
+	case 0x87:
+		return "not authorized"
+	case 0x90:
+		return "topic name invalid"
+	case 0x91:
+		return "packet identifier in use"
+	case 0x97:
+		return "quota exceeded"
+	case 0x95:
+		return "packet too large"
+	case 0x99:
+		return "payload format invalid"
+	}
+	return "error"
+}
+
+func connackReason(code byte) string {
+	switch code {
+	case 0x80:
+		return "unspecified error"
+	case 0x84:
+		return "unsupported protocol version"
+	case 0x85:
+		return "client identifier not valid"
+	case 0x86:
+		return "bad user name or password"
+	case 0x87:
+		return "not authorized"
+	case 0x88:
+		return "server unavailable"
+	case 0x89:
+		return "server busy"
+	case 0x8A:
+		return "banned"
+	case 0x8C:
+		return "bad authentication method"
+	}
+	return "refused"
+}
+
+// Close disconnects.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	err := s.conn.cl.Disconnect(&paho.Disconnect{ReasonCode: 0})
+	s.conn.sess.Close()
+	s.conn = nil
+	return err
+}
