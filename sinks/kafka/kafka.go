@@ -239,4 +239,3 @@ func (s *Sink) Close() error {
 	s.cl.Close()
 	return nil
 }
-

@@ -95,7 +95,7 @@ func TestPipelinedDeliveryExactBytesKeysHeadersOrder(t *testing.T) {
 	evs := events(1000)
 	evs = append(evs,
 		poll.NewEvent(1001, []byte(`{"eventType":"alert-created","big":123456789012345678901234567890,"u":"Grüße 🚨 \"q\""}`)), // no alert id
-		poll.NewEvent(1002, []byte(`{"id":4711,"eventType":"alert-resolved"}`)))                                              // numeric alert id
+		poll.NewEvent(1002, []byte(`{"id":4711,"eventType":"alert-resolved"}`)))                                               // numeric alert id
 	errs := send(t, s, evs)
 	require.Len(t, errs, len(evs))
 	for i, err := range errs {
