@@ -1,0 +1,324 @@
+// Package infra holds edgepoll's deployment files and the tests that check
+// them. It is a separate Go module so the Kubernetes API types never end up
+// in the edgepoll binary.
+package infra
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// decodeStrict turns one YAML document into a typed object, rejecting
+// unknown fields (a typo in a manifest is a failure, not a silent default).
+func decodeStrict(doc []byte, into any) error {
+	j, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	return dec.Decode(into)
+}
+
+type object struct {
+	file, kind string
+	value      any
+}
+
+var docSep = regexp.MustCompile(`(?m)^---\s*$`)
+
+// loadManifests decodes every document of every file in k8s/.
+func loadManifests(t *testing.T) []object {
+	files, err := filepath.Glob("k8s/*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	var out []object
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, doc := range docSep.Split(string(b), -1) {
+			if strings.TrimSpace(doc) == "" {
+				continue
+			}
+			var meta struct{ Kind string }
+			require.NoError(t, yaml.Unmarshal([]byte(doc), &meta), f)
+			var v any
+			switch meta.Kind {
+			case "CronJob":
+				v = &batchv1.CronJob{}
+			case "Deployment":
+				v = &appsv1.Deployment{}
+			case "PodDisruptionBudget":
+				v = &policyv1.PodDisruptionBudget{}
+			case "Service":
+				v = &corev1.Service{}
+			case "Secret":
+				v = &corev1.Secret{}
+			case "PersistentVolumeClaim":
+				v = &corev1.PersistentVolumeClaim{}
+			case "ServiceAccount":
+				v = &corev1.ServiceAccount{}
+			case "Kustomization":
+				v = &struct {
+					APIVersion string   `json:"apiVersion"`
+					Kind       string   `json:"kind"`
+					Resources  []string `json:"resources"`
+				}{}
+			default:
+				t.Fatalf("%s: unexpected kind %q", f, meta.Kind)
+			}
+			require.NoError(t, decodeStrict([]byte(doc), v), "%s (%s)", f, meta.Kind)
+			out = append(out, object{file: filepath.Base(f), kind: meta.Kind, value: v})
+		}
+	}
+	return out
+}
+
+func find[T any](objs []object, file string) T {
+	for _, o := range objs {
+		if v, ok := o.value.(T); ok && (file == "" || o.file == file) {
+			return v
+		}
+	}
+	var zero T
+	return zero
+}
+
+func TestUnknownFieldIsRejected(t *testing.T) {
+	err := decodeStrict([]byte("apiVersion: batch/v1\nkind: CronJob\nspec:\n  schedul: '* * * * *'\n"), &batchv1.CronJob{})
+	require.Error(t, err, "a typo must fail the strict decode")
+}
+
+var (
+	helpOnce sync.Once
+	helpText string
+	helpErr  error
+)
+
+// edgepollEnvVars are the variables the real binary reads, from its --help.
+func edgepollEnvVars(t *testing.T) map[string]bool {
+	helpOnce.Do(func() {
+		cmd := exec.Command("go", "run", "./cmd/edgepoll", "--help")
+		cmd.Dir = ".."
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		helpErr = cmd.Run()
+		helpText = out.String()
+	})
+	require.NoError(t, helpErr, helpText)
+	vars := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$?\b((?:EDGEPOLL|ILERT)_[A-Z0-9_]+)`).FindAllStringSubmatch(helpText, -1) {
+		vars[m[1]] = true
+	}
+	require.Contains(t, vars, "EDGEPOLL_MODE")
+	return vars
+}
+
+func checkContainer(t *testing.T, name string, c corev1.Container, vars map[string]bool) {
+	t.Helper()
+	sc := c.SecurityContext
+	require.NotNil(t, sc, name)
+	assert.True(t, *sc.ReadOnlyRootFilesystem, "%s: read-only root filesystem", name)
+	assert.False(t, *sc.AllowPrivilegeEscalation, name)
+	assert.Contains(t, sc.Capabilities.Drop, corev1.Capability("ALL"), name)
+	keyFromSecret := false
+	for _, e := range c.Env {
+		assert.True(t, vars[e.Name] || strings.HasPrefix(e.Name, "AWS_"), "%s: env %s is not a variable edgepoll reads", name, e.Name)
+		if e.Name == "ILERT_EDGE_CONNECTOR_KEY" {
+			require.NotNil(t, e.ValueFrom, "%s: the key comes from a Secret", name)
+			require.NotNil(t, e.ValueFrom.SecretKeyRef, name)
+			assert.Equal(t, "edgepoll", e.ValueFrom.SecretKeyRef.Name)
+			keyFromSecret = true
+		}
+	}
+	assert.True(t, keyFromSecret, "%s: connector key from a Secret", name)
+	assert.NotNil(t, c.Resources.Limits.Memory(), name)
+}
+
+func checkPodSecurity(t *testing.T, name string, ps corev1.PodSpec) {
+	t.Helper()
+	require.NotNil(t, ps.SecurityContext, name)
+	assert.True(t, *ps.SecurityContext.RunAsNonRoot, name)
+	assert.Equal(t, int64(65532), *ps.SecurityContext.RunAsUser, name)
+	assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, ps.SecurityContext.SeccompProfile.Type, name)
+}
+
+func TestCronJobs(t *testing.T) {
+	objs := loadManifests(t)
+	vars := edgepollEnvVars(t)
+	pvc := find[*corev1.PersistentVolumeClaim](objs, "pvc.yaml")
+	require.NotNil(t, pvc)
+	for _, file := range []string{"cronjob.yaml", "cronjob-dynamodb.yaml"} {
+		cj := find[*batchv1.CronJob](objs, file)
+		require.NotNil(t, cj, file)
+		assert.Equal(t, "* * * * *", cj.Spec.Schedule, file)
+		assert.Equal(t, batchv1.ForbidConcurrent, cj.Spec.ConcurrencyPolicy, file)
+		js := cj.Spec.JobTemplate.Spec
+		assert.Equal(t, int32(0), *js.BackoffLimit, "%s: no retries of a failed run", file)
+		assert.Less(t, *js.ActiveDeadlineSeconds, int64(60), "%s: deadline below the period", file)
+		ps := js.Template.Spec
+		assert.Equal(t, corev1.RestartPolicyNever, ps.RestartPolicy, file)
+		checkPodSecurity(t, file, ps)
+		require.Len(t, ps.Containers, 1)
+		c := ps.Containers[0]
+		checkContainer(t, file, c, vars)
+		assert.NotContains(t, c.Args, "--loop", "%s: one-shot", file)
+		state := ""
+		for _, e := range c.Env {
+			if e.Name == "EDGEPOLL_STATE" {
+				state = e.Value
+			}
+		}
+		if file == "cronjob.yaml" {
+			require.True(t, strings.HasPrefix(state, "sqlite:/var/lib/edgepoll/"), state)
+			require.Len(t, ps.Volumes, 1)
+			require.NotNil(t, ps.Volumes[0].PersistentVolumeClaim)
+			assert.Equal(t, pvc.Name, ps.Volumes[0].PersistentVolumeClaim.ClaimName, "claim matches pvc.yaml")
+			assert.Equal(t, "/var/lib/edgepoll", c.VolumeMounts[0].MountPath)
+		} else {
+			assert.True(t, strings.HasPrefix(state, "dynamodb:"), state)
+		}
+	}
+}
+
+func TestDeploymentPDBAndService(t *testing.T) {
+	objs := loadManifests(t)
+	vars := edgepollEnvVars(t)
+	d := find[*appsv1.Deployment](objs, "")
+	require.NotNil(t, d)
+	assert.Equal(t, int32(2), *d.Spec.Replicas)
+	ps := d.Spec.Template.Spec
+	checkPodSecurity(t, "deployment", ps)
+	c := ps.Containers[0]
+	checkContainer(t, "deployment", c, vars)
+	args := strings.Join(c.Args, " ")
+	assert.Contains(t, args, "--loop")
+	assert.Contains(t, args, "-p 8977")
+	assert.Contains(t, args, "--cluster-id ")
+	instanceFromPod := false
+	for _, e := range c.Env {
+		if e.Name == "EDGEPOLL_INSTANCE_ID" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name" {
+			instanceFromPod = true
+		}
+	}
+	assert.True(t, instanceFromPod, "instance id from the pod name")
+	require.Len(t, c.Ports, 1)
+	port := c.Ports[0]
+	assert.Equal(t, int32(8977), port.ContainerPort)
+	assert.Equal(t, "/health", c.LivenessProbe.HTTPGet.Path)
+	assert.Equal(t, "/ready", c.ReadinessProbe.HTTPGet.Path)
+	assert.Equal(t, port.Name, c.LivenessProbe.HTTPGet.Port.StrVal)
+	assert.Equal(t, port.Name, c.ReadinessProbe.HTTPGet.Port.StrVal)
+	assert.GreaterOrEqual(t, *ps.TerminationGracePeriodSeconds, int64(26), "longer than edgepoll's 25s stop grace")
+
+	pdb := find[*policyv1.PodDisruptionBudget](objs, "")
+	require.NotNil(t, pdb)
+	assert.Equal(t, 1, pdb.Spec.MinAvailable.IntValue())
+	assert.Equal(t, d.Spec.Selector.MatchLabels, pdb.Spec.Selector.MatchLabels, "PDB selects the deployment's pods")
+	for k, v := range d.Spec.Selector.MatchLabels {
+		assert.Equal(t, v, d.Spec.Template.Labels[k])
+	}
+	svc := find[*corev1.Service](objs, "")
+	require.NotNil(t, svc)
+	assert.Equal(t, d.Spec.Selector.MatchLabels, svc.Spec.Selector)
+	assert.Equal(t, port.Name, svc.Spec.Ports[0].TargetPort.StrVal)
+}
+
+func TestSecretIsAPlaceholder(t *testing.T) {
+	s := find[*corev1.Secret](loadManifests(t), "")
+	require.NotNil(t, s)
+	assert.Contains(t, s.StringData["ILERT_EDGE_CONNECTOR_KEY"], "REPLACE")
+}
+
+func TestKustomizationListsExistingFiles(t *testing.T) {
+	k := find[*struct {
+		APIVersion string   `json:"apiVersion"`
+		Kind       string   `json:"kind"`
+		Resources  []string `json:"resources"`
+	}](loadManifests(t), "")
+	require.NotNil(t, k)
+	for _, r := range k.Resources {
+		_, err := os.Stat(filepath.Join("k8s", r))
+		assert.NoError(t, err, r)
+	}
+}
+
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("docker/Dockerfile")
+	require.NoError(t, err)
+	var froms []string
+	var user, entry string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		switch strings.ToUpper(f[0]) {
+		case "FROM":
+			froms = append(froms, f[1])
+		case "USER":
+			user = f[1]
+		case "ENTRYPOINT":
+			entry = strings.TrimSpace(strings.TrimPrefix(l, f[0]))
+		}
+	}
+	require.GreaterOrEqual(t, len(froms), 2, "multi-stage")
+	assert.True(t, strings.HasPrefix(froms[len(froms)-1], "gcr.io/distroless/static"), froms)
+	assert.True(t, strings.HasSuffix(froms[len(froms)-1], ":nonroot"))
+	assert.Equal(t, "65532:65532", user)
+	assert.Equal(t, `["/edgepoll"]`, entry)
+	assert.Contains(t, string(b), "CGO_ENABLED=0 go build")
+	assert.Contains(t, string(b), "./cmd/edgepoll")
+}
+
+func iniKeys(t *testing.T, path string) map[string][]string {
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	keys := map[string][]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "[") {
+			continue
+		}
+		k, v, ok := strings.Cut(l, "=")
+		require.True(t, ok, "%s: %q", path, l)
+		keys[k] = append(keys[k], v)
+	}
+	return keys
+}
+
+func TestSystemdUnits(t *testing.T) {
+	vars := edgepollEnvVars(t)
+	d := iniKeys(t, "systemd/edgepoll.service")
+	assert.Contains(t, d["ExecStart"][0], "--loop")
+	for k, want := range map[string]string{"DynamicUser": "yes", "StateDirectory": "edgepoll", "NoNewPrivileges": "yes",
+		"ProtectSystem": "strict", "Restart": "on-failure", "KillSignal": "SIGTERM"} {
+		assert.Equal(t, []string{want}, d[k], k)
+	}
+	o := iniKeys(t, "systemd/edgepoll-oneshot.service")
+	assert.Equal(t, []string{"oneshot"}, o["Type"])
+	assert.NotContains(t, o["ExecStart"][0], "--loop")
+	timer := iniKeys(t, "systemd/edgepoll-oneshot.timer")
+	assert.Equal(t, []string{"minutely"}, timer["OnCalendar"])
+	env := iniKeys(t, "systemd/edgepoll.env.example")
+	for k := range env {
+		assert.True(t, vars[k], "env example: %s is not a variable edgepoll reads", k)
+	}
+	assert.Contains(t, fmt.Sprint(env["ILERT_EDGE_CONNECTOR_KEY"]), "REPLACE")
+}
