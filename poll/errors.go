@@ -72,3 +72,12 @@ var (
 	// over); its cursor writes are refused.
 	ErrLeaseLost = errors.New("lease lost to another run")
 )
+
+// ConfigError is an invalid sink or store setting: Field names the config
+// field, so the CLI can name the flag it came from.
+type ConfigError struct {
+	Field string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }

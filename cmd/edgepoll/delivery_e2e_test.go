@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -308,4 +309,19 @@ func TestConcurrentRunsNeverDeliverTwice(t *testing.T) {
 			t.Logf("%d of %d concurrent runs found the lease held", held, len(results))
 		})
 	}
+}
+
+// itemIDs reads the X-ilert-Edge-Item-Id user property of MQTT messages.
+func itemIDs(t *testing.T, msgs []*paho.Publish) []int64 {
+	var ids []int64
+	for _, m := range msgs {
+		for _, u := range m.Properties.User {
+			if u.Key == "X-ilert-Edge-Item-Id" {
+				id, err := strconv.ParseInt(u.Value, 10, 64)
+				require.NoError(t, err)
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
 }

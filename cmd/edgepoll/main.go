@@ -95,21 +95,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	key, err := connectorKey(ctx, cli)
 	if err != nil {
-		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
-		var ue *UsageError
-		if errors.As(err, &ue) {
-			return exitUsage
-		}
-		return exitFailed
+		return fail(stderr, err)
 	}
 	app, err := build(ctx, cli, key, runID(), log, stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
-		var ue *UsageError
-		if errors.As(err, &ue) {
-			return exitUsage
-		}
-		return exitFailed
+		return fail(stderr, err)
 	}
 	defer app.close()
 
@@ -117,6 +107,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return app.loop(ctx)
 	}
 	return app.once(ctx)
+}
+
+// fail prints a start-up error; a UsageError is exit 2, anything else 1.
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
+	var ue *UsageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitFailed
 }
 
 // signalContext is cancelled by the first SIGTERM/SIGINT (graceful stop:

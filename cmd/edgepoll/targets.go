@@ -76,11 +76,7 @@ func newKafkaSink(_ context.Context, cli *CLI, log *slog.Logger) (poll.Sink, err
 		TLS: cli.KafkaTLS, CAFile: cli.KafkaCA, CertFile: cli.KafkaCert, KeyFile: cli.KafkaKey,
 		SASLMechanism: cli.KafkaSASLMechanism, Username: cli.KafkaUsername, Password: cli.KafkaPassword,
 	}, log)
-	var ce *kafkasink.ConfigError
-	if errors.As(err, &ce) {
-		return nil, &UsageError{Msg: kafkaFlags[ce.Field] + ": " + ce.Msg}
-	}
-	return s, err
+	return s, usageFor(err, kafkaFlags)
 }
 
 // mqttFlags names the flag of each mqtt.Config field.
@@ -96,9 +92,15 @@ func newMQTTSink(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Sink, er
 		TLS: cli.MQTTTLS, CAFile: cli.MQTTCA, CertFile: cli.MQTTCert, KeyFile: cli.MQTTKey,
 		ConnectTimeout: cli.MQTTConnectTimeout.D(), ClientID: cli.MQTTClientID,
 	}, log)
-	var ce *mqttsink.ConfigError
+	return s, usageFor(err, mqttFlags)
+}
+
+// usageFor turns a sink's ConfigError into a usage error (exit 2) naming the
+// flag of the field; other errors pass through.
+func usageFor(err error, flags map[string]string) error {
+	var ce *poll.ConfigError
 	if errors.As(err, &ce) {
-		return nil, &UsageError{Msg: mqttFlags[ce.Field] + ": " + ce.Msg}
+		return &UsageError{Msg: flags[ce.Field] + ": " + ce.Msg}
 	}
-	return s, err
+	return err
 }

@@ -59,14 +59,6 @@ type Config struct {
 	ClientID string
 }
 
-// ConfigError is an invalid setting; Field names the Config field.
-type ConfigError struct {
-	Field string
-	Msg   string
-}
-
-func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
-
 // Sink produces events to Kafka. It implements poll.Sink.
 type Sink struct {
 	cfg Config
@@ -80,15 +72,15 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if len(cfg.Brokers) == 0 {
-		return nil, &ConfigError{"Brokers", "at least one broker is required"}
+		return nil, &poll.ConfigError{Field: "Brokers", Msg: "at least one broker is required"}
 	}
 	for _, b := range cfg.Brokers {
 		if _, p, err := net.SplitHostPort(b); err != nil || p == "" {
-			return nil, &ConfigError{"Brokers", fmt.Sprintf("%q is not host:port", b)}
+			return nil, &poll.ConfigError{Field: "Brokers", Msg: fmt.Sprintf("%q is not host:port", b)}
 		}
 	}
 	if cfg.Topic == "" {
-		return nil, &ConfigError{"Topic", "is required"}
+		return nil, &poll.ConfigError{Field: "Topic", Msg: "is required"}
 	}
 	if cfg.DeliveryTimeout <= 0 {
 		cfg.DeliveryTimeout = 30 * time.Second
@@ -123,7 +115,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, &ConfigError{"Brokers", err.Error()}
+		return nil, &poll.ConfigError{Field: "Brokers", Msg: err.Error()}
 	}
 	return &Sink{cfg: cfg, cl: cl, log: log}, nil
 }
@@ -133,21 +125,21 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
-			return nil, &ConfigError{"CAFile", err.Error()}
+			return nil, &poll.ConfigError{Field: "CAFile", Msg: err.Error()}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &ConfigError{"CAFile", "no PEM certificate found"}
+			return nil, &poll.ConfigError{Field: "CAFile", Msg: "no PEM certificate found"}
 		}
 		tc.RootCAs = pool
 	}
 	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return nil, &ConfigError{"CertFile", "certificate and key go together"}
+		return nil, &poll.ConfigError{Field: "CertFile", Msg: "certificate and key go together"}
 	}
 	if cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
-			return nil, &ConfigError{"CertFile", "loading the client certificate: " + err.Error()}
+			return nil, &poll.ConfigError{Field: "CertFile", Msg: "loading the client certificate: " + err.Error()}
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
@@ -156,7 +148,7 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 
 func mechanism(cfg Config) (sasl.Mechanism, error) {
 	if cfg.Username == "" || cfg.Password == "" {
-		return nil, &ConfigError{"Username", "SASL needs a user name and a password"}
+		return nil, &poll.ConfigError{Field: "Username", Msg: "SASL needs a user name and a password"}
 	}
 	switch strings.ToLower(cfg.SASLMechanism) {
 	case "plain":
@@ -166,7 +158,7 @@ func mechanism(cfg Config) (sasl.Mechanism, error) {
 	case "scram-sha-512":
 		return scram.Auth{User: cfg.Username, Pass: cfg.Password}.AsSha512Mechanism(), nil
 	}
-	return nil, &ConfigError{"SASLMechanism", "must be plain, scram-sha-256 or scram-sha-512"}
+	return nil, &poll.ConfigError{Field: "SASLMechanism", Msg: "must be plain, scram-sha-256 or scram-sha-512"}
 }
 
 // Record builds the record of an event.

@@ -3,13 +3,11 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/edgepoll/edgepoll/internal/testcerts"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
+	"github.com/edgepoll/edgepoll/sinks/sinktest"
 	"github.com/edgepoll/edgepoll/state/sqlite"
 )
 
@@ -33,15 +32,6 @@ func cluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	require.NoError(t, err)
 	t.Cleanup(c.Close)
 	return c
-}
-
-func events(n int) []poll.Event {
-	payloads := ilerttest.AlertEvents(n)
-	evs := make([]poll.Event, n)
-	for i, p := range payloads {
-		evs[i] = poll.NewEvent(int64(i+1), p)
-	}
-	return evs
 }
 
 // consume reads n records back from the topic.
@@ -61,27 +51,6 @@ func consume(t *testing.T, c *kfake.Cluster, n int, extra ...kgo.Opt) []*kgo.Rec
 	return out
 }
 
-type results struct {
-	mu   sync.Mutex
-	errs map[int]error
-}
-
-func (r *results) report(i int, err error) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.errs[i]; dup {
-		panic(fmt.Sprintf("item %d reported twice", i))
-	}
-	r.errs[i] = err
-	return true
-}
-
-func send(t *testing.T, s *Sink, evs []poll.Event) map[int]error {
-	r := &results{errs: map[int]error{}}
-	s.Send(context.Background(), evs, r.report)
-	return r.errs
-}
-
 func newSink(t testing.TB, cfg Config) *Sink {
 	s, err := New(cfg, nil)
 	require.NoError(t, err)
@@ -92,11 +61,11 @@ func newSink(t testing.TB, cfg Config) *Sink {
 func TestPipelinedDeliveryExactBytesKeysHeadersOrder(t *testing.T) {
 	c := cluster(t)
 	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic})
-	evs := events(1000)
+	evs := sinktest.Events(1000)
 	evs = append(evs,
 		poll.NewEvent(1001, []byte(`{"eventType":"alert-created","big":123456789012345678901234567890,"u":"Grüße 🚨 \"q\""}`)), // no alert id
 		poll.NewEvent(1002, []byte(`{"id":4711,"eventType":"alert-resolved"}`)))                                               // numeric alert id
-	errs := send(t, s, evs)
+	errs := sinktest.Send(t, s, evs)
 	require.Len(t, errs, len(evs))
 	for i, err := range errs {
 		require.NoError(t, err, "item %d", i)
@@ -142,8 +111,8 @@ func TestTransientProduceErrorRetriedInsideClient(t *testing.T) {
 	c := cluster(t)
 	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.NotEnoughReplicas, Count: 1})
 	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic})
-	evs := events(200)
-	for i, err := range send(t, s, evs) {
+	evs := sinktest.Events(200)
+	for i, err := range sinktest.Send(t, s, evs) {
 		require.NoError(t, err, "item %d", i)
 	}
 	recs := consume(t, c, 200)
@@ -205,7 +174,7 @@ func TestPermanentErrorIsSkippable(t *testing.T) {
 	c := cluster(t)
 	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.MessageTooLarge, Count: -1})
 	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic})
-	errs := send(t, s, events(3))
+	errs := sinktest.Send(t, s, sinktest.Events(3))
 	for _, err := range errs {
 		require.Error(t, err)
 		assert.True(t, poll.IsPermanent(err), "%v", err)
@@ -218,7 +187,7 @@ func TestUnreachableBrokersFailInBoundedTime(t *testing.T) {
 	l.Close()
 	s := newSink(t, Config{Brokers: []string{addr}, Topic: topic, DeliveryTimeout: 2 * time.Second})
 	start := time.Now()
-	errs := send(t, s, events(5))
+	errs := sinktest.Send(t, s, sinktest.Events(5))
 	assert.Less(t, time.Since(start), 10*time.Second)
 	require.Len(t, errs, 5)
 	for _, err := range errs {
@@ -233,13 +202,13 @@ func TestSASL(t *testing.T) {
 			kmech := map[string]string{"plain": "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512"}[mech]
 			c := cluster(t, kfake.EnableSASL(), kfake.Superuser(kmech, "edgepoll", "right-Pass"))
 			s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, SASLMechanism: mech, Username: "edgepoll", Password: "right-Pass"})
-			for _, err := range send(t, s, events(3)) {
+			for _, err := range sinktest.Send(t, s, sinktest.Events(3)) {
 				require.NoError(t, err)
 			}
 			bad := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, SASLMechanism: mech, Username: "edgepoll",
 				Password: "wrong-Pass", DeliveryTimeout: 2 * time.Second})
 			start := time.Now()
-			for _, err := range send(t, bad, events(2)) {
+			for _, err := range sinktest.Send(t, bad, sinktest.Events(2)) {
 				require.Error(t, err)
 				assert.False(t, poll.IsPermanent(err))
 				assert.NotContains(t, err.Error(), "wrong-Pass")
@@ -253,12 +222,12 @@ func TestTLS(t *testing.T) {
 	certs := testcerts.Generate(t, t.TempDir())
 	c := cluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{certs.Server}}))
 	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, TLS: true, CAFile: certs.CAFile})
-	for _, err := range send(t, s, events(3)) {
+	for _, err := range sinktest.Send(t, s, sinktest.Events(3)) {
 		require.NoError(t, err)
 	}
 	// Without the CA, the server certificate is not trusted.
 	bad := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, TLS: true, DeliveryTimeout: 2 * time.Second})
-	for _, err := range send(t, bad, events(1)) {
+	for _, err := range sinktest.Send(t, bad, sinktest.Events(1)) {
 		require.Error(t, err)
 	}
 }
@@ -273,7 +242,7 @@ func TestConfigErrors(t *testing.T) {
 		"CertFile":      {Brokers: []string{"h:1"}, Topic: "t", TLS: true, CertFile: "/x"},
 	} {
 		_, err := New(cfg, nil)
-		var ce *ConfigError
+		var ce *poll.ConfigError
 		require.ErrorAs(t, err, &ce, field)
 		assert.Equal(t, field, ce.Field)
 	}
@@ -285,13 +254,8 @@ func TestConfigErrors(t *testing.T) {
 // sink's pipelined Send, (a) one synchronous produce per record (how the
 // reference agent delivers), (b) the raw franz-go async producer.
 func BenchmarkKafka(b *testing.B) {
-	payloads := make([]poll.Event, 1000)
-	pad := strings.Repeat("x", 900)
-	for i := range payloads {
-		payloads[i] = poll.NewEvent(int64(i+1), []byte(fmt.Sprintf(`{"id":"%d","eventType":"alert-created","summary":"%s"}`, i%50, pad)))
-	}
+	payloads := sinktest.Sized(1000, 1024, 50)
 	c := cluster(b)
-	rate := func(b *testing.B) { b.ReportMetric(float64(b.N*len(payloads))/b.Elapsed().Seconds(), "items/s") }
 	b.Run("a-sync-per-record", func(b *testing.B) {
 		cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic))
 		defer cl.Close()
@@ -302,7 +266,7 @@ func BenchmarkKafka(b *testing.B) {
 				}
 			}
 		}
-		rate(b)
+		sinktest.ItemsPerSecond(b, len(payloads))
 	})
 	b.Run("b-raw-async", func(b *testing.B) {
 		cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
@@ -315,26 +279,9 @@ func BenchmarkKafka(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		rate(b)
+		sinktest.ItemsPerSecond(b, len(payloads))
 	})
 	b.Run("edgepoll-sink", func(b *testing.B) {
-		s := newSink(b, Config{Brokers: c.ListenAddrs(), Topic: topic})
-		for i := 0; i < b.N; i++ {
-			var mu sync.Mutex
-			n := 0
-			s.Send(context.Background(), payloads, func(_ int, err error) bool {
-				if err != nil {
-					b.Error(err)
-				}
-				mu.Lock()
-				n++
-				mu.Unlock()
-				return true
-			})
-			if n != len(payloads) {
-				b.Fatalf("%d reported", n)
-			}
-		}
-		rate(b)
+		sinktest.Bench(b, newSink(b, Config{Brokers: c.ListenAddrs(), Topic: topic}), payloads)
 	})
 }

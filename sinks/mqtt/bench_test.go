@@ -5,28 +5,25 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/edgepoll/edgepoll/internal/mosquittotest"
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/sinks/sinktest"
 )
 
 // BenchmarkMQTT: 1000 items of ~1 KiB at QoS 1 against mosquitto, in one
 // run: this sink, (a) one publish-and-wait per item (how the reference agent
 // delivers), (b) raw pipelined paho publishes from 64 goroutines (no order).
 func BenchmarkMQTT(b *testing.B) {
-	br := startBroker(b, "allow_anonymous true")
-	pad := strings.Repeat("x", 900)
-	evs := make([]poll.Event, 1000)
-	for i := range evs {
-		evs[i] = poll.NewEvent(int64(i+1), []byte(fmt.Sprintf(`{"id":"%d","eventType":"alert-created","summary":"%s"}`, i, pad)))
-	}
-	rate := func(b *testing.B) { b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "items/s") }
+	br := mosquittotest.Start(b, "allow_anonymous true")
+	evs := sinktest.Sized(1000, 1024, 1000)
+	rate := func(b *testing.B) { sinktest.ItemsPerSecond(b, len(evs)) }
 	rawClient := func(b *testing.B) *paho.Client {
-		conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(br.port))
+		conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(br.Port))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -73,27 +70,11 @@ func BenchmarkMQTT(b *testing.B) {
 		rate(b)
 	})
 	b.Run("edgepoll-sink", func(b *testing.B) {
-		s, err := New(context.Background(), Config{Host: "127.0.0.1", Port: br.port, Topic: topic, QoS: 1}, nil)
+		s, err := New(context.Background(), Config{Host: "127.0.0.1", Port: br.Port, Topic: topic, QoS: 1}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer s.Close()
-		for i := 0; i < b.N; i++ {
-			var mu sync.Mutex
-			n := 0
-			s.Send(context.Background(), evs, func(_ int, err error) bool {
-				if err != nil {
-					b.Error(err)
-				}
-				mu.Lock()
-				n++
-				mu.Unlock()
-				return true
-			})
-			if n != len(evs) {
-				b.Fatalf("%d reported", n)
-			}
-		}
-		rate(b)
+		sinktest.Bench(b, s, evs)
 	})
 }

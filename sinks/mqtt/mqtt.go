@@ -68,14 +68,6 @@ type Config struct {
 	AckTimeout time.Duration
 }
 
-// ConfigError is an invalid setting; Field names the Config field.
-type ConfigError struct {
-	Field string
-	Msg   string
-}
-
-func (e *ConfigError) Error() string { return e.Field + ": " + e.Msg }
-
 // Sink publishes events to an MQTT broker. It implements poll.Sink.
 type Sink struct {
 	cfg  Config
@@ -100,23 +92,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	}
 	switch {
 	case cfg.Host == "":
-		return nil, &ConfigError{"Host", "is required"}
+		return nil, &poll.ConfigError{Field: "Host", Msg: "is required"}
 	case cfg.Topic == "":
-		return nil, &ConfigError{"Topic", "is required"}
+		return nil, &poll.ConfigError{Field: "Topic", Msg: "is required"}
 	case strings.ContainsAny(cfg.Topic, "+#\x00"):
-		return nil, &ConfigError{"Topic", "must not contain + or #"}
+		return nil, &poll.ConfigError{Field: "Topic", Msg: "must not contain + or #"}
 	case cfg.QoS < 0 || cfg.QoS > 2:
-		return nil, &ConfigError{"QoS", "must be 0, 1 or 2"}
+		return nil, &poll.ConfigError{Field: "QoS", Msg: "must be 0, 1 or 2"}
 	case cfg.Password != "" && cfg.Username == "":
-		return nil, &ConfigError{"Password", "needs a user name"}
+		return nil, &poll.ConfigError{Field: "Password", Msg: "needs a user name"}
 	case (cfg.CertFile == "") != (cfg.KeyFile == ""):
-		return nil, &ConfigError{"CertFile", "certificate and key go together"}
+		return nil, &poll.ConfigError{Field: "CertFile", Msg: "certificate and key go together"}
 	}
 	if cfg.Port == 0 {
 		cfg.Port = 1883
 	}
 	if cfg.Port < 1 || cfg.Port > 65535 {
-		return nil, &ConfigError{"Port", "must be 1..65535"}
+		return nil, &poll.ConfigError{Field: "Port", Msg: "must be 1..65535"}
 	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
@@ -130,18 +122,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 		if cfg.CAFile != "" {
 			pem, err := os.ReadFile(cfg.CAFile)
 			if err != nil {
-				return nil, &ConfigError{"CAFile", err.Error()}
+				return nil, &poll.ConfigError{Field: "CAFile", Msg: err.Error()}
 			}
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				return nil, &ConfigError{"CAFile", "no PEM certificate found"}
+				return nil, &poll.ConfigError{Field: "CAFile", Msg: "no PEM certificate found"}
 			}
 			tc.RootCAs = pool
 		}
 		if cfg.CertFile != "" {
 			cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 			if err != nil {
-				return nil, &ConfigError{"CertFile", "loading the client certificate: " + err.Error()}
+				return nil, &poll.ConfigError{Field: "CertFile", Msg: "loading the client certificate: " + err.Error()}
 			}
 			tc.Certificates = []tls.Certificate{cert}
 		}

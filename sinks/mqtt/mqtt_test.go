@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,45 +14,15 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/mosquittotest"
 	"github.com/edgepoll/edgepoll/internal/testcerts"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
+	"github.com/edgepoll/edgepoll/sinks/sinktest"
 	"github.com/edgepoll/edgepoll/state/sqlite"
 )
 
 const topic = "edge/events"
-
-func events(n int) []poll.Event {
-	payloads := ilerttest.AlertEvents(n)
-	evs := make([]poll.Event, n)
-	for i, p := range payloads {
-		evs[i] = poll.NewEvent(int64(i+1), p)
-	}
-	return evs
-}
-
-type results struct {
-	mu    sync.Mutex
-	errs  map[int]error
-	twice []int
-}
-
-func (r *results) report(i int, err error) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.errs[i]; dup {
-		r.twice = append(r.twice, i)
-	}
-	r.errs[i] = err
-	return true
-}
-
-func send(t *testing.T, s *Sink, evs []poll.Event) map[int]error {
-	r := &results{errs: map[int]error{}}
-	s.Send(context.Background(), evs, r.report)
-	require.Empty(t, r.twice, "an item was reported twice")
-	return r.errs
-}
 
 func newSink(t *testing.T, cfg Config) *Sink {
 	s, err := New(context.Background(), cfg, nil)
@@ -72,22 +41,22 @@ func itemID(p *paho.Publish) string {
 }
 
 func TestDeliveryAllQoSInOrderExactBytes(t *testing.T) {
-	b := startBroker(t, "allow_anonymous true")
+	b := mosquittotest.Start(t, "allow_anonymous true")
 	for qos := 0; qos <= 2; qos++ {
 		t.Run(fmt.Sprint("qos", qos), func(t *testing.T) {
 			n := 300
 			if qos == 1 {
 				n = 1000
 			}
-			sub := subscribe(t, b.port, topic, 2, nil)
-			s := newSink(t, Config{Host: "127.0.0.1", Port: b.port, Topic: topic, QoS: qos})
-			evs := events(n)
-			errs := send(t, s, evs)
+			sub := mosquittotest.Subscribe(t, b.Port, topic, 2)
+			s := newSink(t, Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, QoS: qos})
+			evs := sinktest.Events(n)
+			errs := sinktest.Send(t, s, evs)
 			require.Len(t, errs, n)
 			for i, err := range errs {
 				require.NoError(t, err, "item %d", i)
 			}
-			msgs := sub.waitFor(t, n)
+			msgs := sub.WaitFor(t, n)
 			for i, m := range msgs[:n] {
 				assert.Equal(t, strconv.Itoa(i+1), itemID(m), "order")
 				assert.Equal(t, string(evs[i].Payload), string(m.Payload), "bytes unchanged")
@@ -102,20 +71,20 @@ func TestPasswordAuth(t *testing.T) {
 	pw := filepath.Join(dir, "passwd")
 	out, err := exec.Command("mosquitto_passwd", "-b", "-c", pw, "edgepoll", "right-Pass").CombinedOutput()
 	require.NoError(t, err, string(out))
-	b := startBroker(t, "allow_anonymous false\npassword_file "+pw)
-	s := newSink(t, Config{Host: "127.0.0.1", Port: b.port, Topic: topic, QoS: 1, Username: "edgepoll", Password: "right-Pass"})
-	for _, err := range send(t, s, events(5)) {
+	b := mosquittotest.Start(t, "allow_anonymous false\npassword_file "+pw)
+	s := newSink(t, Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, QoS: 1, Username: "edgepoll", Password: "right-Pass"})
+	for _, err := range sinktest.Send(t, s, sinktest.Events(5)) {
 		require.NoError(t, err)
 	}
 	start := time.Now()
-	_, err = New(context.Background(), Config{Host: "127.0.0.1", Port: b.port, Topic: topic, QoS: 1, Username: "edgepoll",
+	_, err = New(context.Background(), Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, QoS: 1, Username: "edgepoll",
 		Password: "wrong-Pass", ConnectTimeout: 10 * time.Second}, nil)
 	require.Error(t, err)
 	assert.Less(t, time.Since(start), 3*time.Second, "refused fast, not retried until the timeout")
 	assert.Contains(t, err.Error(), "mqtt connect refused")
 	assert.NotContains(t, err.Error(), "wrong-Pass")
 	assert.False(t, poll.IsPermanent(err))
-	_, err = New(context.Background(), Config{Host: "127.0.0.1", Port: b.port, Topic: topic}, nil)
+	_, err = New(context.Background(), Config{Host: "127.0.0.1", Port: b.Port, Topic: topic}, nil)
 	require.Error(t, err, "anonymous refused")
 }
 
@@ -123,30 +92,30 @@ func TestTLSAndClientCertificates(t *testing.T) {
 	dir := t.TempDir()
 	certs := testcerts.Generate(t, dir)
 	tlsConf := fmt.Sprintf("allow_anonymous true\ncafile %s\ncertfile %s\nkeyfile %s\n", certs.CAFile, certs.ServerCert, certs.ServerKey)
-	b := startBroker(t, tlsConf)
-	s := newSink(t, Config{Host: "127.0.0.1", Port: b.port, Topic: topic, QoS: 1, CAFile: certs.CAFile})
-	for _, err := range send(t, s, events(3)) {
+	b := mosquittotest.Start(t, tlsConf)
+	s := newSink(t, Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, QoS: 1, CAFile: certs.CAFile})
+	for _, err := range sinktest.Send(t, s, sinktest.Events(3)) {
 		require.NoError(t, err)
 	}
 	// An untrusted server certificate fails fast.
 	start := time.Now()
-	_, err := New(context.Background(), Config{Host: "127.0.0.1", Port: b.port, Topic: topic, TLS: true}, nil)
+	_, err := New(context.Background(), Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, TLS: true}, nil)
 	require.Error(t, err)
 	assert.Less(t, time.Since(start), 3*time.Second)
 
-	mtls := startBroker(t, tlsConf+"require_certificate true\n")
-	_, err = New(context.Background(), Config{Host: "127.0.0.1", Port: mtls.port, Topic: topic, CAFile: certs.CAFile, ConnectTimeout: 3 * time.Second}, nil)
+	mtls := mosquittotest.Start(t, tlsConf+"require_certificate true\n")
+	_, err = New(context.Background(), Config{Host: "127.0.0.1", Port: mtls.Port, Topic: topic, CAFile: certs.CAFile, ConnectTimeout: 3 * time.Second}, nil)
 	require.Error(t, err, "no client certificate")
-	s2 := newSink(t, Config{Host: "127.0.0.1", Port: mtls.port, Topic: topic, QoS: 2, CAFile: certs.CAFile,
+	s2 := newSink(t, Config{Host: "127.0.0.1", Port: mtls.Port, Topic: topic, QoS: 2, CAFile: certs.CAFile,
 		CertFile: certs.ClientCert, KeyFile: certs.ClientKey})
-	for _, err := range send(t, s2, events(3)) {
+	for _, err := range sinktest.Send(t, s2, sinktest.Events(3)) {
 		require.NoError(t, err)
 	}
 }
 
 func TestUnreachableBrokerBounded(t *testing.T) {
 	start := time.Now()
-	_, err := New(context.Background(), Config{Host: "127.0.0.1", Port: freePort(t), Topic: topic, ConnectTimeout: time.Second}, nil)
+	_, err := New(context.Background(), Config{Host: "127.0.0.1", Port: mosquittotest.FreePort(t), Topic: topic, ConnectTimeout: time.Second}, nil)
 	require.Error(t, err)
 	assert.Less(t, time.Since(start), 3*time.Second)
 }
@@ -155,7 +124,7 @@ func TestUnreachableBrokerBounded(t *testing.T) {
 // slowly (max_inflight 5), a SIGKILL mid-batch leaves a delivered prefix and
 // fails the rest; a restarted broker and the next cycle deliver the rest.
 func TestBrokerKilledMidBatchThroughTheCycle(t *testing.T) {
-	b := startBroker(t, "allow_anonymous true\nmax_inflight_messages 5")
+	b := mosquittotest.Start(t, "allow_anonymous true\nmax_inflight_messages 5")
 	key := "iec1-mqtt-test"
 	api := ilerttest.New(key)
 	api.Push(key, ilerttest.AlertEvents(3000)...)
@@ -166,28 +135,28 @@ func TestBrokerKilledMidBatchThroughTheCycle(t *testing.T) {
 	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), nil)
 	require.NoError(t, err)
 	defer store.Close()
-	s := newSink(t, Config{Host: "127.0.0.1", Port: b.port, Topic: topic, QoS: 1})
+	s := newSink(t, Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, QoS: 1})
 	cycle := &poll.Cycle{Client: client, Sink: s, Store: store, Conn: poll.ConnectionID(key), Owner: "t"}
 
-	sub1 := subscribe(t, b.port, topic, 1, nil)
+	sub1 := mosquittotest.Subscribe(t, b.Port, topic, 1)
 	go func() {
-		for len(sub1.got()) < 700 {
+		for len(sub1.Got()) < 700 {
 			time.Sleep(time.Millisecond)
 		}
-		b.kill()
+		b.Kill()
 	}()
 	sum, err := cycle.Run(context.Background())
 	require.Error(t, err, "the broker died mid-cycle")
 	assert.Contains(t, err.Error(), "connection")
 	assert.Greater(t, sum.Cursor, int64(0))
 	assert.Less(t, sum.Cursor, int64(3000))
-	first := sub1.got()
+	first := sub1.Got()
 	for i, m := range first {
 		require.Equal(t, strconv.Itoa(i+1), itemID(m), "in order before the kill")
 	}
 
-	b.start() // restart on the same port
-	sub2 := subscribe(t, b.port, topic, 1, nil)
+	b.Restart() // restart on the same port
+	sub2 := mosquittotest.Subscribe(t, b.Port, topic, 1)
 	for {
 		sum2, err := cycle.Run(context.Background())
 		require.NoError(t, err)
@@ -195,7 +164,7 @@ func TestBrokerKilledMidBatchThroughTheCycle(t *testing.T) {
 			break
 		}
 	}
-	rest := sub2.waitFor(t, int(3000-sum.Cursor))
+	rest := sub2.WaitFor(t, int(3000-sum.Cursor))
 	for i, m := range rest[:3000-sum.Cursor] {
 		require.Equal(t, strconv.Itoa(int(sum.Cursor)+i+1), itemID(m), "the rest in order after the restart")
 	}
@@ -212,7 +181,7 @@ func TestConfigErrors(t *testing.T) {
 		"CAFile":   {Host: "h", Topic: "t", CAFile: "/nonexistent"},
 	} {
 		_, err := New(context.Background(), cfg, nil)
-		var ce *ConfigError
+		var ce *poll.ConfigError
 		require.ErrorAs(t, err, &ce, field)
 		assert.Equal(t, field, ce.Field)
 		assert.False(t, strings.Contains(err.Error(), "p\""))

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -78,6 +79,20 @@ func ChildMain(open func(loc string) (poll.Store, error)) {
 	}
 	fmt.Println("held")
 	select {}
+}
+
+// DropLockFiles is a DropVolatile for the local backends: it removes the
+// per-connection lock files beside loc, which carry the hot cursor.
+func DropLockFiles(t *testing.T, loc string) {
+	locks, _ := filepath.Glob(loc + ".lock-*")
+	if len(locks) == 0 {
+		t.Fatal("no lock file to drop")
+	}
+	for _, l := range locks {
+		if err := os.Remove(l); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 var (

@@ -56,9 +56,8 @@ func Open(_ context.Context, path string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	dir := filepath.Dir(path)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("state %s: directory %s does not exist", path, dir)
+	if err := locallease.CheckStatePath(path); err != nil {
+		return nil, err
 	}
 	s := &Store{path: path, log: log}
 	if _, err := s.read(); err != nil {
@@ -104,11 +103,7 @@ func unwrapPath(err error) error {
 
 // Acquire takes the connection's lease (a kernel lock).
 func (s *Store) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
-	l, err := locallease.Acquire(s, locallease.LockPath(s.path, conn), conn, owner)
-	if err != nil && !errors.Is(err, poll.ErrLeaseHeld) {
-		return nil, fmt.Errorf("state %s: %w", s.path, err)
-	}
-	return l, err
+	return locallease.AcquireFor(s, s.path, conn, owner)
 }
 
 // Close implements poll.Store.

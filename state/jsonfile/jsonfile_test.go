@@ -55,17 +55,7 @@ func TestContract(t *testing.T) {
 			return s
 		},
 		ChildProcess: true,
-		DropVolatile: func(t *testing.T, loc string) {
-			locks, _ := filepath.Glob(loc + ".lock-*")
-			if len(locks) == 0 {
-				t.Fatal("no lock file to drop")
-			}
-			for _, l := range locks {
-				if err := os.Remove(l); err != nil {
-					t.Fatal(err)
-				}
-			}
-		},
+		DropVolatile: contract.DropLockFiles,
 	})
 }
 

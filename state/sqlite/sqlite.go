@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -40,12 +38,8 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	dir := filepath.Dir(path)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("state %s: directory %s does not exist", path, dir)
-	}
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("state %s: not a regular file", path)
+	if err := locallease.CheckStatePath(path); err != nil {
+		return nil, err
 	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
@@ -83,11 +77,7 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Acquire takes the connection's lease (a kernel lock).
 func (s *Store) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
-	l, err := locallease.Acquire(s, locallease.LockPath(s.path, conn), conn, owner)
-	if err != nil && !errors.Is(err, poll.ErrLeaseHeld) {
-		return nil, fmt.Errorf("state %s: %w", s.path, err)
-	}
-	return l, err
+	return locallease.AcquireFor(s, s.path, conn, owner)
 }
 
 // Close closes the database.

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +41,29 @@ type Durable interface {
 // recordSize is the fixed size of the hot-cursor record at offset 0; the
 // holder's note (for operators and the "held by" message) follows it.
 const recordSize = 64
+
+// CheckStatePath checks that a state file's directory exists and that the
+// path, if present, is a regular file.
+func CheckStatePath(path string) error {
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("state %s: directory %s does not exist", path, dir)
+	}
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("state %s: not a regular file", path)
+	}
+	return nil
+}
+
+// AcquireFor takes the lease on conn for the state file statePath backed by
+// d; errors other than poll.ErrLeaseHeld name the state file.
+func AcquireFor(d Durable, statePath, conn, owner string) (poll.Lease, error) {
+	l, err := Acquire(d, LockPath(statePath, conn), conn, owner)
+	if err != nil && !errors.Is(err, poll.ErrLeaseHeld) {
+		return nil, fmt.Errorf("state %s: %w", statePath, err)
+	}
+	return l, err
+}
 
 // LockPath is the per-connection lock file of a state file.
 func LockPath(statePath, conn string) string {

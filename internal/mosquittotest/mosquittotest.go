@@ -1,4 +1,7 @@
-package mqtt
+// Package mosquittotest runs a real mosquitto broker for tests: on a free
+// loopback port, with a generated config, killed at the end of the test;
+// and a subscriber that records what arrives.
+package mosquittotest
 
 import (
 	"context"
@@ -17,16 +20,17 @@ import (
 	"github.com/edgepoll/edgepoll/internal/testenv"
 )
 
-// broker is a real mosquitto started by the test on a loopback port.
-type broker struct {
+// Broker is a real mosquitto started by the test on a loopback port.
+type Broker struct {
 	t    testing.TB
 	bin  string
 	conf string
-	port int
+	Port int
 	cmd  *exec.Cmd
 }
 
-func freePort(t testing.TB) int {
+// FreePort returns a free loopback port.
+func FreePort(t testing.TB) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,13 +39,13 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startBroker writes a config (listener + extra lines) and starts mosquitto.
-func startBroker(t testing.TB, extra string) *broker {
+// Start writes a config (a listener plus extra lines) and starts mosquitto.
+func Start(t testing.TB, extra string) *Broker {
 	bin := testenv.LookPath(t, "mosquitto", "apt-get install mosquitto (scripts/test-deps.sh)", "/usr/sbin/mosquitto")
-	b := &broker{t: t, bin: bin, port: freePort(t)}
+	b := &Broker{t: t, bin: bin, Port: FreePort(t)}
 	dir := t.TempDir()
 	b.conf = filepath.Join(dir, "mosquitto.conf")
-	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\nlog_type error\n%s\n", b.port, extra)
+	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\nlog_type error\n%s\n", b.Port, extra)
 	if os.Geteuid() == 0 {
 		// As root, mosquitto drops to its own user, which cannot read the
 		// test's private temp files: stay root (tests only).
@@ -50,12 +54,13 @@ func startBroker(t testing.TB, extra string) *broker {
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b.start()
-	t.Cleanup(b.kill)
+	b.Restart()
+	t.Cleanup(b.Kill)
 	return b
 }
 
-func (b *broker) start() {
+// Restart starts the broker (again) on the same port and config.
+func (b *Broker) Restart() {
 	b.cmd = exec.Command(b.bin, "-c", b.conf)
 	b.cmd.Stderr = os.Stderr
 	if err := b.cmd.Start(); err != nil {
@@ -63,19 +68,20 @@ func (b *broker) start() {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(b.port), 100*time.Millisecond)
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(b.Port), 100*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("mosquitto did not listen on %d", b.port)
+			b.t.Fatalf("mosquitto did not listen on %d", b.Port)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func (b *broker) kill() {
+// Kill stops the broker with SIGKILL.
+func (b *Broker) Kill() {
 	if b.cmd != nil && b.cmd.Process != nil {
 		_ = b.cmd.Process.Kill()
 		_ = b.cmd.Wait()
@@ -83,19 +89,20 @@ func (b *broker) kill() {
 	}
 }
 
-// subscriber collects what is published on topic, in arrival order.
-type subscriber struct {
+// Subscriber collects what is published on a topic, in arrival order.
+type Subscriber struct {
 	mu   sync.Mutex
 	msgs []*paho.Publish
 	cl   *paho.Client
 }
 
-func subscribe(t testing.TB, port int, topic string, qos byte, connect func(*paho.Connect)) *subscriber {
+// Subscribe connects a subscriber to topic on the broker at port.
+func Subscribe(t testing.TB, port int, topic string, qos byte) *Subscriber {
 	conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &subscriber{}
+	s := &Subscriber{}
 	s.cl = paho.NewClient(paho.ClientConfig{Conn: conn, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 		func(pr paho.PublishReceived) (bool, error) {
 			s.mu.Lock()
@@ -104,9 +111,6 @@ func subscribe(t testing.TB, port int, topic string, qos byte, connect func(*pah
 			return true, nil
 		}}})
 	cp := &paho.Connect{ClientID: fmt.Sprintf("sub-%d", time.Now().UnixNano()), CleanStart: true, KeepAlive: 30}
-	if connect != nil {
-		connect(cp)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := s.cl.Connect(ctx, cp); err != nil {
@@ -119,20 +123,22 @@ func subscribe(t testing.TB, port int, topic string, qos byte, connect func(*pah
 	return s
 }
 
-func (s *subscriber) got() []*paho.Publish {
+// Got returns what arrived so far.
+func (s *Subscriber) Got() []*paho.Publish {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*paho.Publish(nil), s.msgs...)
 }
 
-func (s *subscriber) waitFor(t testing.TB, n int) []*paho.Publish {
+// WaitFor waits until n messages arrived and returns them.
+func (s *Subscriber) WaitFor(t testing.TB, n int) []*paho.Publish {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if m := s.got(); len(m) >= n {
+		if m := s.Got(); len(m) >= n {
 			return m
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("subscriber got %d of %d messages", len(s.got()), n)
+	t.Fatalf("subscriber got %d of %d messages", len(s.Got()), n)
 	return nil
 }
