@@ -140,3 +140,25 @@ func TestDaemonReadyReportsAuthFailure(t *testing.T) {
 	}
 	assert.NotContains(t, d.logs.String(), "iec1-wrong-key")
 }
+
+// Two daemons (and a one-shot run) on one state store: the lease is taken
+// per cycle, the loser waits, no item is delivered twice.
+func TestTwoDaemonsShareOneStore(t *testing.T) {
+	e := newEnv(t, 400)
+	tg := newTarget(t)
+	tg.delay = time.Millisecond
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--poll-interval", "5"}
+	a := startDaemonBin(t, e.vars(), args...)
+	b := startDaemonBin(t, e.vars(), args...)
+	r := runBin(t, e.vars(), args[:len(args)-2]...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Eventually(t, func() bool { return len(tg.got()) >= 400 }, 20*time.Second, 20*time.Millisecond)
+	e.api.Push(e2eKey, ilerttest.AlertEvents(50)...)
+	require.Eventually(t, func() bool { return len(tg.got()) >= 450 }, 15*time.Second, 20*time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
+	checkAtLeastOnceInOrder(t, tg.got(), 450, 0)
+	for _, d := range []*daemonProc{a, b} {
+		c, _ := d.get(t, "/ready")
+		assert.Equal(t, 204, c, "a daemon whose lease is held by the other still counts as ready")
+	}
+}
