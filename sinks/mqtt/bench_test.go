@@ -7,9 +7,11 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/edgepoll/edgepoll/internal/latencyproxy"
 	"github.com/edgepoll/edgepoll/internal/mosquittotest"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks/sinktest"
@@ -17,13 +19,36 @@ import (
 
 // BenchmarkMQTT: 1000 items of ~1 KiB at QoS 1 against mosquitto, in one
 // run: this sink, (a) one publish-and-wait per item (how the reference agent
-// delivers), (b) raw pipelined paho publishes from 64 goroutines (no order).
+// delivers), (b) raw pipelined paho publishes from 64 goroutines (no order);
+// over plain loopback and through a proxy adding a 1 ms round trip.
 func BenchmarkMQTT(b *testing.B) {
-	br := mosquittotest.Start(b, "allow_anonymous true")
+	// mosquitto's default window is 20 unacknowledged messages per client
+	// (max_inflight_messages, sent as Receive Maximum); a larger one is a
+	// broker setting users choose.
+	for _, window := range []int{20, 200} {
+		br := mosquittotest.Start(b, fmt.Sprintf("allow_anonymous true\nmax_inflight_messages %d", window))
+		proxy, err := latencyproxy.Start("127.0.0.1:"+strconv.Itoa(br.Port), 500*time.Microsecond)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, pport, _ := net.SplitHostPort(proxy.Addr)
+		proxyPort, _ := strconv.Atoi(pport)
+		for _, link := range []struct {
+			name string
+			port int
+		}{{"loopback", br.Port}, {"rtt-1ms", proxyPort}} {
+			b.Run(fmt.Sprintf("window-%d/%s", window, link.name), func(b *testing.B) { benchMQTT(b, link.port) })
+		}
+		proxy.Close()
+		br.Kill()
+	}
+}
+
+func benchMQTT(b *testing.B, port int) {
 	evs := sinktest.Sized(1000, 1024, 1000)
 	rate := func(b *testing.B) { sinktest.ItemsPerSecond(b, len(evs)) }
 	rawClient := func(b *testing.B) *paho.Client {
-		conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(br.Port))
+		conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -70,7 +95,7 @@ func BenchmarkMQTT(b *testing.B) {
 		rate(b)
 	})
 	b.Run("edgepoll-sink", func(b *testing.B) {
-		s, err := New(context.Background(), Config{Host: "127.0.0.1", Port: br.Port, Topic: topic, QoS: 1}, nil)
+		s, err := New(context.Background(), Config{Host: "127.0.0.1", Port: port, Topic: topic, QoS: 1}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
