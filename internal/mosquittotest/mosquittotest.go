@@ -4,6 +4,7 @@
 package mosquittotest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -27,7 +28,20 @@ type Broker struct {
 	conf string
 	Port int
 	cmd  *exec.Cmd
+	logs syncBuffer
 }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // FreePort returns a free loopback port.
 func FreePort(t testing.TB) int {
@@ -45,7 +59,9 @@ func Start(t testing.TB, extra string) *Broker {
 	b := &Broker{t: t, bin: bin, Port: FreePort(t)}
 	dir := t.TempDir()
 	b.conf = filepath.Join(dir, "mosquitto.conf")
-	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\nlog_type error\n%s\n", b.Port, extra)
+	// max_queued_messages 0: the test subscribers must not lose QoS 1
+	// messages to mosquitto's default per-client queue limit of 1000.
+	conf := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nmax_queued_messages 0\nlog_dest stderr\nlog_type error\n%s\n", b.Port, extra)
 	if os.Geteuid() == 0 {
 		// As root, mosquitto drops to its own user, which cannot read the
 		// test's private temp files: stay root (tests only).
@@ -55,14 +71,19 @@ func Start(t testing.TB, extra string) *Broker {
 		t.Fatal(err)
 	}
 	b.Restart()
-	t.Cleanup(b.Kill)
+	t.Cleanup(func() {
+		b.Kill()
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", b.logs.String())
+		}
+	})
 	return b
 }
 
 // Restart starts the broker (again) on the same port and config.
 func (b *Broker) Restart() {
 	b.cmd = exec.Command(b.bin, "-c", b.conf)
-	b.cmd.Stderr = os.Stderr
+	b.cmd.Stdout, b.cmd.Stderr = &b.logs, &b.logs
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatalf("starting mosquitto: %v", err)
 	}
