@@ -13,14 +13,11 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +30,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/sinks/internal/tlsconf"
 )
 
 // Config configures the Kafka sink.
@@ -100,7 +98,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		kgo.DialTimeout(min(10*time.Second, cfg.DeliveryTimeout)),
 	}
 	if cfg.TLS || cfg.CAFile != "" || cfg.CertFile != "" {
-		tc, err := tlsConfig(cfg)
+		tc, err := tlsconf.Load(cfg.CAFile, cfg.CertFile, cfg.KeyFile, "")
 		if err != nil {
 			return nil, err
 		}
@@ -118,32 +116,6 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		return nil, &poll.ConfigError{Field: "Brokers", Msg: err.Error()}
 	}
 	return &Sink{cfg: cfg, cl: cl, log: log}, nil
-}
-
-func tlsConfig(cfg Config) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, &poll.ConfigError{Field: "CAFile", Msg: err.Error()}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &poll.ConfigError{Field: "CAFile", Msg: "no PEM certificate found"}
-		}
-		tc.RootCAs = pool
-	}
-	if (cfg.CertFile == "") != (cfg.KeyFile == "") {
-		return nil, &poll.ConfigError{Field: "CertFile", Msg: "certificate and key go together"}
-	}
-	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-		if err != nil {
-			return nil, &poll.ConfigError{Field: "CertFile", Msg: "loading the client certificate: " + err.Error()}
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 func mechanism(cfg Config) (sasl.Mechanism, error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,9 +19,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/testcerts"
 	"github.com/edgepoll/edgepoll/poll"
-	"github.com/edgepoll/edgepoll/poll/ilerttest"
 	"github.com/edgepoll/edgepoll/sinks/sinktest"
-	"github.com/edgepoll/edgepoll/state/sqlite"
 )
 
 const topic = "edge-events"
@@ -129,18 +126,8 @@ func TestTransientProduceErrorRetriedInsideClient(t *testing.T) {
 // item, nothing is lost across cycles, and no key is reordered.
 func TestPersistentPartitionFailureThroughTheCycle(t *testing.T) {
 	c := cluster(t)
-	key := "iec1-kafka-test"
-	api := ilerttest.New(key)
-	api.Push(key, ilerttest.AlertEvents(300)...)
-	apiSrv := api.Start()
-	defer apiSrv.Close()
-	client, err := poll.NewClient(poll.ClientConfig{BaseURL: apiSrv.URL, Key: key})
-	require.NoError(t, err)
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), nil)
-	require.NoError(t, err)
-	defer store.Close()
 	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic, DeliveryTimeout: 5 * time.Second})
-	cycle := &poll.Cycle{Client: client, Sink: s, Store: store, Conn: poll.ConnectionID(key), Owner: "t"}
+	cycle, _ := sinktest.Cycle(t, s, 300)
 
 	h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.TopicAuthorizationFailed, Count: -1})
 	sum, err := cycle.Run(context.Background())

@@ -18,14 +18,12 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +36,7 @@ import (
 	"github.com/eclipse/paho.golang/paho/session/state"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/sinks/internal/tlsconf"
 )
 
 // Config configures the MQTT sink.
@@ -118,24 +117,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	}
 	s := &Sink{cfg: cfg, log: log}
 	if cfg.TLS || cfg.CAFile != "" || cfg.CertFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.Host}
-		if cfg.CAFile != "" {
-			pem, err := os.ReadFile(cfg.CAFile)
-			if err != nil {
-				return nil, &poll.ConfigError{Field: "CAFile", Msg: err.Error()}
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, &poll.ConfigError{Field: "CAFile", Msg: "no PEM certificate found"}
-			}
-			tc.RootCAs = pool
-		}
-		if cfg.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-			if err != nil {
-				return nil, &poll.ConfigError{Field: "CertFile", Msg: "loading the client certificate: " + err.Error()}
-			}
-			tc.Certificates = []tls.Certificate{cert}
+		tc, err := tlsconf.Load(cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.Host)
+		if err != nil {
+			return nil, err
 		}
 		s.tls = tc
 	}

@@ -17,9 +17,7 @@ import (
 	"github.com/edgepoll/edgepoll/internal/mosquittotest"
 	"github.com/edgepoll/edgepoll/internal/testcerts"
 	"github.com/edgepoll/edgepoll/poll"
-	"github.com/edgepoll/edgepoll/poll/ilerttest"
 	"github.com/edgepoll/edgepoll/sinks/sinktest"
-	"github.com/edgepoll/edgepoll/state/sqlite"
 )
 
 const topic = "edge/events"
@@ -125,18 +123,8 @@ func TestUnreachableBrokerBounded(t *testing.T) {
 // fails the rest; a restarted broker and the next cycle deliver the rest.
 func TestBrokerKilledMidBatchThroughTheCycle(t *testing.T) {
 	b := mosquittotest.Start(t, "allow_anonymous true\nmax_inflight_messages 5")
-	key := "iec1-mqtt-test"
-	api := ilerttest.New(key)
-	api.Push(key, ilerttest.AlertEvents(3000)...)
-	apiSrv := api.Start()
-	defer apiSrv.Close()
-	client, err := poll.NewClient(poll.ClientConfig{BaseURL: apiSrv.URL, Key: key})
-	require.NoError(t, err)
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), nil)
-	require.NoError(t, err)
-	defer store.Close()
 	s := newSink(t, Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, QoS: 1})
-	cycle := &poll.Cycle{Client: client, Sink: s, Store: store, Conn: poll.ConnectionID(key), Owner: "t"}
+	cycle, _ := sinktest.Cycle(t, s, 3000)
 
 	sub1 := mosquittotest.Subscribe(t, b.Port, topic, 1)
 	go func() {

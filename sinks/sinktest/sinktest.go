@@ -6,12 +6,14 @@ package sinktest
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
+	"github.com/edgepoll/edgepoll/state/sqlite"
 )
 
 // Events returns n realistic alert events with item ids 1..n.
@@ -74,4 +76,25 @@ func Bench(b *testing.B, s poll.Sink, evs []poll.Event) {
 // items per iteration.
 func ItemsPerSecond(b *testing.B, n int) {
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "items/s")
+}
+
+// Cycle builds a real cycle around s: a fake ilert API holding n alert
+// events, the ilert client, and a SQLite store in a temp dir.
+func Cycle(t testing.TB, s poll.Sink, n int) (*poll.Cycle, *ilerttest.API) {
+	t.Helper()
+	key := "iec1-sinktest"
+	api := ilerttest.New(key)
+	api.Push(key, ilerttest.AlertEvents(n)...)
+	srv := api.Start()
+	t.Cleanup(srv.Close)
+	client, err := poll.NewClient(poll.ClientConfig{BaseURL: srv.URL, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	return &poll.Cycle{Client: client, Sink: s, Store: store, Conn: poll.ConnectionID(key), Owner: "sinktest"}, api
 }

@@ -356,3 +356,46 @@ func Run(t *testing.T, h Harness) {
 		})
 	}
 }
+
+// BenchSave measures Save per item and Save+Sync (a batch of one) for a
+// local backend, against os.WriteFile of a small file in the same run.
+// open opens a store on a fresh path.
+func BenchSave(b *testing.B, name string, open func(path string) (poll.Store, error)) {
+	dir := b.TempDir()
+	b.Run("baseline-os.WriteFile", func(b *testing.B) {
+		p := filepath.Join(dir, "plain")
+		for i := 0; i < b.N; i++ {
+			if err := os.WriteFile(p, []byte(fmt.Sprintf(`{"cursor":%d}`, i)), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, sync := range []bool{false, true} {
+		sub := name + "-save"
+		if sync {
+			sub += "+sync"
+		}
+		b.Run(sub, func(b *testing.B) {
+			s, err := open(filepath.Join(dir, sub))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			l, err := s.Acquire(context.Background(), "c", "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := l.Save(context.Background(), int64(i+1)); err != nil {
+					b.Fatal(err)
+				}
+				if sync {
+					if err := l.Sync(context.Background()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}

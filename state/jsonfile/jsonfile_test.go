@@ -146,34 +146,5 @@ func TestConcurrentProcessesShareOneFile(t *testing.T) {
 }
 
 func BenchmarkSave(b *testing.B) {
-	dir := b.TempDir()
-	b.Run("baseline-os.WriteFile", func(b *testing.B) {
-		p := filepath.Join(dir, "plain")
-		for i := 0; i < b.N; i++ {
-			if err := os.WriteFile(p, []byte(`{"cursor":`+strconv.Itoa(i)+`}`), 0o644); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	for _, sync := range []bool{false, true} {
-		name := "jsonfile-save"
-		if sync {
-			name = "jsonfile-save+sync"
-		}
-		b.Run(name, func(b *testing.B) {
-			s, _ := Open(context.Background(), filepath.Join(dir, name+".json"), nil)
-			l, _ := s.Acquire(context.Background(), "c", "r")
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := l.Save(context.Background(), int64(i+1)); err != nil {
-					b.Fatal(err)
-				}
-				if sync {
-					if err := l.Sync(context.Background()); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-		})
-	}
+	contract.BenchSave(b, "jsonfile", func(path string) (poll.Store, error) { return Open(context.Background(), path, nil) })
 }

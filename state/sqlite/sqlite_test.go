@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -54,38 +53,5 @@ func TestMissingDirAndDirectoryInPlace(t *testing.T) {
 }
 
 func BenchmarkSave(b *testing.B) {
-	dir := b.TempDir()
-	b.Run("baseline-os.WriteFile", func(b *testing.B) {
-		p := filepath.Join(dir, "plain")
-		for i := 0; i < b.N; i++ {
-			if err := os.WriteFile(p, []byte(`{"cursor":`+strconv.Itoa(i)+`}`), 0o644); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	for _, sync := range []bool{false, true} {
-		name := "sqlite-save"
-		if sync {
-			name = "sqlite-save+sync"
-		}
-		b.Run(name, func(b *testing.B) {
-			s, err := Open(context.Background(), filepath.Join(dir, name+".db"), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			l, _ := s.Acquire(context.Background(), "c", "r")
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := l.Save(context.Background(), int64(i+1)); err != nil {
-					b.Fatal(err)
-				}
-				if sync {
-					if err := l.Sync(context.Background()); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-		})
-	}
+	contract.BenchSave(b, "sqlite", func(path string) (poll.Store, error) { return Open(context.Background(), path, nil) })
 }
