@@ -63,7 +63,8 @@ type Config struct {
 	// never derived from a key.
 	ClientID string
 	// AckTimeout bounds waiting for a slot under the broker's Receive
-	// Maximum and for one acknowledgement. Default 30s.
+	// Maximum, and waiting for the acknowledgements after the last publish
+	// of a batch. Default 30s.
 	AckTimeout time.Duration
 }
 
@@ -304,12 +305,20 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 			finish(i, poll.Retryable(reason, err))
 		}
 	}
+	ackTimer := time.NewTimer(s.cfg.AckTimeout)
+	defer ackTimer.Stop()
 	select {
 	case <-acked:
 	case <-c.cl.Done():
 		fail("connection_lost", errors.New("mqtt connection lost before the broker acknowledged"))
 	case <-ctx.Done():
 		fail("canceled", ctx.Err())
+	case <-ackTimer.C:
+		// A broker that keeps the connection but never acknowledges: fail
+		// what is outstanding and drop the connection, so the next Send
+		// starts over on a fresh session.
+		fail("ack_timeout", fmt.Errorf("mqtt broker did not acknowledge within %s", s.cfg.AckTimeout))
+		s.drop(c)
 	}
 }
 
@@ -408,6 +417,17 @@ func connackReason(code byte) string {
 		return "bad authentication method"
 	}
 	return "refused"
+}
+
+// drop closes c if it is still the sink's connection.
+func (s *Sink) drop(c *connection) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == c {
+		_ = c.cl.Disconnect(&paho.Disconnect{ReasonCode: 0})
+		c.sess.Close()
+		s.conn = nil
+	}
 }
 
 // Close disconnects.

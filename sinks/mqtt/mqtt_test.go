@@ -1,8 +1,11 @@
 package mqtt
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -174,4 +178,47 @@ func TestConfigErrors(t *testing.T) {
 		assert.Equal(t, field, ce.Field)
 		assert.False(t, strings.Contains(err.Error(), "p\""))
 	}
+}
+
+// silentBroker accepts CONNECT with a success CONNACK, then reads and
+// ignores everything: it never acknowledges a publish.
+func silentBroker(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				if _, err := packets.ReadPacket(r); err != nil { // CONNECT
+					return
+				}
+				_, _ = c.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}) // CONNACK v5: success, no properties
+				_, _ = io.Copy(io.Discard, r)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestBrokerThatNeverAcksIsBounded(t *testing.T) {
+	port := silentBroker(t)
+	s := newSink(t, Config{Host: "127.0.0.1", Port: port, Topic: topic, QoS: 1, AckTimeout: time.Second})
+	start := time.Now()
+	errs := sinktest.Send(t, s, sinktest.Events(5))
+	assert.Less(t, time.Since(start), 5*time.Second)
+	require.Len(t, errs, 5)
+	for _, err := range errs {
+		require.Error(t, err)
+		assert.False(t, poll.IsPermanent(err))
+		assert.Equal(t, "ack_timeout", poll.ReasonOf(err))
+	}
+	// The next Send reconnects (and is bounded again).
+	errs = sinktest.Send(t, s, sinktest.Events(1))
+	require.Error(t, errs[0])
 }
