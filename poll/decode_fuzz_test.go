@@ -51,3 +51,28 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNewEvent: metadata is read leniently from any payload without a panic,
+// bounded, and free of control characters (safe as a header or env var).
+func FuzzNewEvent(f *testing.F) {
+	for _, s := range []string{`{"id":"1","eventType":"alert-created","timestamp":"t"}`, `{"id":12345678901234567890}`,
+		`{"eventType":"a\r\nb"}`, `{"id":[1]}`, `[]`, `{`, `{"id":"\u0000x"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		ev := NewEvent(1, payload)
+		for _, v := range []string{ev.EventType, ev.AlertID, ev.Timestamp} {
+			if len([]rune(v)) > maxMetaLen {
+				t.Fatalf("unbounded metadata: %d runes", len([]rune(v)))
+			}
+			for _, r := range v {
+				if r < 0x20 || r == 0x7f {
+					t.Fatalf("control character %q in %q", r, v)
+				}
+			}
+		}
+		if string(ev.Payload) != string(payload) {
+			t.Fatal("payload changed")
+		}
+	})
+}

@@ -325,3 +325,30 @@ func itemIDs(t *testing.T, msgs []*paho.Publish) []int64 {
 	}
 	return ids
 }
+
+// One-shot runs can leave their metrics for the node exporter's textfile
+// collector.
+func TestMetricsFileOfOneShotRun(t *testing.T) {
+	e := newEnv(t, 7)
+	tg := newTarget(t)
+	tg.status = func(id int64) int {
+		if id == 3 {
+			return http.StatusBadRequest
+		}
+		return http.StatusOK
+	}
+	prom := filepath.Join(e.dir, "edgepoll.prom")
+	r := runBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--metrics-file", prom)
+	require.Equal(t, 0, r.code, r.stderr)
+	b, err := os.ReadFile(prom)
+	require.NoError(t, err)
+	for _, want := range []string{
+		`edgepoll_items_total{outcome="delivered",reason="",sink="http"} 6`,
+		`edgepoll_items_total{outcome="skipped",reason="http_400",sink="http"} 1`,
+		`edgepoll_cursor 7`,
+		`edgepoll_cycles_total{result="ok"} 1`,
+	} {
+		assert.Contains(t, string(b), want)
+	}
+	assert.NotContains(t, string(b), e2eKey)
+}

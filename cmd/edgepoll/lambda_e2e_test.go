@@ -297,3 +297,16 @@ func TestLambdaRefusesLocalState(t *testing.T) {
 	}
 	assert.NotContains(t, string(out), e2eKey)
 }
+
+func TestLambdaHonoursLogLevel(t *testing.T) {
+	r := newLambdaRig(t, 3, "AWS_LAMBDA_LOG_LEVEL=ERROR")
+	summaryOf(t, r.rt.invoke(t, "quiet-1", 30*time.Second))
+	assert.NotContains(t, r.logs.String(), `"level":"INFO"`, "INFO lines suppressed at ERROR")
+	r.tg.mu.Lock()
+	r.tg.status = func(int64) int { return http.StatusServiceUnavailable }
+	r.tg.mu.Unlock()
+	r.env.api.Push(e2eKey, []byte(`{"id":"9"}`))
+	res := r.rt.invoke(t, "quiet-2", 30*time.Second)
+	require.False(t, res.ok)
+	assert.Contains(t, r.logs.String(), `"level":"ERROR"`)
+}
