@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/edgepoll/edgepoll/poll.Version=$(VERSION)
 GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 
-.PHONY: all build demo test test-deps lint unit infra-test bench clean
+.PHONY: all build demo test test-deps lint unit race infra-test bench clean
 
 all: build
 
@@ -29,10 +29,15 @@ lint:
 unit:
 	EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 8m ./...
 
+# The concurrent code (cycle, daemon, stores, pipelined sinks, metrics)
+# once more under the race detector.
+race:
+	EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 8m ./poll/... ./state/... ./sinks/... ./metrics/...
+
 infra-test:
 	cd infra && $(GO) vet ./... && EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 5m ./...
 
-test: test-deps lint unit infra-test
+test: test-deps lint unit race infra-test
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 20m ./...

@@ -27,6 +27,7 @@ type Broker struct {
 	bin  string
 	conf string
 	Port int
+	mu   sync.Mutex // guards cmd: tests kill from one goroutine, restart from another
 	cmd  *exec.Cmd
 	logs syncBuffer
 }
@@ -82,6 +83,8 @@ func Start(t testing.TB, extra string) *Broker {
 
 // Restart starts the broker (again) on the same port and config.
 func (b *Broker) Restart() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.cmd = exec.Command(b.bin, "-c", b.conf)
 	b.cmd.Stdout, b.cmd.Stderr = &b.logs, &b.logs
 	if err := b.cmd.Start(); err != nil {
@@ -103,6 +106,8 @@ func (b *Broker) Restart() {
 
 // Kill stops the broker with SIGKILL.
 func (b *Broker) Kill() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.cmd != nil && b.cmd.Process != nil {
 		_ = b.cmd.Process.Kill()
 		_ = b.cmd.Wait()
