@@ -86,6 +86,8 @@ func TestHelpListsEveryFlagWithEnv(t *testing.T) {
 		"--poll-interval", "--standby-interval", "--cluster-id", "--instance-id", "--port",
 		"--heartbeat", "ILERT_HEARTBEAT_KEY", "--verbose", "ILERT_EDGE_CONNECTOR_KEY",
 		`sqlite:edgepoll.db`, "30s", "1883", "POST",
+		"--edge_mode", "--edge_http_url", "--kafka_brokers", "--edge_topic", "--mqtt_qos", "--edge_script",
+		"--edge_poll_interval", "--edge_cluster_id", "--mqtt_host]", "[ilagent: -q, --mqtt_port]",
 	} {
 		assert.Contains(t, r.stdout, want)
 	}

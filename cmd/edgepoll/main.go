@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -50,6 +51,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, code int, done bo
 		kong.DefaultEnvars("EDGEPOLL"),
 		kong.Vars{"version": "edgepoll " + poll.Version},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, FlagsLast: true, NoExpandSubcommands: true}),
+		kong.ValueFormatter(helpWithAliases),
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "edgepoll: internal error: %v\n", err)
@@ -107,6 +109,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return app.loop(ctx)
 	}
 	return app.once(ctx)
+}
+
+// helpWithAliases is kong's help text plus the reference agent's (ilagent)
+// spellings of the flag, which edgepoll accepts too.
+func helpWithAliases(v *kong.Value) string {
+	help := kong.DefaultHelpValueFormatter(v)
+	if v.Flag == nil || len(v.Flag.Aliases) == 0 {
+		return help
+	}
+	names := make([]string, 0, len(v.Flag.Aliases)+1)
+	if v.Flag.Short != 0 {
+		names = append(names, "-"+string(v.Flag.Short))
+	}
+	for _, a := range v.Flag.Aliases {
+		names = append(names, "--"+a)
+	}
+	return help + " [ilagent: " + strings.Join(names, ", ") + "]"
 }
 
 // fail prints a start-up error; a UsageError is exit 2, anything else 1.
