@@ -1,16 +1,13 @@
 package poll
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -240,82 +237,6 @@ func isTimeout(err error) bool {
 
 func drain(r io.Reader) { _, _ = io.Copy(io.Discard, io.LimitReader(r, 64<<10)) }
 
-// DecodeBatch strictly decodes a poll response body:
-// {"items":[{"id":<int>,"payload":<object>},...],"role":...}. Anything else
-// (not an object, items missing or not an array, an id that is not an
-// integer, a payload that is not an object, trailing data) is an error with a
-// short, readable reason. Payload bytes are kept exactly as received. Items
-// come back sorted by id with duplicate ids removed.
-func DecodeBatch(body []byte) (Batch, error) {
-	var top struct {
-		Items *[]struct {
-			ID      json.RawMessage `json:"id"`
-			Payload json.RawMessage `json:"payload"`
-		} `json:"items"`
-		Role json.RawMessage `json:"role"`
-	}
-	trimmed := bytes.TrimSpace(body)
-	if len(trimmed) == 0 {
-		return Batch{}, errors.New("empty response body")
-	}
-	if trimmed[0] != '{' {
-		return Batch{}, fmt.Errorf("response is not a JSON object (starts with %s)", describeStart(trimmed))
-	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	if err := dec.Decode(&top); err != nil {
-		return Batch{}, fmt.Errorf("response is not valid JSON of the expected shape: %s", shortJSONErr(err))
-	}
-	if dec.More() {
-		return Batch{}, errors.New("trailing data after the JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Batch{}, errors.New("trailing data after the JSON object")
-	}
-	if top.Items == nil {
-		return Batch{}, errors.New(`response has no "items" array`)
-	}
-	var b Batch
-	if len(top.Role) > 0 && string(top.Role) != "null" {
-		if err := json.Unmarshal(top.Role, &b.Role); err != nil {
-			return Batch{}, errors.New(`"role" is not a string`)
-		}
-		if len(b.Role) > 32 {
-			return Batch{}, errors.New(`"role" is too long`)
-		}
-	}
-	items := *top.Items
-	b.Full = len(items) >= BatchLimit
-	b.Items = make([]Event, 0, len(items))
-	for i, it := range items {
-		if len(it.ID) == 0 {
-			return Batch{}, fmt.Errorf("items[%d]: missing \"id\"", i)
-		}
-		id, err := strconv.ParseInt(string(it.ID), 10, 64)
-		if err != nil {
-			return Batch{}, fmt.Errorf("items[%d]: \"id\" is not an integer (%s)", i, describeStart(it.ID))
-		}
-		if id <= 0 {
-			return Batch{}, fmt.Errorf("items[%d]: \"id\" %d is not positive", i, id)
-		}
-		p := bytes.TrimSpace(it.Payload)
-		if len(p) == 0 || p[0] != '{' {
-			return Batch{}, fmt.Errorf("items[%d] (id %d): \"payload\" is not a JSON object", i, id)
-		}
-		b.Items = append(b.Items, NewEvent(id, p))
-	}
-	slices.SortStableFunc(b.Items, func(a, b Event) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
-	b.Items = slices.CompactFunc(b.Items, func(a, b Event) bool { return a.ID == b.ID })
-	return b, nil
-}
-
 func describeStart(b []byte) string {
 	const n = 16
 	s := b
@@ -330,29 +251,6 @@ func ifLong(long bool) string {
 		return "..."
 	}
 	return ""
-}
-
-func shortJSONErr(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			field = "(top level)"
-		}
-		return fmt.Sprintf("%s is a JSON %s, expected %s", field, te.Value, te.Type)
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	}
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return "truncated JSON"
-	}
-	s := err.Error()
-	if len(s) > 120 {
-		s = s[:120] + "..."
-	}
-	return s
 }
 
 // redactURL drops userinfo and query from a URL for messages.

@@ -25,6 +25,8 @@ func FuzzDecodeBatch(f *testing.F) {
 		`{"items":[{"id":1,"payload":{"a":`,
 		"\x00\xff",
 		``,
+		"{\"items\":[{\"payload\":{\"id\":\"1\",\"id\":2,\"s\":\"\xff\"},\"id\":4}],\"role\":\"standby\"}",
+		`{"items":[{"id":1,"payload":{"a":1,}}]}`,
 	} {
 		f.Add([]byte(s))
 	}

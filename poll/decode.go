@@ -1,0 +1,362 @@
+package poll
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
+)
+
+// The API's JSON is read in one pass with jsontext (the tokenizer of Go's
+// encoding/json/v2): the batch envelope is checked, each payload is sliced
+// out of the response verbatim and its metadata is read on the way, without
+// copying or re-scanning it. It accepts what encoding/json accepts:
+// duplicate member names and invalid UTF-8 inside strings pass through (the
+// payload is delivered unchanged either way).
+var decodeOpts = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// DecodeBatch strictly decodes a poll response body:
+// {"items":[{"id":<int>,"payload":<object>},...],"role":...}. Anything else
+// (not an object, items missing or not an array, an id that is not an
+// integer, a payload that is not an object, trailing data) is an error with a
+// short, readable reason. Payload bytes are kept exactly as received (they
+// alias body). Items come back sorted by id with duplicate ids removed.
+func DecodeBatch(body []byte) (Batch, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return Batch{}, errors.New("empty response body")
+	}
+	if body[0] != '{' {
+		return Batch{}, fmt.Errorf("response is not a JSON object (starts with %s)", describeStart(body))
+	}
+	d := jsontext.NewDecoder(bytes.NewBuffer(body), decodeOpts...)
+	var (
+		b        Batch
+		sawItems bool
+	)
+	if _, err := d.ReadToken(); err != nil { // {
+		return Batch{}, syntaxErr(err)
+	}
+	for d.PeekKind() != '}' {
+		name, err := readName(d)
+		if err != nil {
+			return Batch{}, syntaxErr(err)
+		}
+		switch name {
+		case "items":
+			if k := d.PeekKind(); k != '[' {
+				if k == 'n' {
+					return Batch{}, errors.New(`response has no "items" array`)
+				}
+				return Batch{}, kindErr(d, `"items"`, "an array")
+			}
+			if _, err := d.ReadToken(); err != nil {
+				return Batch{}, syntaxErr(err)
+			}
+			b.Items = b.Items[:0]
+			for i := 0; d.PeekKind() != ']'; i++ {
+				ev, err := decodeItem(d, body, i)
+				if err != nil {
+					return Batch{}, err
+				}
+				b.Items = append(b.Items, ev)
+			}
+			if _, err := d.ReadToken(); err != nil { // ]
+				return Batch{}, syntaxErr(err)
+			}
+			sawItems = true
+		case "role":
+			v, err := d.ReadValue()
+			if err != nil {
+				return Batch{}, syntaxErr(err)
+			}
+			switch v.Kind() {
+			case 'n':
+				b.Role = ""
+			case '"':
+				r := unquote(v)
+				if len(r) > 32 {
+					return Batch{}, errors.New(`"role" is too long`)
+				}
+				b.Role = string(r)
+			default:
+				return Batch{}, errors.New(`"role" is not a string`)
+			}
+		default:
+			if err := d.SkipValue(); err != nil {
+				return Batch{}, syntaxErr(err)
+			}
+		}
+	}
+	if _, err := d.ReadToken(); err != nil { // }
+		return Batch{}, syntaxErr(err)
+	}
+	if _, err := d.ReadToken(); err != io.EOF {
+		return Batch{}, errors.New("trailing data after the JSON object")
+	}
+	if !sawItems {
+		return Batch{}, errors.New(`response has no "items" array`)
+	}
+	b.Full = len(b.Items) >= BatchLimit
+	slices.SortStableFunc(b.Items, func(a, b Event) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	b.Items = slices.CompactFunc(b.Items, func(a, b Event) bool { return a.ID == b.ID })
+	return b, nil
+}
+
+// decodeItem reads items[i]: {"id":<int>,"payload":<object>}.
+func decodeItem(d *jsontext.Decoder, body []byte, i int) (Event, error) {
+	if d.PeekKind() != '{' {
+		return Event{}, kindErr(d, fmt.Sprintf("items[%d]", i), "an object")
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return Event{}, syntaxErr(err)
+	}
+	var (
+		ev                Event
+		idRaw             []byte // nil: no "id"
+		sawPayload, badPl bool
+	)
+	for d.PeekKind() != '}' {
+		name, err := readName(d)
+		if err != nil {
+			return Event{}, syntaxErr(err)
+		}
+		switch name {
+		case "id":
+			v, err := d.ReadValue()
+			if err != nil {
+				return Event{}, syntaxErr(err)
+			}
+			idRaw = append(idRaw[:0], v...)
+		case "payload":
+			sawPayload = true
+			if d.PeekKind() != '{' {
+				badPl = true
+				if err := d.SkipValue(); err != nil {
+					return Event{}, syntaxErr(err)
+				}
+				continue
+			}
+			badPl = false
+			start := d.InputOffset()
+			if err := readMeta(d, &ev); err != nil {
+				return Event{}, syntaxErr(err)
+			}
+			// The value starts after the name's ':' and any whitespace.
+			ev.Payload = bytes.TrimLeft(body[start:d.InputOffset()], " \t\r\n:")
+		default:
+			if err := d.SkipValue(); err != nil {
+				return Event{}, syntaxErr(err)
+			}
+		}
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return Event{}, syntaxErr(err)
+	}
+	if idRaw == nil {
+		return Event{}, fmt.Errorf("items[%d]: missing \"id\"", i)
+	}
+	id, err := strconv.ParseInt(string(idRaw), 10, 64)
+	if err != nil {
+		return Event{}, fmt.Errorf("items[%d]: \"id\" is not an integer (%s)", i, describeStart(idRaw))
+	}
+	if id <= 0 {
+		return Event{}, fmt.Errorf("items[%d]: \"id\" %d is not positive", i, id)
+	}
+	if !sawPayload || badPl {
+		return Event{}, fmt.Errorf("items[%d] (id %d): \"payload\" is not a JSON object", i, id)
+	}
+	ev.ID = id
+	return ev, nil
+}
+
+// NewEvent builds an event from an item id and its raw payload, reading the
+// metadata (eventType, id, timestamp) leniently: a missing field or one of an
+// unexpected JSON type yields "", a number is kept as its JSON text. A
+// payload that is not a valid JSON object yields no metadata at all.
+func NewEvent(id int64, payload []byte) Event {
+	ev := Event{ID: id, Payload: payload}
+	p := bytes.TrimSpace(payload)
+	if len(p) == 0 || p[0] != '{' {
+		return ev
+	}
+	d := jsontext.NewDecoder(bytes.NewBuffer(p), decodeOpts...)
+	if readMeta(d, &ev) != nil {
+		ev.EventType, ev.AlertID, ev.Timestamp = "", "", ""
+		return ev
+	}
+	if _, err := d.ReadToken(); err != io.EOF { // trailing data: not one object
+		ev.EventType, ev.AlertID, ev.Timestamp = "", "", ""
+	}
+	return ev
+}
+
+// readMeta reads one JSON object (the next value of d, which must be an
+// object) to its end, keeping its top-level eventType, id and timestamp.
+func readMeta(d *jsontext.Decoder, ev *Event) error {
+	if _, err := d.ReadToken(); err != nil {
+		return err
+	}
+	for d.PeekKind() != '}' {
+		name, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		var dst *string
+		switch {
+		case nameIs(name, "eventType"):
+			dst = &ev.EventType
+		case nameIs(name, "id"):
+			dst = &ev.AlertID
+		case nameIs(name, "timestamp"):
+			dst = &ev.Timestamp
+		default:
+			if err := d.SkipValue(); err != nil {
+				return err
+			}
+			continue
+		}
+		v, err := d.ReadValue()
+		if err != nil {
+			return err
+		}
+		*dst = scalarText(v)
+	}
+	_, err := d.ReadToken()
+	return err
+}
+
+// nameIs reports whether the quoted member name raw is want.
+func nameIs(raw jsontext.Value, want string) bool {
+	if len(raw) == len(want)+2 && string(raw[1:len(raw)-1]) == want {
+		return true
+	}
+	if !bytes.ContainsRune(raw, '\\') {
+		return false
+	}
+	return string(unquote(raw)) == want
+}
+
+// readName reads an object member name of the envelope (short names only
+// matter there; a long one is read as not matching).
+func readName(d *jsontext.Decoder) (string, error) {
+	raw, err := d.ReadValue()
+	if err != nil {
+		return "", err
+	}
+	for _, n := range [...]string{"items", "role", "id", "payload"} {
+		if nameIs(raw, n) {
+			return n, nil
+		}
+	}
+	return "", nil
+}
+
+// unquote decodes a JSON string the tokenizer already read (so its syntax
+// is valid); invalid UTF-8 in it becomes U+FFFD, as encoding/json does.
+func unquote(v jsontext.Value) []byte {
+	s, _ := jsontext.AppendUnquote(nil, v)
+	return s
+}
+
+// maxMetaLen bounds one metadata value (it becomes a header or env var).
+const maxMetaLen = 256
+
+// scalarText renders a JSON string or number as text; anything else is "".
+// Control characters are dropped so the value is always safe as an HTTP
+// header or environment variable.
+func scalarText(v jsontext.Value) string {
+	var s []byte
+	switch v.Kind() {
+	case '"':
+		if inner := v[1 : len(v)-1]; len(inner) <= maxMetaLen && plainASCII(inner) {
+			return string(inner) // the common case: nothing to unescape or drop
+		}
+		s = unquote(v)
+	case '0':
+		s = v
+	default:
+		return ""
+	}
+	clean := make([]byte, 0, min(len(s), maxMetaLen))
+	n := 0
+	for len(s) > 0 && n < maxMetaLen {
+		r, size := utf8.DecodeRune(s)
+		if r >= 0x20 && r != 0x7f {
+			clean = utf8.AppendRune(clean, r)
+			n++
+		}
+		s = s[size:]
+	}
+	return string(clean)
+}
+
+// plainASCII: printable ASCII without escapes.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// syntaxErr turns a tokenizer error into a short reason.
+func syntaxErr(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("response is not valid JSON: truncated")
+	}
+	var se *jsontext.SyntacticError
+	if errors.As(err, &se) {
+		return fmt.Errorf("response is not valid JSON: syntax error at byte %d", se.ByteOffset)
+	}
+	return fmt.Errorf("response is not valid JSON: %s", bounded(err.Error(), 120))
+}
+
+// kindErr: the next value of d is of the wrong JSON type.
+func kindErr(d *jsontext.Decoder, what, want string) error {
+	k := d.PeekKind()
+	if k == 0 { // a syntax error, reported as such
+		_, err := d.ReadValue()
+		return syntaxErr(err)
+	}
+	return fmt.Errorf("%s is a JSON %s, expected %s", what, kindName(k), want)
+}
+
+func kindName(k jsontext.Kind) string {
+	switch k {
+	case 'n':
+		return "null"
+	case 'f', 't':
+		return "boolean"
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	}
+	return "value"
+}
+
+func bounded(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
