@@ -385,6 +385,7 @@ func BenchSave(b *testing.B, name string, open func(path string) (poll.Store, er
 			if err != nil {
 				b.Fatal(err)
 			}
+			defer l.Release(context.Background())
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if err := l.Save(context.Background(), int64(i+1)); err != nil {

@@ -4,13 +4,19 @@
 // The lease is a kernel lock (flock) on a small per-connection file beside
 // the state file; the kernel frees it when the holder dies, even by SIGKILL.
 //
-// The same file carries the "hot" cursor: Save writes it with one pwrite into
-// the page cache, which survives the process being killed, so saving after
-// every item costs one syscall. Sync (the end of each batch) and Release
+// The same file carries the "hot" cursor: Save stores it into a shared
+// memory mapping of the file's first page, i.e. straight into the page
+// cache, which survives the process being killed; saving after every item
+// costs a 64-byte copy, no syscall. Sync (the end of each batch) and Release
 // write the cursor to the backend durably (fsync): that survives power loss.
 // Load returns the larger of the two, so a run killed between Syncs loses
-// nothing. The hot record carries a checksum; a torn one (power loss) is
-// ignored and the backend's durable cursor wins.
+// nothing.
+//
+// The hot cursor has two checksummed slots, written alternately: a copy torn
+// by SIGKILL (or power loss) spoils only the slot being written, and the
+// other one still holds the previous cursor, so a kill costs at most one
+// redelivered item. Where the file cannot be mapped, Save falls back to one
+// pwrite per item (atomic against a kill).
 package locallease
 
 import (
@@ -38,9 +44,13 @@ type Durable interface {
 	SaveDurable(ctx context.Context, conn string, cursor int64) error
 }
 
-// recordSize is the fixed size of the hot-cursor record at offset 0; the
-// holder's note (for operators and the "held by" message) follows it.
-const recordSize = 64
+// recordSize is the fixed size of one hot-cursor slot; the two slots sit at
+// offsets 0 and recordSize, and the holder's note (for operators and the
+// "held by" message) follows them at noteOffset.
+const (
+	recordSize = 64
+	noteOffset = 2 * recordSize
+)
 
 // CheckStatePath checks that a state file's directory exists and that the
 // path, if present, is a regular file.
@@ -91,13 +101,16 @@ func Acquire(d Durable, lockPath, conn, owner string) (poll.Lease, error) {
 		return nil, fmt.Errorf("lease: flock %s: %w", lockPath, err)
 	}
 	l := &lease{d: d, f: f, conn: conn, path: lockPath}
-	l.hot, _ = readRecord(f)
+	l.hot, l.slot = readSlots(f)
 	note := fmt.Sprintf("%s pid %d since %s", owner, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	if _, err := f.WriteAt([]byte(note+"\n"), recordSize); err != nil {
+	if _, err := f.WriteAt([]byte(note+"\n"), noteOffset); err != nil {
 		l.unlock()
 		return nil, fmt.Errorf("lease: %w", err)
 	}
-	_ = f.Truncate(int64(recordSize + len(note) + 1))
+	_ = f.Truncate(int64(noteOffset + len(note) + 1))
+	if m, err := syscall.Mmap(int(f.Fd()), 0, noteOffset, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED); err == nil {
+		l.m = m
+	}
 	return l, nil
 }
 
@@ -110,6 +123,9 @@ type lease struct {
 	hot      int64 // largest cursor saved (page cache)
 	durable  int64 // largest cursor known written durably
 	released bool
+	m        []byte // the two slots, mapped shared; nil: pwrite instead
+	slot     int    // the slot the next Save writes (not the newest one)
+	buf      [recordSize]byte
 }
 
 func (l *lease) Load(ctx context.Context) (int64, bool, error) {
@@ -137,9 +153,14 @@ func (l *lease) Save(_ context.Context, cursor int64) error {
 	if cursor <= l.hot {
 		return nil
 	}
-	if _, err := l.f.WriteAt(record(cursor), 0); err != nil {
+	rec := appendRecord(l.buf[:0], cursor)
+	off := l.slot * recordSize
+	if l.m != nil {
+		copy(l.m[off:off+recordSize], rec)
+	} else if _, err := l.f.WriteAt(rec, int64(off)); err != nil {
 		return fmt.Errorf("saving the cursor to %s: %w", l.path, err)
 	}
+	l.slot ^= 1
 	l.hot = cursor
 	return nil
 }
@@ -175,23 +196,54 @@ func (l *lease) Release(ctx context.Context) error {
 }
 
 func (l *lease) unlock() error {
+	if l.m != nil {
+		_ = syscall.Munmap(l.m)
+		l.m = nil
+	}
 	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	return l.f.Close()
 }
 
 // record encodes the hot cursor: "cursor <n> <crc32>" padded to recordSize.
-func record(c int64) []byte {
-	n := strconv.FormatInt(c, 10)
-	s := fmt.Sprintf("cursor %s %08x", n, crc32.ChecksumIEEE([]byte(n)))
-	b := []byte(s + strings.Repeat(" ", recordSize-1-len(s)) + "\n")
-	return b
+func record(c int64) []byte { return appendRecord(make([]byte, 0, recordSize), c) }
+
+func appendRecord(b []byte, c int64) []byte {
+	b = append(b, "cursor "...)
+	start := len(b)
+	b = strconv.AppendInt(b, c, 10)
+	sum := crc32.ChecksumIEEE(b[start:])
+	b = append(b, ' ')
+	const hex = "0123456789abcdef"
+	for shift := 28; shift >= 0; shift -= 4 {
+		b = append(b, hex[(sum>>uint(shift))&0xf])
+	}
+	for len(b) < recordSize-1 {
+		b = append(b, ' ')
+	}
+	return append(b, '\n')
 }
 
-func readRecord(f *os.File) (int64, bool) {
-	b := make([]byte, recordSize)
-	if n, _ := f.ReadAt(b, 0); n < recordSize {
-		return 0, false
+// readSlots returns the newest valid cursor (0 if none) and the slot the
+// next Save must write: the other one.
+func readSlots(f *os.File) (cursor int64, next int) {
+	b := make([]byte, noteOffset)
+	n, _ := f.ReadAt(b, 0)
+	newest := -1
+	for i := range 2 {
+		if (i+1)*recordSize > n {
+			break
+		}
+		if c, ok := parseRecord(b[i*recordSize : (i+1)*recordSize]); ok && (newest < 0 || c > cursor) {
+			cursor, newest = c, i
+		}
 	}
+	if newest == 0 {
+		return cursor, 1
+	}
+	return cursor, 0
+}
+
+func parseRecord(b []byte) (int64, bool) {
 	fields := strings.Fields(string(b))
 	if len(fields) != 3 || fields[0] != "cursor" {
 		return 0, false
@@ -208,6 +260,6 @@ func readRecord(f *os.File) (int64, bool) {
 
 func readNote(f *os.File) string {
 	b := make([]byte, 160)
-	n, _ := f.ReadAt(b, recordSize)
+	n, _ := f.ReadAt(b, noteOffset)
 	return strings.TrimSpace(string(b[:n]))
 }

@@ -1,9 +1,11 @@
 package locallease
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -49,18 +51,84 @@ func TestHotCursorSurvivesWithoutSyncAndSyncsOnce(t *testing.T) {
 	assert.Equal(t, 1, d.saves)
 }
 
-func TestTornRecordIgnored(t *testing.T) {
+// Save alternates between two slots, so a copy torn by a kill spoils only
+// the slot being written and the other one holds the previous cursor.
+func TestTornSlotCostsAtMostOneItem(t *testing.T) {
 	d := &memDurable{c: map[string]int64{"a": 7}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
-	rec := record(900)
-	rec[8] = '1' // corrupt a digit: checksum mismatch
-	require.NoError(t, os.WriteFile(p, rec, 0o600))
 	l, err := Acquire(d, p, "a", "r")
 	require.NoError(t, err)
+	require.NotNil(t, l.(*lease).m, "the slots are memory-mapped")
+	for i := int64(8); i <= 20; i++ {
+		require.NoError(t, l.Save(context.Background(), i))
+	}
+	raw, err := os.ReadFile(p)
+	require.NoError(t, err)
+	s0, ok0 := parseRecord(raw[:recordSize])
+	s1, ok1 := parseRecord(raw[recordSize:noteOffset])
+	require.True(t, ok0 && ok1)
+	assert.ElementsMatch(t, []int64{19, 20}, []int64{s0, s1}, "the mapping reached the file (page cache)")
+	newest := 0
+	if s1 > s0 {
+		newest = 1
+	}
+	l.(*lease).unlock() // killed: no Release
+
+	// A kill in the middle of the next copy tears the newest slot.
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("cursor 9"), int64(newest*recordSize))
+	require.NoError(t, err)
+	f.Close()
+	l, err = Acquire(d, p, "a", "r2")
+	require.NoError(t, err)
 	c, _, _ := l.Load(context.Background())
+	assert.Equal(t, int64(19), c, "the other slot holds the previous cursor")
+	require.NoError(t, l.Save(context.Background(), 21))
+	l.(*lease).unlock()
+
+	// Both slots torn (power loss): the durable cursor wins.
+	require.NoError(t, os.WriteFile(p, bytes.Repeat([]byte("x"), noteOffset), 0o600))
+	l, err = Acquire(d, p, "a", "r3")
+	require.NoError(t, err)
+	c, _, _ = l.Load(context.Background())
 	assert.Equal(t, int64(7), c)
-	_, ok := readRecord(mustOpen(t, p))
-	assert.False(t, ok)
+	require.NoError(t, l.Release(context.Background()))
+}
+
+// Without a mapping, Save writes the slots with pwrite.
+func TestSaveWithoutMapping(t *testing.T) {
+	d := &memDurable{c: map[string]int64{}}
+	p := filepath.Join(t.TempDir(), "s.lock-a")
+	l, err := Acquire(d, p, "a", "r")
+	require.NoError(t, err)
+	ll := l.(*lease)
+	require.NoError(t, syscall.Munmap(ll.m))
+	ll.m = nil
+	for i := int64(1); i <= 3; i++ {
+		require.NoError(t, l.Save(context.Background(), i))
+	}
+	ll.unlock()
+	f := mustOpen(t, p)
+	c, next := readSlots(f)
+	assert.Equal(t, int64(3), c)
+	assert.Equal(t, 1, next, "3 went to slot 0, so slot 1 is next")
+}
+
+func BenchmarkSave(b *testing.B) {
+	d := &memDurable{c: map[string]int64{}}
+	l, err := Acquire(d, filepath.Join(b.TempDir(), "s.lock-a"), "a", "r")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Release(context.Background())
+	var i int64
+	for b.Loop() {
+		i++
+		if err := l.Save(context.Background(), i); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func TestHeldMessageNamesHolder(t *testing.T) {
