@@ -113,6 +113,33 @@ func TestConnectionReuse(t *testing.T) {
 	assert.Equal(t, 1, conns, "one keep-alive connection for 50 requests")
 }
 
+// The timeout also bounds reading the response: a target that answers and
+// then stalls its body does not hold the queue.
+func TestTimeoutBoundsAStalledBody(t *testing.T) {
+	block := make(chan struct{})
+	stall := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		w.WriteHeader(nethttp.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("partial"))
+		w.(nethttp.Flusher).Flush()
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer stall.Close()
+	defer close(block)
+	s, err := New(Config{URL: stall.URL, Timeout: 200 * time.Millisecond}, nil)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Deliver(context.Background(), ev(1, `{}`)) }()
+	select {
+	case err := <-done:
+		assert.Equal(t, "http_503", poll.ReasonOf(err), "the status decides, the stalled body is abandoned")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deliver hung on a stalled response body")
+	}
+}
+
 func TestTimeoutAndTransportErrors(t *testing.T) {
 	block := make(chan struct{})
 	slow := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
