@@ -5,7 +5,7 @@
 //
 // Lease and per-item saves: see state/internal/locallease — a kernel lock on
 // PATH.lock-<connection hash>, freed when the holder dies, whose file also
-// carries the hot cursor (one pwrite per item, survives a process kill).
+// carries the hot cursor (a copy into a shared mapping per item, survives a process kill).
 // Sync, at the end of each batch, rewrites the JSON file atomically: a temp
 // file in the same directory, fsync, rename over the old file, fsync the
 // directory; it survives power loss and is never torn. A corrupt or

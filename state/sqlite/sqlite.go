@@ -3,7 +3,7 @@
 //
 // Lease and per-item saves: see state/internal/locallease — a kernel lock on
 // PATH.lock-<connection hash>, freed when the holder dies, whose file also
-// carries the hot cursor (one pwrite per item, survives a process kill).
+// carries the hot cursor (a copy into a shared mapping per item, survives a process kill).
 // Sync, at the end of each batch, writes the cursor to the database in WAL
 // mode with synchronous=FULL: the commit fsyncs, so it survives power loss.
 package sqlite
