@@ -334,11 +334,16 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 		cursor    int64 // last persisted cursor
 		retryable = -1  // index of the first retryable failure
 		saveErr   error
+		ended     bool // Send returned: later reports are ignored
 		start     = time.Now()
 	)
 	report := func(i int, err error) bool {
 		mu.Lock()
 		defer mu.Unlock()
+		if ended {
+			log.Error("sink reported an item after Send returned; ignoring", "index", i)
+			return false
+		}
 		if i < 0 || i >= len(items) || reported[i] {
 			log.Error("sink reported an item twice or out of range; ignoring", "index", i)
 			return false
@@ -391,6 +396,7 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 
 	mu.Lock()
 	defer mu.Unlock()
+	ended = true // the cycle's view of this batch is final: no later Save
 	switch {
 	case saveErr != nil:
 		return cursor, &CycleError{Kind: "state", Reason: "save", Err: fmt.Errorf("saving the cursor: %w", saveErr)}

@@ -247,6 +247,28 @@ func TestCycleUnreportedItemsFailTheCycle(t *testing.T) {
 	assert.Equal(t, int64(1), f.store.cursors[f.cycle.Conn])
 }
 
+// lateSink reports item 0 during Send and item 1 after Send returned, the
+// way an acknowledgement racing a lost connection could.
+type lateSink struct{ after, late chan bool }
+
+func (l lateSink) Send(_ context.Context, evs []poll.Event, report func(int, error) bool) {
+	report(0, nil)
+	go func() { <-l.after; l.late <- report(1, nil) }()
+}
+func (lateSink) Close() error { return nil }
+
+func TestCycleIgnoresReportsAfterSendReturned(t *testing.T) {
+	after, late := make(chan bool), make(chan bool)
+	f := newFixture(t, lateSink{after: after, late: late}, 3)
+	sum, err := f.cycle.Run(context.Background())
+	require.Error(t, err, "items 2 and 3 were not reported in time")
+	close(after) // the cycle is over: now the late report comes
+	assert.False(t, <-late, "a late report asks for no more")
+	assert.Equal(t, int64(1), sum.Cursor)
+	assert.Equal(t, int64(1), f.store.cursors[f.cycle.Conn], "the late report did not move the persisted cursor past the summary's")
+	assert.Equal(t, []int64{1}, f.store.saves)
+}
+
 func TestCycleLeaseHeld(t *testing.T) {
 	sink := &scriptedSink{}
 	f := newFixture(t, poll.OneByOne(sink), 3)

@@ -23,7 +23,9 @@ import (
 // once every event it started has been reported, or earlier after a
 // retryable failure or when ctx is done (ctx is the hard limit: cancelling
 // it aborts in-flight deliveries). Events never reported count as not
-// delivered. Send must not start a new delivery once ctx is done.
+// delivered. Send must not start a new delivery once ctx is done. Every
+// report happens before Send returns: a report after that is ignored and
+// logged (the batch's cursor is final once Send returned).
 //
 // The cycle moves the cursor over the longest prefix of evs whose events were
 // delivered or failed permanently; everything after the first retryable

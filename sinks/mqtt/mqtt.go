@@ -248,14 +248,17 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		stop     atomic.Bool
 		wg       sync.WaitGroup
 	)
+	// finish reports item i once. The lock is held across report: an ack
+	// callback that won the race for item i finishes its report before a
+	// concurrent fail() can pass i, so no report outlives Send (a late one
+	// would move the persisted cursor after the cycle has ended).
 	finish := func(i int, err error) {
 		mu.Lock()
+		defer mu.Unlock()
 		if reported[i] {
-			mu.Unlock()
 			return
 		}
 		reported[i] = true
-		mu.Unlock()
 		if !report(i, err) {
 			stop.Store(true)
 		}
