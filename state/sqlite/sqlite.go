@@ -29,6 +29,7 @@ const schemaVersion = 1
 type Store struct {
 	path string
 	db   *sql.DB
+	save *sql.Stmt // prepared once: parsing SQL costs more than the update
 	log  *slog.Logger
 }
 
@@ -49,6 +50,12 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	db.SetMaxOpenConns(1)
 	s := &Store{path: path, db: db, log: log}
 	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state %s: %v", path, err)
+	}
+	if s.save, err = db.PrepareContext(ctx, `INSERT INTO cursors (conn, cursor, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (conn) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
+		WHERE excluded.cursor > cursors.cursor`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("state %s: %v", path, err)
 	}
@@ -81,7 +88,10 @@ func (s *Store) Acquire(_ context.Context, conn, owner string) (poll.Lease, erro
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.save.Close()
+	return s.db.Close()
+}
 
 // LoadDurable implements locallease.Durable.
 func (s *Store) LoadDurable(ctx context.Context, conn string) (int64, bool, error) {
@@ -99,9 +109,7 @@ func (s *Store) LoadDurable(ctx context.Context, conn string) (int64, bool, erro
 // SaveDurable implements locallease.Durable: a monotonic upsert whose commit
 // fsyncs the WAL (synchronous=FULL).
 func (s *Store) SaveDurable(ctx context.Context, conn string, cursor int64) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO cursors (conn, cursor, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (conn) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
-		WHERE excluded.cursor > cursors.cursor`, conn, cursor, time.Now().UTC().Format(time.RFC3339Nano))
+	_, err := s.save.ExecContext(ctx, conn, cursor, time.Now().UTC().Format(time.RFC3339Nano))
 	if err != nil {
 		return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
 	}
