@@ -3,7 +3,9 @@
 //
 // QoS 1 and 2 count an item as delivered only when its own acknowledgement
 // (PUBACK / PUBCOMP, matched by packet id in the session) arrived with a
-// success reason code; QoS 0 once the packet was written to the connection.
+// success reason code; QoS 0 once its bytes were written to the connection
+// (confirmed at the end of each batch). Packets are coalesced into large
+// writes (see coalescingConn).
 // Publishing is pipelined: one goroutine writes PUBLISH packets in item
 // order (so the broker sees them in order) without waiting for each ack; the
 // session blocks it when the broker's Receive Maximum of unacknowledged
@@ -78,6 +80,7 @@ type Sink struct {
 }
 
 type connection struct {
+	conn    *coalescingConn
 	cl      *paho.Client
 	sess    *trackingSession
 	recvMax uint16
@@ -155,21 +158,26 @@ func (s *Sink) connect(ctx context.Context) (*connection, error) {
 	defer cancel()
 	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
 	var (
-		conn net.Conn
-		err  error
+		conn, raw net.Conn
+		err       error
 	)
 	d := &net.Dialer{KeepAlive: 30 * time.Second}
 	if s.tls != nil {
 		conn, err = (&tls.Dialer{NetDialer: d, Config: s.tls}).DialContext(ctx, "tcp", addr)
+		if err == nil {
+			raw = conn.(*tls.Conn).NetConn()
+		}
 	} else {
 		conn, err = d.DialContext(ctx, "tcp", addr)
+		raw = conn
 	}
 	if err != nil {
 		return nil, poll.Retryable("connect", fmt.Errorf("mqtt: connecting to %s: %v", addr, err))
 	}
 	sess := &trackingSession{State: state.NewInMemory()}
+	cc := newCoalescingConn(conn, raw)
 	cl := paho.NewClient(paho.ClientConfig{
-		Conn:          packets.NewThreadSafeConn(conn),
+		Conn:          cc,
 		Session:       sess,
 		PacketTimeout: s.cfg.AckTimeout,
 		OnClientError: func(err error) { s.log.Debug("mqtt connection error", "err", err) },
@@ -192,7 +200,7 @@ func (s *Sink) connect(ctx context.Context) (*connection, error) {
 	}
 	ca, err := cl.Connect(ctx, cp)
 	if err != nil {
-		conn.Close()
+		cc.Close()
 		if ca != nil && ca.ReasonCode >= 0x80 {
 			return nil, poll.Retryable("connect_refused", fmt.Errorf("mqtt connect refused: %s (0x%02x)", connackReason(ca.ReasonCode), ca.ReasonCode))
 		}
@@ -203,7 +211,7 @@ func (s *Sink) connect(ctx context.Context) (*connection, error) {
 		rm = *ca.Properties.ReceiveMaximum
 	}
 	s.log.Debug("mqtt connected", "broker", addr, "client_id", clientID, "receive_maximum", rm)
-	return &connection{cl: cl, sess: sess, recvMax: rm}, nil
+	return &connection{conn: cc, cl: cl, sess: sess, recvMax: rm}, nil
 }
 
 // trackingSession is paho's in-memory session that also tells the sink when
@@ -271,13 +279,11 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		p := &paho.Publish{Topic: s.cfg.Topic, QoS: byte(s.cfg.QoS), Payload: ev.Payload, Properties: properties(ev)}
 		started = i + 1
 		if s.cfg.QoS == 0 {
-			_, err := c.cl.Publish(ctx, p)
-			if err != nil {
+			if _, err := c.cl.Publish(ctx, p); err != nil {
 				finish(i, poll.Retryable("write", fmt.Errorf("mqtt publish: %v", err)))
 				break
 			}
-			finish(i, nil)
-			continue
+			continue // reported once the flush below confirmed the write
 		}
 		wg.Add(1)
 		c.sess.pending = func(r packets.ControlPacket) {
@@ -299,6 +305,14 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		}
 	}
 	if s.cfg.QoS == 0 {
+		err := c.conn.Flush(s.cfg.AckTimeout)
+		if err != nil {
+			err = poll.Retryable("write", fmt.Errorf("mqtt: writing to the broker: %v", err))
+			s.drop(c)
+		}
+		for i := 0; i < started; i++ {
+			finish(i, err)
+		}
 		return
 	}
 	acked := make(chan struct{})
