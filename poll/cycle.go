@@ -122,10 +122,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 	if maxPolls <= 0 {
 		maxPolls = MaxPollsPerCycle
 	}
-	persistTimeout := c.PersistTimeout
-	if persistTimeout <= 0 {
-		persistTimeout = 10 * time.Second
-	}
+	persistTimeout := c.persistTimeout()
 	persistCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(hard), persistTimeout)
 	}
@@ -265,6 +262,40 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 	return sum, nil
 }
 
+func (c *Cycle) persistTimeout() time.Duration {
+	if c.PersistTimeout <= 0 {
+		return 10 * time.Second
+	}
+	return c.PersistTimeout
+}
+
+// saveContext hands each per-item Save a context with at least half the
+// persist timeout left, without a new timer per item: a context is reused
+// until half its time is gone. It outlives cancellation of the cycle (a
+// delivered item's cursor is still saved).
+type saveContext struct {
+	parent   context.Context
+	timeout  time.Duration
+	cur      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+func (s *saveContext) ctx() context.Context {
+	if s.cur == nil || time.Until(s.deadline) < s.timeout/2 {
+		s.stop()
+		s.deadline = time.Now().Add(s.timeout)
+		s.cur, s.cancel = context.WithDeadline(s.parent, s.deadline)
+	}
+	return s.cur
+}
+
+func (s *saveContext) stop() {
+	if s.cancel != nil {
+		s.cancel()
+	}
+}
+
 // syncer runs the end-of-batch Sync in the background, overlapping the next
 // batch's deliveries; the cycle waits for it before the next Sync and before
 // it releases the lease. Power loss in that window costs redelivery of the
@@ -336,7 +367,9 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 		saveErr   error
 		ended     bool // Send returned: later reports are ignored
 		start     = time.Now()
+		saves     = saveContext{parent: context.WithoutCancel(hard), timeout: c.persistTimeout()}
 	)
+	defer saves.stop()
 	report := func(i int, err error) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -378,14 +411,12 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 		}
 		if advanced && saveErr == nil {
 			newCursor := items[next-1].ID
-			pctx, cancel := context.WithTimeout(context.WithoutCancel(hard), 10*time.Second)
-			if err := lease.Save(pctx, newCursor); err != nil {
+			if err := lease.Save(saves.ctx(), newCursor); err != nil {
 				saveErr = err
 			} else {
 				cursor = newCursor
 				obs.Cursor(cursor)
 			}
-			cancel()
 		}
 		if saveErr != nil || retryable >= 0 {
 			return false

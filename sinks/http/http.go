@@ -47,7 +47,8 @@ type Config struct {
 // Sink delivers events over HTTP. It implements poll.Deliverer; one request
 // at a time, in order, over a reused keep-alive connection.
 type Sink struct {
-	url     string
+	u       *url.URL // parsed once; shared read-only by every request
+	host    string
 	safe    string // URL for messages: no userinfo, no query
 	method  string
 	hdr     string // canonical form
@@ -103,7 +104,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	safe.RawQuery = ""
 	safe.Fragment = ""
 	sk := &Sink{
-		url: cfg.URL, safe: safe.String(), method: method, ua: []string{cfg.UserAgent},
+		u: u, host: strings.TrimSuffix(u.Host, ":"), safe: safe.String(), method: method, ua: []string{cfg.UserAgent},
 		timeout: cfg.Timeout, rt: rt, log: log,
 	}
 	if cfg.AuthHeader != "" {
@@ -118,9 +119,17 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	req, err := nethttp.NewRequestWithContext(rctx, s.method, s.url, bytes.NewReader(ev.Payload))
-	if err != nil {
-		return poll.Retryable("request", errors.New("building the request failed"))
+	// What NewRequestWithContext builds, minus parsing the URL again.
+	body := ev.Payload
+	req := (&nethttp.Request{
+		Method: s.method, URL: s.u, Host: s.host,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		ContentLength: int64(len(body)),
+		Body:          nethttp.NoBody,
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+	}).WithContext(rctx)
+	if len(body) > 0 {
+		req.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	// Canonical keys, set directly: what Header.Set would do, minus the work.
 	h := make(nethttp.Header, 6)
