@@ -89,8 +89,14 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	}
 	rt := cfg.Transport
 	if rt == nil {
+		// Every request goes to the one URL: decide on a proxy once.
+		proxy, perr := nethttp.ProxyFromEnvironment(&nethttp.Request{URL: u})
+		if perr != nil {
+			// Not perr: it quotes the proxy URL, which may carry a password.
+			return nil, errors.New("the proxy set in HTTPS_PROXY / HTTP_PROXY is not a valid URL")
+		}
 		rt = &nethttp.Transport{
-			Proxy:               nethttp.ProxyFromEnvironment,
+			Proxy:               func(*nethttp.Request) (*url.URL, error) { return proxy, nil },
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout: 5 * time.Second,
 			MaxIdleConns:        4,
