@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,12 +132,9 @@ func TestBrokerKilledMidBatchThroughTheCycle(t *testing.T) {
 	cycle, _ := sinktest.Cycle(t, s, 3000)
 
 	sub1 := mosquittotest.Subscribe(t, b.Port, topic, 1)
-	go func() {
-		for len(sub1.Got()) < 700 {
-			time.Sleep(time.Millisecond)
-		}
-		b.Kill()
-	}()
+	// SIGKILL the broker right after item 350 was acknowledged, in the
+	// middle of the cycle's fourth batch, with more publishes in flight.
+	cycle.Sink = &killAfter{Sink: s, id: 350, kill: b.Kill}
 	sum, err := cycle.Run(context.Background())
 	require.Error(t, err, "the broker died mid-cycle")
 	assert.Contains(t, err.Error(), "connection")
@@ -147,6 +145,9 @@ func TestBrokerKilledMidBatchThroughTheCycle(t *testing.T) {
 		require.Equal(t, strconv.Itoa(i+1), itemID(m), "in order before the kill")
 	}
 
+	assert.GreaterOrEqual(t, sum.Cursor, int64(350))
+
+	cycle.Sink = s
 	b.Restart() // restart on the same port
 	sub2 := mosquittotest.Subscribe(t, b.Port, topic, 1)
 	for {
@@ -160,6 +161,24 @@ func TestBrokerKilledMidBatchThroughTheCycle(t *testing.T) {
 	for i, m := range rest[:3000-sum.Cursor] {
 		require.Equal(t, strconv.Itoa(int(sum.Cursor)+i+1), itemID(m), "the rest in order after the restart")
 	}
+}
+
+// killAfter calls kill once, right after the report of item id.
+type killAfter struct {
+	poll.Sink
+	id   int64
+	kill func()
+	once sync.Once
+}
+
+func (k *killAfter) Send(ctx context.Context, evs []poll.Event, report func(int, error) bool) {
+	k.Sink.Send(ctx, evs, func(i int, err error) bool {
+		more := report(i, err)
+		if evs[i].ID == k.id {
+			k.once.Do(k.kill)
+		}
+		return more
+	})
 }
 
 func TestConfigErrors(t *testing.T) {
