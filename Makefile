@@ -40,7 +40,7 @@ infra-test:
 test: test-deps lint unit race infra-test
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 20m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count 1 -timeout 20m ./...
 
 clean:
 	rm -rf bin .aws-sam

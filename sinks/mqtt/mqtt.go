@@ -34,8 +34,6 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
-	"github.com/eclipse/paho.golang/paho/session"
-	"github.com/eclipse/paho.golang/paho/session/state"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks/internal/tlsconf"
@@ -82,7 +80,7 @@ type Sink struct {
 type connection struct {
 	conn    *coalescingConn
 	cl      *paho.Client
-	sess    *trackingSession
+	sess    *pubSession
 	recvMax uint16
 }
 
@@ -174,7 +172,7 @@ func (s *Sink) connect(ctx context.Context) (*connection, error) {
 	if err != nil {
 		return nil, poll.Retryable("connect", fmt.Errorf("mqtt: connecting to %s: %v", addr, err))
 	}
-	sess := &trackingSession{State: state.NewInMemory()}
+	sess := newPubSession()
 	cc := newCoalescingConn(conn, raw)
 	cl := paho.NewClient(paho.ClientConfig{
 		Conn:          cc,
@@ -212,35 +210,6 @@ func (s *Sink) connect(ctx context.Context) (*connection, error) {
 	}
 	s.log.Debug("mqtt connected", "broker", addr, "client_id", clientID, "receive_maximum", rm)
 	return &connection{conn: cc, cl: cl, sess: sess, recvMax: rm}, nil
-}
-
-// trackingSession is paho's in-memory session that also tells the sink when
-// each of its packets was acknowledged (or dropped from the session).
-type trackingSession struct {
-	*state.State
-	pending func(packets.ControlPacket) // set by the single sender before each publish
-}
-
-var _ session.SessionManager = (*trackingSession)(nil)
-
-func (t *trackingSession) AddToSession(ctx context.Context, p session.Packet, resp chan<- packets.ControlPacket) error {
-	cb := t.pending
-	t.pending = nil
-	ch := make(chan packets.ControlPacket, 1)
-	if err := t.State.AddToSession(ctx, p, ch); err != nil {
-		return err
-	}
-	go func() {
-		r := <-ch
-		select {
-		case resp <- r:
-		default:
-		}
-		if cb != nil {
-			cb(r)
-		}
-	}()
-	return nil
 }
 
 // Send publishes evs in order, pipelined, and reports each item.
@@ -286,14 +255,13 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 			continue // reported once the flush below confirmed the write
 		}
 		wg.Add(1)
-		c.sess.pending = func(r packets.ControlPacket) {
+		c.sess.expect(func(r packets.ControlPacket) {
 			defer wg.Done()
 			finish(i, ackResult(r))
-		}
+		})
 		_, err := c.cl.PublishWithOptions(ctx, p, paho.PublishOptions{Method: paho.PublishMethod_AsyncSend})
 		if err != nil {
-			if c.sess.pending != nil { // never reached the session: no ack will come
-				c.sess.pending = nil
+			if c.sess.unexpect() { // never reached the session: no ack will come
 				wg.Done()
 			}
 			if errors.Is(err, paho.ErrNetworkErrorAfterStored) {
