@@ -29,10 +29,11 @@ lint:
 unit:
 	EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 8m ./...
 
-# The concurrent code (cycle, daemon, stores, pipelined sinks, metrics)
+# The concurrent code (cycle, daemon, stores, pipelined sinks, metrics, the
+# wiring and its end-to-end test harness)
 # once more under the race detector.
 race:
-	EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 8m ./poll/... ./state/... ./sinks/... ./metrics/...
+	EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 8m ./poll/... ./state/... ./sinks/... ./metrics/... ./cmd/...
 
 infra-test:
 	cd infra && $(GO) vet ./... && EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 5m ./...

@@ -86,9 +86,7 @@ func TestDaemonEndToEndRealTime(t *testing.T) {
 
 	// Graceful stop with an item in flight: it completes, the cursor is
 	// persisted, exit 0.
-	tg.mu.Lock()
-	tg.delay = 1500 * time.Millisecond
-	tg.mu.Unlock()
+	tg.setDelay(1500 * time.Millisecond)
 	e.api.Push(e2eKey, ilerttest.AlertEvents(3)...)
 	require.Eventually(t, func() bool { return tg.inflight.Load() == 1 }, 12*time.Second, 5*time.Millisecond, "item 156 in flight")
 	before := len(tg.got())
@@ -106,9 +104,7 @@ func TestDaemonEndToEndRealTime(t *testing.T) {
 	assert.Less(t, time.Since(start), 10*time.Second)
 	assert.Len(t, tg.got(), before+1, "the item in flight was finished and nothing new started")
 	assert.Contains(t, d.logs.String(), "cursor persisted")
-	tg.mu.Lock()
-	tg.delay = 0
-	tg.mu.Unlock()
+	tg.setDelay(0)
 	r := runBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"))
 	require.Equal(t, 0, r.code, r.stderr)
 	checkAtLeastOnceInOrder(t, tg.got(), 158, 0)
@@ -146,7 +142,7 @@ func TestDaemonReadyReportsAuthFailure(t *testing.T) {
 func TestTwoDaemonsShareOneStore(t *testing.T) {
 	e := newEnv(t, 400)
 	tg := newTarget(t)
-	tg.delay = time.Millisecond
+	tg.setDelay(time.Millisecond)
 	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--poll-interval", "5"}
 	a := startDaemonBin(t, e.vars(), args...)
 	b := startDaemonBin(t, e.vars(), args...)

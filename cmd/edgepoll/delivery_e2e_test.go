@@ -157,7 +157,7 @@ func TestRetryableTargetFailureExit1ThenResume(t *testing.T) {
 	e := newEnv(t, 20)
 	tg := newTarget(t)
 	down := true
-	tg.status = func(id int64) int {
+	tg.setStatus(func(id int64) int {
 		switch {
 		case id == 5:
 			return http.StatusBadRequest // permanent: skipped
@@ -165,7 +165,7 @@ func TestRetryableTargetFailureExit1ThenResume(t *testing.T) {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
-	}
+	})
 	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite")}
 	r := runBin(t, e.vars(), args...)
 	assert.Equal(t, 1, r.code, r.stderr)
@@ -249,7 +249,7 @@ func TestSIGKILLMidDrainLosesNothing(t *testing.T) {
 			const n = 400
 			e := newEnv(t, n)
 			tg := newTarget(t)
-			tg.delay = 2 * time.Millisecond
+			tg.setDelay(2 * time.Millisecond)
 			args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state(backend)}
 			kills := 0
 			for _, at := range []int{37, 150, 151, 290} {
@@ -280,7 +280,7 @@ func TestConcurrentRunsNeverDeliverTwice(t *testing.T) {
 			const n = 300
 			e := newEnv(t, n)
 			tg := newTarget(t)
-			tg.delay = time.Millisecond
+			tg.setDelay(time.Millisecond)
 			args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state(backend)}
 			var wg sync.WaitGroup
 			results := make([]result, 4)
@@ -331,12 +331,12 @@ func itemIDs(t *testing.T, msgs []*paho.Publish) []int64 {
 func TestMetricsFileOfOneShotRun(t *testing.T) {
 	e := newEnv(t, 7)
 	tg := newTarget(t)
-	tg.status = func(id int64) int {
+	tg.setStatus(func(id int64) int {
 		if id == 3 {
 			return http.StatusBadRequest
 		}
 		return http.StatusOK
-	}
+	})
 	prom := filepath.Join(e.dir, "edgepoll.prom")
 	r := runBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--metrics-file", prom)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -351,4 +351,18 @@ func TestMetricsFileOfOneShotRun(t *testing.T) {
 		assert.Contains(t, string(b), want)
 	}
 	assert.NotContains(t, string(b), e2eKey)
+}
+
+// setDelay and setStatus change the target's behaviour while requests may
+// be in flight.
+func (tg *target) setDelay(d time.Duration) {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	tg.delay = d
+}
+
+func (tg *target) setStatus(f func(id int64) int) {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	tg.status = f
 }

@@ -67,7 +67,7 @@ func TestConnectorKeyFromSecretsManager(t *testing.T) {
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	e := newEnv(t, 3)
 	tg := newTarget(t)
-	tg.delay = 4 * time.Second
+	tg.setDelay(4 * time.Second)
 	cmd := exec.Command(edgepollBin(t), "--mode", "http", "--http-url", tg.srv.URL, "--http-timeout", "2m", "--state", e.state("sqlite"))
 	cmd.Env = e.vars()
 	require.NoError(t, cmd.Start())

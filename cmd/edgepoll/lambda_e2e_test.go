@@ -224,7 +224,7 @@ func TestLambdaInvocationsDrainQueue(t *testing.T) {
 
 func TestLambdaShortDeadlineStopsEarlyAndPersists(t *testing.T) {
 	r := newLambdaRig(t, 300)
-	r.tg.delay = 20 * time.Millisecond
+	r.tg.setDelay(20 * time.Millisecond)
 	// 7s remaining: soft margin 5s, so deliveries stop after about 2s.
 	start := time.Now()
 	res := r.rt.invoke(t, "short-1", 7*time.Second)
@@ -236,7 +236,7 @@ func TestLambdaShortDeadlineStopsEarlyAndPersists(t *testing.T) {
 	assert.Less(t, s.Delivered, 300)
 	n := len(r.tg.got())
 	assert.InDelta(t, s.Delivered, n, 1)
-	r.tg.delay = 0
+	r.tg.setDelay(0)
 	s2 := summaryOf(t, r.rt.invoke(t, "short-2", 60*time.Second))
 	assert.False(t, s2.Stopped)
 	checkAtLeastOnceInOrder(t, r.tg.got(), 300, 1)
@@ -244,12 +244,12 @@ func TestLambdaShortDeadlineStopsEarlyAndPersists(t *testing.T) {
 
 func TestLambdaFailedCycleIsInvocationError(t *testing.T) {
 	r := newLambdaRig(t, 10)
-	r.tg.status = func(id int64) int {
+	r.tg.setStatus(func(id int64) int {
 		if id == 4 {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
-	}
+	})
 	res := r.rt.invoke(t, "fail-1", 30*time.Second)
 	require.False(t, res.ok)
 	var e struct{ ErrorMessage, ErrorType string }
@@ -257,9 +257,7 @@ func TestLambdaFailedCycleIsInvocationError(t *testing.T) {
 	assert.Contains(t, e.ErrorMessage, "http_503")
 	assert.Equal(t, []int64{1, 2, 3}, r.tg.got())
 
-	r.tg.mu.Lock()
-	r.tg.status = nil
-	r.tg.mu.Unlock()
+	r.tg.setStatus(nil)
 	s := summaryOf(t, r.rt.invoke(t, "fail-2", 30*time.Second))
 	assert.Equal(t, 7, s.Delivered)
 	checkAtLeastOnceInOrder(t, r.tg.got(), 10, 0)
@@ -270,7 +268,7 @@ func TestLambdaLeaseHeldIsNotAnError(t *testing.T) {
 	// A one-shot run elsewhere holds the lease right now: simulate it with
 	// the same binary outside Lambda, against the same table, blocked on a
 	// slow target.
-	r.tg.delay = 300 * time.Millisecond
+	r.tg.setDelay(300 * time.Millisecond)
 	other := exec.Command(edgepollBin(t), "--mode", "http", "--http-url", r.tg.srv.URL, "--state", "dynamodb:"+r.table)
 	other.Env = append(r.env.vars(), r.ddb.Env()...)
 	require.NoError(t, other.Start())
@@ -302,9 +300,7 @@ func TestLambdaHonoursLogLevel(t *testing.T) {
 	r := newLambdaRig(t, 3, "AWS_LAMBDA_LOG_LEVEL=ERROR")
 	summaryOf(t, r.rt.invoke(t, "quiet-1", 30*time.Second))
 	assert.NotContains(t, r.logs.String(), `"level":"INFO"`, "INFO lines suppressed at ERROR")
-	r.tg.mu.Lock()
-	r.tg.status = func(int64) int { return http.StatusServiceUnavailable }
-	r.tg.mu.Unlock()
+	r.tg.setStatus(func(int64) int { return http.StatusServiceUnavailable })
 	r.env.api.Push(e2eKey, []byte(`{"id":"9"}`))
 	res := r.rt.invoke(t, "quiet-2", 30*time.Second)
 	require.False(t, res.ok)

@@ -47,15 +47,11 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		require.Len(t, tg.got(), 5)
 
 		e.api.Push(e2eKey, ilerttest.AlertEvents(3)...)
-		tg.mu.Lock()
-		tg.status = func(int64) int { return http.StatusInternalServerError }
-		tg.mu.Unlock()
+		tg.setStatus(func(int64) int { return http.StatusInternalServerError })
 		scan("target 500", runBin(t, secretEnv, httpArgs...))
 
 		e.api.FailHeartbeats(true)
-		tg.mu.Lock()
-		tg.status = nil
-		tg.mu.Unlock()
+		tg.setStatus(nil)
 		r := runBin(t, secretEnv, httpArgs...)
 		require.Equal(t, 0, r.code, r.stderr)
 		assert.Contains(t, r.stderr, "heartbeat", "the failed ping is logged")
