@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
@@ -28,13 +29,13 @@ func freePort(t *testing.T) int {
 
 type daemonProc struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	port int
 	done chan error
 }
 
 func startDaemonBin(t *testing.T, env []string, args ...string) *daemonProc {
-	d := &daemonProc{logs: &syncBuffer{}, port: freePort(t), done: make(chan error, 1)}
+	d := &daemonProc{logs: &testenv.SyncBuffer{}, port: freePort(t), done: make(chan error, 1)}
 	d.cmd = exec.Command(edgepollBin(t), append([]string{"--loop", "-p", fmt.Sprint(d.port), "--listen-addr", "127.0.0.1"}, args...)...)
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -154,24 +153,12 @@ type lambdaRig struct {
 	ssm   *fakeSSM
 	ddb   *dynalitetest.Server
 	proc  *exec.Cmd
-	logs  *syncBuffer
+	logs  *testenv.SyncBuffer
 	table string
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func newLambdaRig(t *testing.T, items int, extraEnv ...string) *lambdaRig {
-	r := &lambdaRig{env: newEnv(t, items), tg: newTarget(t), rt: newFakeRuntime(t), ddb: dynalitetest.Start(t), table: "edgepoll-state", logs: &syncBuffer{}}
+	r := &lambdaRig{env: newEnv(t, items), tg: newTarget(t), rt: newFakeRuntime(t), ddb: dynalitetest.Start(t), table: "edgepoll-state", logs: &testenv.SyncBuffer{}}
 	r.ddb.CreateTable(t, r.table)
 	r.ssm = newFakeSSM(t, "/edgepoll/connector-key", e2eKey)
 	vars := append(baseEnv(

@@ -4,7 +4,6 @@
 package mosquittotest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -29,20 +28,8 @@ type Broker struct {
 	Port int
 	mu   sync.Mutex // guards cmd: tests kill from one goroutine, restart from another
 	cmd  *exec.Cmd
-	logs syncBuffer
+	logs testenv.SyncBuffer
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // FreePort returns a free loopback port.
 func FreePort(t testing.TB) int {

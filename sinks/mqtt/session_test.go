@@ -11,24 +11,14 @@ import (
 	"github.com/eclipse/paho.golang/paho/session"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/internal/testenv"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) packets(t *testing.T) []*packets.ControlPacket {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// sentPackets decodes what the session wrote.
+func sentPackets(t *testing.T, w *testenv.SyncBuffer) []*packets.ControlPacket {
 	var out []*packets.ControlPacket
-	r := bytes.NewReader(l.b.Bytes())
+	r := bytes.NewReader(w.Bytes())
 	for r.Len() > 0 {
 		p, err := packets.ReadPacket(r)
 		require.NoError(t, err)
@@ -37,10 +27,10 @@ func (l *lockedBuffer) packets(t *testing.T) []*packets.ControlPacket {
 	return out
 }
 
-func connected(t *testing.T, recvMax uint16) (*pubSession, *lockedBuffer) {
+func connected(t *testing.T, recvMax uint16) (*pubSession, *testenv.SyncBuffer) {
 	s := newPubSession()
 	t.Cleanup(func() { s.Close() })
-	w := &lockedBuffer{}
+	w := &testenv.SyncBuffer{}
 	require.NoError(t, s.ConAckReceived(w, &packets.Connect{}, &packets.Connack{Properties: &packets.Properties{ReceiveMaximum: &recvMax}}))
 	return s, w
 }
@@ -145,7 +135,7 @@ func TestPubSessionQoS2Handshake(t *testing.T) {
 	s.expect(r.cb("a"))
 	require.NoError(t, s.AddToSession(context.Background(), p, make(chan packets.ControlPacket, 1)))
 	require.NoError(t, s.PacketReceived(&packets.ControlPacket{Content: &packets.Pubrec{PacketID: p.PacketID}}, nil))
-	sent := w.packets(t)
+	sent := sentPackets(t, w)
 	require.Len(t, sent, 1)
 	rel, ok := sent[0].Content.(*packets.Pubrel)
 	require.True(t, ok, "PUBREC is answered with PUBREL")
