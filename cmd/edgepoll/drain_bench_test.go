@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,19 +12,10 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/latencyproxy"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
+	"github.com/edgepoll/edgepoll/sinks/sinktest"
 )
 
 const drainItems = 1000
-
-// drainTarget is a loopback HTTP endpoint that accepts everything.
-func drainTarget(b *testing.B) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	b.Cleanup(srv.Close)
-	return srv
-}
 
 // BenchmarkDrainHTTP measures a whole cycle draining 1000 items (10 polls of
 // 100) from the fake ilert API to an HTTP target, cursor persisted after
@@ -49,7 +37,7 @@ func BenchmarkDrainHTTP(b *testing.B) {
 
 // drainURL is the target's URL, through a latency proxy when rtt > 0.
 func drainURL(b *testing.B, rtt time.Duration) string {
-	srv := drainTarget(b)
+	srv := sinktest.HTTPTarget(b)
 	if rtt == 0 {
 		return srv.URL
 	}
@@ -64,22 +52,7 @@ func drainURL(b *testing.B, rtt time.Duration) string {
 func benchDrain(b *testing.B, rtt time.Duration, backend string) {
 	payloads := ilerttest.AlertEvents(drainItems)
 	url := drainURL(b, rtt)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	defer client.CloseIdleConnections()
-	plain := func() time.Duration {
-		start := time.Now()
-		for _, p := range payloads {
-			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(p))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		return time.Since(start)
-	}
+	plain := sinktest.PlainHTTPLoop(b, url, payloads)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	edgepoll := func(i int) time.Duration {
 		key := fmt.Sprintf("iec1-bench-%d", i)

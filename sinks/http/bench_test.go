@@ -1,16 +1,13 @@
 package http
 
 import (
-	"bytes"
 	"context"
-	"io"
-	nethttp "net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
+	"github.com/edgepoll/edgepoll/sinks/sinktest"
 )
 
 // BenchmarkDeliver: the sink alone delivering 1000 alert payloads over
@@ -24,27 +21,8 @@ func BenchmarkDeliver(b *testing.B) {
 	for i, p := range payloads {
 		evs[i] = poll.NewEvent(int64(i+1), p)
 	}
-	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.WriteHeader(nethttp.StatusNoContent)
-	}))
-	defer srv.Close()
-	client := &nethttp.Client{Transport: &nethttp.Transport{MaxIdleConnsPerHost: 4}}
-	defer client.CloseIdleConnections()
-	plain := func() time.Duration {
-		start := time.Now()
-		for _, p := range payloads {
-			req, _ := nethttp.NewRequest(nethttp.MethodPost, srv.URL, bytes.NewReader(p))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		return time.Since(start)
-	}
+	srv := sinktest.HTTPTarget(b)
+	plain := sinktest.PlainHTTPLoop(b, srv.URL, payloads)
 	s, err := New(Config{URL: srv.URL}, nil)
 	if err != nil {
 		b.Fatal(err)
