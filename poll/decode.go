@@ -39,41 +39,34 @@ func DecodeBatch(body []byte) (Batch, error) {
 		b        Batch
 		sawItems bool
 	)
-	if _, err := d.ReadToken(); err != nil { // {
-		return Batch{}, syntaxErr(err)
-	}
-	for d.PeekKind() != '}' {
-		name, err := readName(d)
-		if err != nil {
-			return Batch{}, syntaxErr(err)
-		}
+	err := eachMember(d, func(name string) error {
 		switch name {
 		case "items":
 			if k := d.PeekKind(); k != '[' {
 				if k == 'n' {
-					return Batch{}, errors.New(`response has no "items" array`)
+					return errors.New(`response has no "items" array`)
 				}
-				return Batch{}, kindErr(d, `"items"`, "an array")
+				return kindErr(d, `"items"`, "an array")
 			}
 			if _, err := d.ReadToken(); err != nil {
-				return Batch{}, syntaxErr(err)
+				return syntaxErr(err)
 			}
 			b.Items = b.Items[:0]
 			for i := 0; d.PeekKind() != ']'; i++ {
 				ev, err := decodeItem(d, body, i)
 				if err != nil {
-					return Batch{}, err
+					return err
 				}
 				b.Items = append(b.Items, ev)
 			}
 			if _, err := d.ReadToken(); err != nil { // ]
-				return Batch{}, syntaxErr(err)
+				return syntaxErr(err)
 			}
 			sawItems = true
 		case "role":
 			v, err := d.ReadValue()
 			if err != nil {
-				return Batch{}, syntaxErr(err)
+				return syntaxErr(err)
 			}
 			switch v.Kind() {
 			case 'n':
@@ -81,20 +74,17 @@ func DecodeBatch(body []byte) (Batch, error) {
 			case '"':
 				r := unquote(v)
 				if len(r) > 32 {
-					return Batch{}, errors.New(`"role" is too long`)
+					return errors.New(`"role" is too long`)
 				}
 				b.Role = string(r)
 			default:
-				return Batch{}, errors.New(`"role" is not a string`)
-			}
-		default:
-			if err := d.SkipValue(); err != nil {
-				return Batch{}, syntaxErr(err)
+				return errors.New(`"role" is not a string`)
 			}
 		}
-	}
-	if _, err := d.ReadToken(); err != nil { // }
-		return Batch{}, syntaxErr(err)
+		return nil
+	}, "items", "role")
+	if err != nil {
+		return Batch{}, err
 	}
 	if _, err := d.ReadToken(); err != io.EOF {
 		return Batch{}, errors.New("trailing data after the JSON object")
@@ -121,24 +111,17 @@ func decodeItem(d *jsontext.Decoder, body []byte, i int) (Event, error) {
 	if d.PeekKind() != '{' {
 		return Event{}, kindErr(d, fmt.Sprintf("items[%d]", i), "an object")
 	}
-	if _, err := d.ReadToken(); err != nil {
-		return Event{}, syntaxErr(err)
-	}
 	var (
 		ev                Event
 		idRaw             []byte // nil: no "id"
 		sawPayload, badPl bool
 	)
-	for d.PeekKind() != '}' {
-		name, err := readName(d)
-		if err != nil {
-			return Event{}, syntaxErr(err)
-		}
+	err := eachMember(d, func(name string) error {
 		switch name {
 		case "id":
 			v, err := d.ReadValue()
 			if err != nil {
-				return Event{}, syntaxErr(err)
+				return syntaxErr(err)
 			}
 			idRaw = append(idRaw[:0], v...)
 		case "payload":
@@ -146,25 +129,22 @@ func decodeItem(d *jsontext.Decoder, body []byte, i int) (Event, error) {
 			if d.PeekKind() != '{' {
 				badPl = true
 				if err := d.SkipValue(); err != nil {
-					return Event{}, syntaxErr(err)
+					return syntaxErr(err)
 				}
-				continue
+				return nil
 			}
 			badPl = false
 			start := d.InputOffset()
 			if err := readMeta(d, &ev); err != nil {
-				return Event{}, syntaxErr(err)
+				return syntaxErr(err)
 			}
 			// The value starts after the name's ':' and any whitespace.
 			ev.Payload = bytes.TrimLeft(body[start:d.InputOffset()], " \t\r\n:")
-		default:
-			if err := d.SkipValue(); err != nil {
-				return Event{}, syntaxErr(err)
-			}
 		}
-	}
-	if _, err := d.ReadToken(); err != nil {
-		return Event{}, syntaxErr(err)
+		return nil
+	}, "id", "payload")
+	if err != nil {
+		return Event{}, err
 	}
 	if idRaw == nil {
 		return Event{}, fmt.Errorf("items[%d]: missing \"id\"", i)
@@ -250,19 +230,34 @@ func nameIs(raw jsontext.Value, want string) bool {
 	return string(unquote(raw)) == want
 }
 
-// readName reads an object member name of the envelope (short names only
-// matter there; a long one is read as not matching).
-func readName(d *jsontext.Decoder) (string, error) {
-	raw, err := d.ReadValue()
-	if err != nil {
-		return "", err
+// eachMember reads the object that is d's next value. For each member
+// named one of names it calls member with that name, the value next in d
+// for member to read; other members are skipped. member's error ends the
+// walk and is returned as is; syntax errors come back through syntaxErr.
+func eachMember(d *jsontext.Decoder, member func(name string) error, names ...string) error {
+	if _, err := d.ReadToken(); err != nil { // {
+		return syntaxErr(err)
 	}
-	for _, n := range [...]string{"items", "role", "id", "payload"} {
-		if nameIs(raw, n) {
-			return n, nil
+	for d.PeekKind() != '}' {
+		raw, err := d.ReadValue()
+		if err != nil {
+			return syntaxErr(err)
+		}
+		i := slices.IndexFunc(names, func(n string) bool { return nameIs(raw, n) })
+		if i < 0 {
+			if err := d.SkipValue(); err != nil {
+				return syntaxErr(err)
+			}
+			continue
+		}
+		if err := member(names[i]); err != nil {
+			return err
 		}
 	}
-	return "", nil
+	if _, err := d.ReadToken(); err != nil { // }
+		return syntaxErr(err)
+	}
+	return nil
 }
 
 // unquote decodes a JSON string the tokenizer already read (so its syntax
