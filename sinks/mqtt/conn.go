@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -154,11 +155,7 @@ func (c *coalescingConn) Flush(timeout time.Duration) error {
 	return c.err
 }
 
-type flushTimeoutError struct{}
-
-func (flushTimeoutError) Error() string { return "writing to the broker timed out" }
-
-var errFlushTimeout error = flushTimeoutError{}
+var errFlushTimeout = errors.New("writing to the broker timed out")
 
 // Close writes what is queued (a DISCONNECT paho just wrote, say) for up
 // to a second, then closes the connection.

@@ -78,10 +78,9 @@ type Sink struct {
 }
 
 type connection struct {
-	conn    *coalescingConn
-	cl      *paho.Client
-	sess    *pubSession
-	recvMax uint16
+	conn *coalescingConn
+	cl   *paho.Client
+	sess *pubSession
 }
 
 // New validates cfg and connects (bounded by ConnectTimeout). A refused
@@ -204,12 +203,8 @@ func (s *Sink) connect(ctx context.Context) (*connection, error) {
 		}
 		return nil, poll.Retryable("connect", fmt.Errorf("mqtt: connecting to %s: %v", addr, err))
 	}
-	rm := uint16(65535)
-	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
-		rm = *ca.Properties.ReceiveMaximum
-	}
-	s.log.Debug("mqtt connected", "broker", addr, "client_id", clientID, "receive_maximum", rm)
-	return &connection{conn: cc, cl: cl, sess: sess, recvMax: rm}, nil
+	s.log.Debug("mqtt connected", "broker", addr, "client_id", clientID, "receive_maximum", sess.window())
+	return &connection{conn: cc, cl: cl, sess: sess}, nil
 }
 
 // Send publishes evs in order, pipelined, and reports each item.

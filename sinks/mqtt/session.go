@@ -96,6 +96,13 @@ func (s *pubSession) ConAckReceived(conn io.Writer, _ *packets.Connect, ca *pack
 	return nil
 }
 
+// window is the Receive Maximum granted by the broker's CONNACK (0 before).
+func (s *pubSession) window() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cap(s.slots)
+}
+
 // ConnectionLost implements session.SessionManager: every pending packet
 // completes with an empty packet (not acknowledged).
 func (s *pubSession) ConnectionLost(*packets.Disconnect) error {

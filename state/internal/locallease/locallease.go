@@ -153,11 +153,11 @@ func (l *lease) Save(_ context.Context, cursor int64) error {
 	if cursor <= l.hot {
 		return nil
 	}
-	rec := appendRecord(l.buf[:0], cursor)
 	off := l.slot * recordSize
 	if l.m != nil {
-		copy(l.m[off:off+recordSize], rec)
-	} else if _, err := l.f.WriteAt(rec, int64(off)); err != nil {
+		// Encoded in place: the slice's capacity ends with the slot.
+		appendRecord(l.m[off:off:off+recordSize], cursor)
+	} else if _, err := l.f.WriteAt(appendRecord(l.buf[:0], cursor), int64(off)); err != nil {
 		return fmt.Errorf("saving the cursor to %s: %w", l.path, err)
 	}
 	l.slot ^= 1
@@ -204,9 +204,8 @@ func (l *lease) unlock() error {
 	return l.f.Close()
 }
 
-// record encodes the hot cursor: "cursor <n> <crc32>" padded to recordSize.
-func record(c int64) []byte { return appendRecord(make([]byte, 0, recordSize), c) }
-
+// appendRecord encodes the hot cursor, "cursor <n> <crc32>" padded to
+// recordSize, onto b.
 func appendRecord(b []byte, c int64) []byte {
 	b = append(b, "cursor "...)
 	start := len(b)
