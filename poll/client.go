@@ -123,7 +123,9 @@ type Batch struct {
 }
 
 // PollError is a failed poll with a bounded reason ("auth", "status_503",
-// "transport", "timeout", "decode", "too_large", "canceled").
+// "transport", "timeout", "decode", "bad_item", "too_large", "canceled").
+// With "bad_item" (an *ItemError) the batch returned along with it holds
+// the usable items before the bad one.
 type PollError struct {
 	Reason string
 	Err    error
@@ -136,7 +138,8 @@ func pollErr(reason string, format string, args ...any) error {
 	return &PollError{Reason: reason, Err: fmt.Errorf(format, args...)}
 }
 
-// Poll fetches the next batch of items.
+// Poll fetches the next batch of items. A bad_item PollError comes with a
+// batch of the items before the unusable one.
 func (c *Client) Poll(ctx context.Context, q Query) (Batch, error) {
 	v := url.Values{}
 	v.Set("limit", strconv.Itoa(BatchLimit))
@@ -182,6 +185,12 @@ func (c *Client) Poll(ctx context.Context, q Query) (Batch, error) {
 		return Batch{}, pollErr("too_large", "response larger than %d bytes", c.maxBody)
 	}
 	b, err := DecodeBatch(body)
+	var ie *ItemError
+	if errors.As(err, &ie) {
+		// The items before the unusable one are good: hand them over with
+		// the error (the cycle delivers them, then fails).
+		return b, &PollError{Reason: "bad_item", Err: err}
+	}
 	if err != nil {
 		return Batch{}, &PollError{Reason: "decode", Err: err}
 	}

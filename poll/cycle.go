@@ -198,6 +198,10 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		}
 		sum.Polls++
 		prefetch = nil
+		var badItem error // the items before an unusable one are delivered first
+		if errors.As(err, new(*ItemError)) && len(batch.Items) > 0 {
+			badItem, err = err, nil
+		}
 		if err != nil {
 			reason := "error"
 			var pe *PollError
@@ -254,6 +258,9 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 			if sum.Stopped {
 				break
 			}
+		}
+		if badItem != nil {
+			return sum, &CycleError{Kind: "poll", Reason: "bad_item", Err: badItem}
 		}
 		if !batch.Full {
 			break

@@ -412,3 +412,25 @@ func TestCycleHANeverPrefetches(t *testing.T) {
 	assert.Len(t, reqs, sum.Polls, "no speculative polls")
 	assert.Equal(t, []string{"", "100", "200"}, []string{reqs[0].Query["last-processed-id"], reqs[1].Query["last-processed-id"], reqs[2].Query["last-processed-id"]})
 }
+
+// An unusable item in an otherwise good page: the items before it are
+// delivered, the cycle fails naming its position, and the cursor stays
+// right before it (every later cycle stops at the same place).
+func TestCycleDeliversItemsBeforeAnUnusableOne(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 0)
+	f.store.cursors[f.cycle.Conn] = 10
+	page := []byte(`{"items":[{"id":11,"payload":{}},{"id":12,"payload":{}},{"id":"three","payload":{}},{"id":14,"payload":{}}]}`)
+	for run := 0; run < 2; run++ {
+		f.api.Fail(ilerttest.Fault{Body: page})
+		sum, err := f.cycle.Run(context.Background())
+		var ce *poll.CycleError
+		require.ErrorAs(t, err, &ce)
+		assert.Equal(t, "poll", ce.Kind)
+		assert.Equal(t, "bad_item", ce.Reason)
+		assert.Contains(t, err.Error(), "items[2] (the item after id 12) is unusable: \"id\" is not an integer")
+		assert.Equal(t, int64(12), sum.Cursor)
+		assert.Equal(t, int64(12), f.store.cursors[f.cycle.Conn])
+	}
+	assert.Equal(t, []int64{11, 12}, sink.ids(), "delivered once; nothing after the bad item")
+}

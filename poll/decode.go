@@ -26,6 +26,12 @@ var decodeOpts = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext
 // integer, a payload that is not an object, trailing data) is an error with a
 // short, readable reason. Payload bytes are kept exactly as received (they
 // alias body). Items come back sorted by id with duplicate ids removed.
+//
+// One unusable item in an otherwise well-formed response (an id that is not
+// a positive integer, a payload that is not an object) does not reject the
+// page: the batch holds the items before it and the error is an *ItemError
+// naming its position, so those items can be delivered and the cursor stops
+// right before it.
 func DecodeBatch(body []byte) (Batch, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -38,6 +44,7 @@ func DecodeBatch(body []byte) (Batch, error) {
 	var (
 		b        Batch
 		sawItems bool
+		bad      *ItemError
 	)
 	err := eachMember(d, func(name string) error {
 		switch name {
@@ -52,8 +59,23 @@ func DecodeBatch(body []byte) (Batch, error) {
 				return syntaxErr(err)
 			}
 			b.Items = b.Items[:0]
+			bad = nil
 			for i := 0; d.PeekKind() != ']'; i++ {
+				if bad != nil { // only the items before the first bad one count
+					if err := d.SkipValue(); err != nil {
+						return syntaxErr(err)
+					}
+					continue
+				}
 				ev, err := decodeItem(d, body, i)
+				var ie *ItemError
+				if errors.As(err, &ie) {
+					if len(b.Items) > 0 {
+						ie.After = b.Items[len(b.Items)-1].ID
+					}
+					bad = ie
+					continue
+				}
 				if err != nil {
 					return err
 				}
@@ -92,7 +114,7 @@ func DecodeBatch(body []byte) (Batch, error) {
 	if !sawItems {
 		return Batch{}, errors.New(`response has no "items" array`)
 	}
-	b.Full = len(b.Items) >= BatchLimit
+	b.Full = len(b.Items) >= BatchLimit && bad == nil
 	slices.SortStableFunc(b.Items, func(a, b Event) int {
 		switch {
 		case a.ID < b.ID:
@@ -103,13 +125,40 @@ func DecodeBatch(body []byte) (Batch, error) {
 		return 0
 	})
 	b.Items = slices.CompactFunc(b.Items, func(a, b Event) bool { return a.ID == b.ID })
+	if bad != nil {
+		return b, bad
+	}
 	return b, nil
+}
+
+// ItemError is one unusable item in a well-formed response: Index is its
+// position in "items" (0-based), After the id of the item before it (0 if
+// none), Reason what is wrong with it (bounded, no payload bytes).
+type ItemError struct {
+	Index  int
+	After  int64
+	Reason string
+}
+
+func (e *ItemError) Error() string {
+	where := fmt.Sprintf("items[%d]", e.Index)
+	if e.After > 0 {
+		where += fmt.Sprintf(" (the item after id %d)", e.After)
+	}
+	return where + " is unusable: " + e.Reason
+}
+
+func itemErr(i int, format string, args ...any) error {
+	return &ItemError{Index: i, Reason: fmt.Sprintf(format, args...)}
 }
 
 // decodeItem reads items[i]: {"id":<int>,"payload":<object>}.
 func decodeItem(d *jsontext.Decoder, body []byte, i int) (Event, error) {
-	if d.PeekKind() != '{' {
-		return Event{}, kindErr(d, fmt.Sprintf("items[%d]", i), "an object")
+	if k := d.PeekKind(); k != '{' {
+		if err := d.SkipValue(); err != nil { // k == 0: a syntax error
+			return Event{}, syntaxErr(err)
+		}
+		return Event{}, itemErr(i, "it is a JSON %s, expected an object", kindName(k))
 	}
 	var (
 		ev                Event
@@ -147,17 +196,17 @@ func decodeItem(d *jsontext.Decoder, body []byte, i int) (Event, error) {
 		return Event{}, err
 	}
 	if idRaw == nil {
-		return Event{}, fmt.Errorf("items[%d]: missing \"id\"", i)
+		return Event{}, itemErr(i, `missing "id"`)
 	}
 	id, err := strconv.ParseInt(string(idRaw), 10, 64)
 	if err != nil {
-		return Event{}, fmt.Errorf("items[%d]: \"id\" is not an integer (%s)", i, describeStart(idRaw))
+		return Event{}, itemErr(i, `"id" is not an integer (%s)`, describeStart(idRaw))
 	}
 	if id <= 0 {
-		return Event{}, fmt.Errorf("items[%d]: \"id\" %d is not positive", i, id)
+		return Event{}, itemErr(i, `"id" %d is not positive`, id)
 	}
 	if !sawPayload || badPl {
-		return Event{}, fmt.Errorf("items[%d] (id %d): \"payload\" is not a JSON object", i, id)
+		return Event{}, itemErr(i, `id %d: "payload" is not a JSON object`, id)
 	}
 	ev.ID = id
 	return ev, nil

@@ -1,6 +1,7 @@
 package poll_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -62,19 +63,42 @@ func TestEventMetadataNames(t *testing.T) {
 
 func TestDecodeBatchEnvelopeErrors(t *testing.T) {
 	for body, msg := range map[string]string{
-		`{"items":[{"id":1,"payload":{}}],}`:                    "syntax error at byte",
-		`{"items":[{"id":1,"payload":{"a":1 "b":2}}]}`:          "syntax error at byte",
-		`{"items":[{"id":1,"payload":{}}]`:                      "truncated",
-		`{"items":true}`:                                        `"items" is a JSON boolean, expected an array`,
-		`{"items":[null]}`:                                      "items[0] is a JSON null, expected an object",
-		`{"items":[{"id":1,"payload":[]}]}`:                     `(id 1): "payload" is not a JSON object`,
-		`{"items":[],"role":"` + strings.Repeat("x", 33) + `"}`: `"role" is too long`,
+		`{"items":[{"id":1,"payload":{}}],}`:                       "syntax error at byte",
+		`{"items":[{"id":1,"payload":{"a":1 "b":2}}]}`:             "syntax error at byte",
+		`{"items":[{"id":1,"payload":{}}]`:                         "truncated",
+		`{"items":true}`:                                           `"items" is a JSON boolean, expected an array`,
+		`{"items":[null]}`:                                         "items[0] is unusable: it is a JSON null, expected an object",
+		`{"items":[{"id":1,"payload":[]}]}`:                        `items[0] is unusable: id 1: "payload" is not a JSON object`,
+		`{"items":[{"id":"x","payload":{}},{"id":2,"payload":{}]}`: "syntax error at byte",
+		`{"items":[],"role":"` + strings.Repeat("x", 33) + `"}`:    `"role" is too long`,
 	} {
 		_, err := poll.DecodeBatch([]byte(body))
 		if assert.Error(t, err, body) {
 			assert.Contains(t, err.Error(), msg, body)
 		}
 	}
+}
+
+// One unusable item in a well-formed page: the items before it come back
+// (sorted), the error names its position and what is wrong; nothing after
+// it is used, and the rest of the response is still checked.
+func TestDecodeBatchKeepsItemsBeforeAnUnusableOne(t *testing.T) {
+	body := `{"items":[{"id":2,"payload":{"n":2}},{"id":1,"payload":{"n":1}},{"id":"three","payload":{}},{"id":4,"payload":{}},7],"role":"leader"}`
+	b, err := poll.DecodeBatch([]byte(body))
+	var ie *poll.ItemError
+	require.ErrorAs(t, err, &ie)
+	assert.Equal(t, 2, ie.Index)
+	assert.Equal(t, int64(1), ie.After, "the item before it in the response")
+	assert.Equal(t, `items[2] (the item after id 1) is unusable: "id" is not an integer ("\"three\"")`, err.Error())
+	require.Len(t, b.Items, 2)
+	assert.Equal(t, int64(1), b.Items[0].ID)
+	assert.Equal(t, int64(2), b.Items[1].ID)
+	assert.Equal(t, "leader", b.Role, "members after the items are still read")
+	assert.False(t, b.Full)
+
+	_, err = poll.DecodeBatch([]byte(`{"items":[{"id":1,"payload":{}},{"id":"x"}],"role":1}`))
+	require.Error(t, err)
+	assert.False(t, errors.As(err, &ie), "a broken envelope still rejects the page: %v", err)
 }
 
 // BenchmarkDecodeBatch: one full page of 100 realistic alert events.
