@@ -96,6 +96,10 @@ type CLI struct {
 	Verbose   int              `name:"verbose" short:"v" type:"counter" help:"More log detail (-v debug, -v -v everything)." group:"Logging"`
 	LogFormat string           `name:"log-format" default:"text" help:"Log format on stderr: text or json." group:"Logging"`
 	Version   kong.VersionFlag `name:"version" env:"-" help:"Print the version and exit."`
+
+	Commands `embed:""`
+
+	noTarget bool // the command delivers nothing: --mode is not required
 }
 
 // Modes of delivery.
@@ -179,6 +183,9 @@ func (c *CLI) validate(n flagNamer) error {
 	c.Mode = strings.ToLower(strings.TrimSpace(c.Mode))
 	switch c.Mode {
 	case "":
+		if c.noTarget {
+			break
+		}
 		return n.errf("mode", "is required (one of %s)", strings.Join(modes, ", "))
 	case "http":
 		if c.HTTPURL == "" {

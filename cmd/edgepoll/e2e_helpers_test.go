@@ -59,9 +59,10 @@ func baseEnv(extra ...string) []string {
 
 func runBin(t testing.TB, env []string, args ...string) result {
 	t.Helper()
+	bin := edgepollBin(t) // built before the clock starts: a first build on a loaded machine is slow
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, edgepollBin(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -21,6 +21,7 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/willabides/kongplete"
 
 	"github.com/edgepoll/edgepoll/poll"
 )
@@ -38,8 +39,9 @@ func main() {
 
 type kongExit struct{ code int }
 
-// parse parses args (and the environment) into a validated CLI.
-func parse(args []string, stdout, stderr io.Writer) (cli *CLI, code int, done bool) {
+// parse parses args (and the environment) into a validated CLI and the
+// command to run.
+func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code int, done bool) {
 	cli = &CLI{}
 	k, err := kong.New(cli,
 		kong.Name("edgepoll"),
@@ -52,10 +54,11 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, code int, done bo
 		kong.Vars{"version": "edgepoll " + poll.Version},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, FlagsLast: true, NoExpandSubcommands: true}),
 		kong.ValueFormatter(helpWithAliases),
+		kong.Help(helpPrinter),
 	)
 	if err != nil {
 		fmt.Fprintf(stderr, "edgepoll: internal error: %v\n", err)
-		return nil, exitUsage, true
+		return nil, nil, exitUsage, true
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -63,52 +66,57 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, code int, done bo
 			if !ok {
 				panic(r)
 			}
-			cli, code, done = nil, ke.code, true
+			cli, cmd, code, done = nil, nil, ke.code, true
 			if code != 0 {
 				code = exitUsage
 			}
 		}
 	}()
+	// Shell completion: answers and exits when the shell asks (COMP_LINE).
+	kongplete.Complete(k, kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))
 	namer := newFlagNamer(k, args)
-	if _, err := k.Parse(args); err != nil {
+	kctx, err := k.Parse(args)
+	if err != nil {
 		fmt.Fprintf(stderr, "edgepoll: error: %s\n", namer.rewrite(err.Error()))
-		return nil, exitUsage, true
+		return nil, nil, exitUsage, true
 	}
+	cmd = &cli.Run
+	if sel := kctx.Selected(); sel != nil && sel.Target.CanAddr() {
+		if c, ok := sel.Target.Addr().Interface().(command); ok {
+			cmd = c
+		}
+	}
+	cli.noTarget = !cmd.needsTarget()
 	if err := cli.validate(namer); err != nil {
 		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
-		return nil, exitUsage, true
+		return nil, nil, exitUsage, true
 	}
-	return cli, 0, false
+	return cli, cmd, 0, false
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cli, code, done := parse(args, stdout, stderr)
+	cli, cmd, code, done := parse(args, stdout, stderr)
 	if done {
 		return code
 	}
 	log := newLogger(cli, stderr)
-
-	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+	if _, isRun := cmd.(*runCmd); isRun && os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		return runLambda(cli, log, stderr)
 	}
-
 	ctx, stop := signalContext(log)
 	defer stop()
+	return cmd.run(&cmdEnv{ctx: ctx, cli: cli, log: log, stdout: stdout, stderr: stderr})
+}
 
-	key, err := connectorKey(ctx, cli)
-	if err != nil {
-		return fail(stderr, err)
+// helpPrinter is kong's, with a usage line that says a command is optional
+// (without one, edgepoll runs a cycle).
+func helpPrinter(o kong.HelpOptions, ctx *kong.Context) error {
+	if sel := ctx.Selected(); sel == nil || sel.Name == "run" {
+		fmt.Fprintln(ctx.Stdout, "Usage: edgepoll [flags]            run one poll cycle (--loop: as a daemon)")
+		fmt.Fprintln(ctx.Stdout, "       edgepoll <command> [flags]")
+		o.NoAppSummary = true
 	}
-	app, err := build(ctx, cli, key, runID(), log, stdout)
-	if err != nil {
-		return fail(stderr, err)
-	}
-	defer app.close()
-
-	if cli.Loop {
-		return app.loop(ctx)
-	}
-	return app.once(ctx)
+	return kong.DefaultHelpPrinter(o, ctx)
 }
 
 // helpWithAliases is kong's help text plus the reference agent's (ilagent)
