@@ -66,7 +66,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Key == "" {
 		return nil, errors.New("connector key is empty")
 	}
-	if strings.ContainsAny(cfg.Key, "\r\n\x00") {
+	if ContainsControl(cfg.Key) {
 		return nil, errors.New("connector key contains control characters")
 	}
 	if cfg.Timeout <= 0 {
@@ -260,6 +260,12 @@ func ifLong(long bool) string {
 		return "..."
 	}
 	return ""
+}
+
+// ContainsControl reports whether s contains a C0 control character or DEL:
+// never valid in a key, a password or a header value.
+func ContainsControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // redactURL drops userinfo and query from a URL for messages.

@@ -6,11 +6,14 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/edgepoll/edgepoll/poll"
 )
 
 // Seconds is a duration flag that takes plain seconds ("15") or a Go
@@ -22,17 +25,17 @@ func (s *Seconds) UnmarshalText(b []byte) error {
 	t := strings.TrimSpace(string(b))
 	if n, err := strconv.ParseFloat(t, 64); err == nil {
 		if n < 0 || n > 1e6 {
-			return fmt.Errorf("%q is out of range", t)
+			return errors.New("is out of range")
 		}
 		*s = Seconds(time.Duration(n * float64(time.Second)))
 		return nil
 	}
 	d, err := time.ParseDuration(t)
 	if err != nil {
-		return fmt.Errorf("%q is neither seconds (15) nor a duration (15s)", t)
+		return errors.New("is neither seconds (15) nor a duration (15s)")
 	}
 	if d < 0 {
-		return fmt.Errorf("%q is negative", t)
+		return errors.New("is negative")
 	}
 	*s = Seconds(d)
 	return nil
@@ -51,7 +54,7 @@ type CLI struct {
 	HTTPMethod     string  `name:"http-method" aliases:"edge_http_method" default:"POST" help:"http: POST or PUT." group:"HTTP"`
 	HTTPAuthHeader string  `name:"http-auth-header" aliases:"edge_http_auth_header" help:"http: name of an auth header sent with every request (needs a value)." group:"HTTP"`
 	HTTPAuthValue  string  `name:"http-auth-value" aliases:"edge_http_auth_value" env:"ILERT_EDGE_HTTP_AUTH_VALUE,EDGEPOLL_HTTP_AUTH_VALUE" help:"http: the auth header's value (secret; prefer the environment)." group:"HTTP"`
-	HTTPTimeout    Seconds `name:"http-timeout" default:"10s" help:"http: timeout of one delivery request." group:"HTTP"`
+	HTTPTimeout    Seconds `name:"http-timeout" default:"30s" help:"http: timeout of one delivery request (the reference agent's 30s)." group:"HTTP"`
 
 	KafkaBrokers         string  `name:"kafka-brokers" aliases:"kafka_brokers" help:"kafka: comma-separated host:port list (required for kafka)." group:"Kafka"`
 	Topic                string  `name:"topic" aliases:"edge_topic" help:"kafka, mqtt: target topic (required for kafka and mqtt)." group:"Kafka and MQTT"`
@@ -71,9 +74,10 @@ type CLI struct {
 	MQTTPassword       string  `name:"mqtt-password" aliases:"mqtt_password" env:"EDGEPOLL_MQTT_PASSWORD" help:"mqtt: password (secret; prefer the environment)." group:"MQTT"`
 	MQTTTLS            bool    `name:"mqtt-tls" aliases:"mqtt_tls" help:"mqtt: connect with TLS." group:"MQTT"`
 	MQTTCA             string  `name:"mqtt-ca" aliases:"mqtt_ca" help:"mqtt: CA certificate file (PEM); implies --mqtt-tls." type:"path" group:"MQTT"`
-	MQTTCert           string  `name:"mqtt-cert" help:"mqtt: client certificate file (PEM)." type:"path" group:"MQTT"`
-	MQTTKey            string  `name:"mqtt-key" help:"mqtt: client key file (PEM)." type:"path" group:"MQTT"`
+	MQTTCert           string  `name:"mqtt-cert" aliases:"mqtt_client_cert" help:"mqtt: client certificate file (PEM) for mutual TLS." type:"path" group:"MQTT"`
+	MQTTKey            string  `name:"mqtt-key" aliases:"mqtt_client_key" help:"mqtt: client key file (PEM) for mutual TLS." type:"path" group:"MQTT"`
 	MQTTClientID       string  `name:"mqtt-client-id" help:"mqtt: client id (default: edgepoll- and random hex, unique per run)." group:"MQTT"`
+	MQTTName           string  `name:"mqtt-name" short:"n" aliases:"mqtt_name" help:"mqtt: client id NAME-edge, as the reference agent names it (instead of --mqtt-client-id)." placeholder:"NAME" group:"MQTT"`
 	MQTTConnectTimeout Seconds `name:"mqtt-connect-timeout" default:"10s" help:"mqtt: bound on connecting to the broker." group:"MQTT"`
 
 	Script        string  `name:"script" aliases:"edge_script" help:"script: path of an executable run once per item (required for script)." group:"Script"`
@@ -104,6 +108,10 @@ type CLI struct {
 
 // Modes of delivery.
 var modes = []string{"http", "kafka", "mqtt", "script", "stdout"}
+
+// secretFlags are the flags whose values are secrets: never echoed, checked
+// for control characters.
+var secretFlags = []string{"http-auth-value", "kafka-password", "mqtt-password", "heartbeat"}
 
 // UsageError is a configuration error: exit 2.
 type UsageError struct{ Msg string }
@@ -157,16 +165,115 @@ func (n flagNamer) name(flag string) string {
 	return "--" + f.Name
 }
 
-// rewrite replaces the canonical flag name that starts a kong parse error
-// ("--mqtt-qos: ...") with the spelling the user used (alias or env var).
+// rewrite turns a kong parse error into edgepoll's message: the flag that
+// starts it ("--mqtt-qos: ..." or "-b: ...") is named the way the user
+// spelled it (alias or env var), and no value the user gave is echoed
+// (kong quotes the offending value, and the value may be a secret).
 func (n flagNamer) rewrite(msg string) string {
-	for name := range n.flags {
-		prefix := "--" + name + ":"
-		if strings.HasPrefix(msg, prefix) {
-			return n.name(name) + ":" + strings.TrimPrefix(msg, prefix)
+	if rest, ok := strings.CutPrefix(msg, "unexpected argument "); ok {
+		arg, candidates, _ := strings.Cut(rest, ",")
+		if arg == "daemon" {
+			return "unexpected argument daemon: edgepoll has no daemon command; run `edgepoll --loop` with the same flags (an ilagent command line works with `ilagent daemon` replaced by `edgepoll --loop`)"
+		}
+		msg = "unexpected argument (not shown: edgepoll takes flags only)"
+		if candidates != "" {
+			msg += "," + candidates
+		}
+		return n.scrub(msg, "")
+	}
+	for name, f := range n.flags {
+		spellings := []string{"--" + name}
+		if f.Short != 0 {
+			spellings = append(spellings, "-"+string(f.Short))
+		}
+		for _, sp := range spellings {
+			if rest, ok := strings.CutPrefix(msg, sp+":"); ok {
+				flag := n.name(name)
+				return n.scrub(flag+": "+valueProblem("--"+name, rest), flag)
+			}
+		}
+	}
+	return n.scrub(msg, "")
+}
+
+// valueProblem rewrites kong's reason for a bad value of flag (its
+// canonical --name) without the value.
+func valueProblem(flag, reason string) string {
+	if i := strings.Index(reason, " (from envar "); i >= 0 { // the flag is named by its variable already
+		reason = reason[:i]
+	}
+	reason = strings.TrimSpace(reason)
+	switch {
+	case strings.Contains(reason, "(<EOL>)"):
+		return "needs a value"
+	case strings.Contains(reason, "; perhaps try "):
+		return fmt.Sprintf(`needs a value (a value that starts with "-" must be written as %s=VALUE; the argument is not shown)`, flag)
+	}
+	if i := strings.Index(reason, " but got "); i >= 0 {
+		return reason[:i] + " (the value is not shown)"
+	}
+	return quoted.ReplaceAllString(reason, "(value not shown)")
+}
+
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// scrub is the last guard: a message that still contains the value of a
+// secret (a secret flag's, from the command line or the environment, or the
+// connector key) is replaced by a plain one naming flag (if known).
+func (n flagNamer) scrub(msg, flag string) string {
+	for _, v := range n.secretValues() {
+		if len(v) >= 4 && strings.Contains(msg, v) {
+			if flag == "" {
+				return "invalid command line (the message is not shown: it would contain a secret)"
+			}
+			return flag + ": invalid value (not shown: it is a secret)"
 		}
 	}
 	return msg
+}
+
+// secretValues lists the values given for secret flags, on the command line
+// (--flag V, --flag=V, -bV) or in their environment variables.
+func (n flagNamer) secretValues() []string {
+	var vals []string
+	add := func(v string) {
+		if v = strings.TrimSpace(v); v != "" {
+			vals = append(vals, v)
+		}
+	}
+	for _, name := range secretFlags {
+		f := n.flags[name]
+		if f == nil {
+			continue
+		}
+		for _, e := range f.Envs {
+			add(os.Getenv(e))
+		}
+		spellings := []string{"--" + f.Name}
+		for _, a := range f.Aliases {
+			spellings = append(spellings, "--"+a)
+		}
+		for i, a := range n.args {
+			for _, sp := range spellings {
+				if a == sp && i+1 < len(n.args) {
+					add(n.args[i+1])
+				} else if v, ok := strings.CutPrefix(a, sp+"="); ok {
+					add(v)
+				}
+			}
+			if f.Short != 0 && len(a) > 1 && a[0] == '-' && a[1] != '-' {
+				if j := strings.IndexRune(a, f.Short); j > 0 {
+					if j+1 < len(a) {
+						add(strings.TrimPrefix(a[j+1:], "="))
+					} else if i+1 < len(n.args) {
+						add(n.args[i+1])
+					}
+				}
+			}
+		}
+	}
+	add(os.Getenv("ILERT_EDGE_CONNECTOR_KEY"))
+	return vals
 }
 
 func (n flagNamer) errf(flag, format string, args ...any) error {
@@ -208,7 +315,7 @@ func (c *CLI) validate(n flagNamer) error {
 		if c.HTTPAuthHeader != "" && !validHeaderName(c.HTTPAuthHeader) {
 			return n.errf("http-auth-header", "is not a valid HTTP header name")
 		}
-		if strings.ContainsAny(c.HTTPAuthValue, "\r\n\x00") {
+		if poll.ContainsControl(c.HTTPAuthValue) {
 			return n.errf("http-auth-value", "contains control characters")
 		}
 		if c.HTTPTimeout.D() <= 0 {
@@ -230,6 +337,9 @@ func (c *CLI) validate(n flagNamer) error {
 		case "", "plain", "scram-sha-256", "scram-sha-512":
 		default:
 			return n.errf("kafka-sasl-mechanism", "must be plain, scram-sha-256 or scram-sha-512")
+		}
+		if poll.ContainsControl(c.KafkaPassword) {
+			return n.errf("kafka-password", "contains control characters")
 		}
 		if c.KafkaSASLMechanism != "" && (c.KafkaUsername == "" || c.KafkaPassword == "") {
 			return n.errf("kafka-sasl-mechanism", "needs --kafka-username and --kafka-password (or EDGEPOLL_KAFKA_PASSWORD)")
@@ -264,11 +374,27 @@ func (c *CLI) validate(n flagNamer) error {
 		if strings.ContainsAny(c.Topic, "+#\x00") {
 			return n.errf("topic", "must not contain the wildcards + or #")
 		}
+		if poll.ContainsControl(c.MQTTPassword) {
+			return n.errf("mqtt-password", "contains control characters")
+		}
 		if c.MQTTPassword != "" && c.MQTTUsername == "" {
 			return n.errf("mqtt-password", "is set but --mqtt-username is not")
 		}
 		if (c.MQTTCert == "") != (c.MQTTKey == "") {
 			return n.errf("mqtt-cert", "--mqtt-cert and --mqtt-key go together")
+		}
+		if c.MQTTName != "" {
+			if c.MQTTClientID != "" {
+				return n.errf("mqtt-name", "and --mqtt-client-id are mutually exclusive")
+			}
+			c.MQTTClientID = c.MQTTName + "-edge"
+		}
+		if poll.ContainsControl(c.MQTTClientID) {
+			flag := "mqtt-client-id"
+			if c.MQTTName != "" {
+				flag = "mqtt-name"
+			}
+			return n.errf(flag, "contains control characters")
 		}
 		for flag, p := range map[string]string{"mqtt-ca": c.MQTTCA, "mqtt-cert": c.MQTTCert, "mqtt-key": c.MQTTKey} {
 			if err := readableFile(p); err != nil {
@@ -328,7 +454,7 @@ func (c *CLI) validate(n flagNamer) error {
 	if c.ListenAddr != "" && net.ParseIP(strings.Trim(c.ListenAddr, "[]")) == nil && c.ListenAddr != "localhost" {
 		return n.errf("listen-addr", "must be an IP address or localhost")
 	}
-	if c.Heartbeat != "" && strings.ContainsAny(c.Heartbeat, "/?#% \r\n\x00") {
+	if c.Heartbeat != "" && (poll.ContainsControl(c.Heartbeat) || strings.ContainsAny(c.Heartbeat, "/?#% ")) {
 		return n.errf("heartbeat", "is not a valid heartbeat key")
 	}
 	switch c.LogFormat {

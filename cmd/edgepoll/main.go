@@ -168,14 +168,30 @@ func signalContext(log *slog.Logger) (context.Context, func()) {
 }
 
 // connectorKey reads the connector key: from ILERT_EDGE_CONNECTOR_KEY, or from
-// SSM / Secrets Manager when configured.
+// SSM / Secrets Manager when configured. Surrounding white space (a trailing
+// newline of a secret file) is not part of the key.
 func connectorKey(ctx context.Context, cli *CLI) (string, error) {
-	if cli.ConnectorKeyParameter != "" || cli.ConnectorKeySecret != "" {
-		return fetchConnectorKey(ctx, cli)
+	source := "ILERT_EDGE_CONNECTOR_KEY"
+	var key string
+	switch {
+	case cli.ConnectorKeyParameter != "" || cli.ConnectorKeySecret != "":
+		source = "--connector-key-parameter"
+		if cli.ConnectorKeySecret != "" {
+			source = "--connector-key-secret"
+		}
+		k, err := fetchConnectorKey(ctx, cli)
+		if err != nil {
+			return "", err
+		}
+		key = k
+	default:
+		key = strings.TrimSpace(os.Getenv("ILERT_EDGE_CONNECTOR_KEY"))
+		if key == "" {
+			return "", &UsageError{Msg: "ILERT_EDGE_CONNECTOR_KEY: is required (the edge connection's key; or set --connector-key-parameter / --connector-key-secret)"}
+		}
 	}
-	key := os.Getenv("ILERT_EDGE_CONNECTOR_KEY")
-	if key == "" {
-		return "", &UsageError{Msg: "ILERT_EDGE_CONNECTOR_KEY: is required (the edge connection's key; or set --connector-key-parameter / --connector-key-secret)"}
+	if poll.ContainsControl(key) {
+		return "", &UsageError{Msg: source + ": the connector key contains control characters"}
 	}
 	return key, nil
 }

@@ -66,6 +66,10 @@ func (a *app) close() {
 
 // once runs one cycle and maps its outcome to an exit code.
 func (a *app) once(ctx context.Context) int {
+	if a.cycle.HA != nil && a.cli.InstanceID == "" {
+		a.log.Warn("--cluster-id without --instance-id: this run is a new HA instance with a random id; give every scheduled run the same --instance-id so the server keeps its role and cursor",
+			"instance", a.cycle.HA.InstanceID)
+	}
 	var m *metrics.Metrics
 	if a.cli.MetricsFile != "" {
 		m = metrics.New(a.cli.Mode, false)

@@ -30,8 +30,9 @@ type Config struct {
 	AuthHeader string
 	AuthValue  string
 	// Timeout bounds one request, from connect to the response headers and a
-	// bounded read of the body. Default 10s: a target slower than that is
-	// treated as failing (retryable) rather than stalling the queue.
+	// bounded read of the body. Default 30s, the reference agent's: a target
+	// slower than that is treated as failing (retryable). Shorter would make
+	// a slow webhook that does accept the item get it again every cycle.
 	Timeout time.Duration
 	// UserAgent sent with every request. Default "edgepoll/<version>".
 	UserAgent string
@@ -79,7 +80,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		return nil, errors.New("auth header and auth value must be set together")
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+		cfg.Timeout = 30 * time.Second
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "edgepoll/" + poll.Version
