@@ -94,7 +94,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	return &Client{
 		base:    u,
 		key:     cfg.Key,
-		hc:      &http.Client{Transport: rt, Timeout: cfg.Timeout},
+		hc:      &http.Client{Transport: rt, Timeout: cfg.Timeout, CheckRedirect: sameOriginRedirect},
 		maxBody: cfg.MaxResponseBytes,
 	}, nil
 }
@@ -123,7 +123,7 @@ type Batch struct {
 }
 
 // PollError is a failed poll with a bounded reason ("auth", "status_503",
-// "transport", "timeout", "decode", "bad_item", "too_large", "canceled").
+// "redirect", "transport", "timeout", "decode", "bad_item", "too_large", "canceled").
 // With "bad_item" (an *ItemError) the batch returned along with it holds
 // the usable items before the bad one.
 type PollError struct {
@@ -214,7 +214,7 @@ func (c *Client) Heartbeat(ctx context.Context, key string) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("heartbeat: %v", err)
+		return fmt.Errorf("heartbeat: %w", err)
 	}
 	defer resp.Body.Close()
 	drain(resp.Body)
@@ -224,12 +224,47 @@ func (c *Client) Heartbeat(ctx context.Context, key string) error {
 	return nil
 }
 
+// ErrCrossOriginRedirect: the API (or the heartbeat) redirected to another
+// scheme, host or port. The redirect is not followed: the connector key
+// (Authorization) and the heartbeat key (in the path) must never reach
+// another origin, and Go's client would keep the Authorization header
+// whenever only the port or the scheme changes.
+var ErrCrossOriginRedirect = errors.New("redirect to another scheme, host or port refused (the key is never sent elsewhere)")
+
+// maxRedirects bounds same-origin redirects.
+const maxRedirects = 5
+
+// sameOriginRedirect is the clients' redirect policy: only redirects to the
+// same scheme, host and port are followed, at most maxRedirects, and
+// without a Referer (a heartbeat's would carry its key).
+func sameOriginRedirect(req *http.Request, via []*http.Request) error {
+	req.Header.Del("Referer")
+	if len(via) >= maxRedirects {
+		return fmt.Errorf("stopped after %d redirects", maxRedirects)
+	}
+	if origin(req.URL) != origin(via[0].URL) {
+		return fmt.Errorf("%w: to %s", ErrCrossOriginRedirect, origin(req.URL))
+	}
+	return nil
+}
+
+// origin is scheme://host:port of u, with the scheme's default port.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
 func transportErr(ctx context.Context, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err // the URL is ours and harmless, but keep messages short
 	}
 	switch {
+	case errors.Is(err, ErrCrossOriginRedirect):
+		return &PollError{Reason: "redirect", Err: err}
 	case ctx.Err() != nil:
 		return &PollError{Reason: "canceled", Err: ctx.Err()}
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):

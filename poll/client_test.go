@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,4 +182,74 @@ func TestNewClientValidates(t *testing.T) {
 	assert.Error(t, err)
 	_, err = poll.NewClient(poll.ClientConfig{BaseURL: "https://user:pw@example.com?x=secret", Key: "\n"})
 	assert.Error(t, err)
+}
+
+// recorder is a loopback server that records what reaches it.
+type recorder struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	reqs []*http.Request
+}
+
+func newRecorder(t *testing.T, h http.HandlerFunc) *recorder {
+	r := &recorder{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.reqs = append(r.reqs, req.Clone(context.Background()))
+		r.mu.Unlock()
+		h(w, req)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *recorder) got() []*http.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*http.Request(nil), r.reqs...)
+}
+
+// No secret crosses a redirect: the API and the heartbeat redirecting to
+// another port (another origin) are refused before anything is sent there;
+// a redirect within the origin is followed without a Referer (a heartbeat's
+// would carry its key).
+func TestNoSecretCrossesARedirect(t *testing.T) {
+	const hbKey = "il1hbt-redirect-5ecret"
+	other := newRecorder(t, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"items":[]}`)) })
+	api := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/away/"):
+			http.Redirect(w, r, other.srv.URL+r.URL.Path, http.StatusFound)
+		case strings.HasPrefix(r.URL.Path, "/here/api/"):
+			http.Redirect(w, r, "/moved"+r.URL.Path, http.StatusTemporaryRedirect)
+		case strings.HasPrefix(r.URL.Path, "/moved/"):
+			_, _ = w.Write([]byte(`{"items":[]}`))
+		default:
+			http.NotFound(w, r)
+		}
+	})
+
+	away := newClient(t, api.srv.URL+"/away")
+	_, err := away.Poll(context.Background(), poll.Query{})
+	var pe *poll.PollError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "redirect", pe.Reason)
+	assert.ErrorIs(t, err, poll.ErrCrossOriginRedirect)
+	err = away.Heartbeat(context.Background(), hbKey)
+	require.ErrorIs(t, err, poll.ErrCrossOriginRedirect)
+	assert.NotContains(t, err.Error(), hbKey)
+	assert.Empty(t, other.got(), "nothing reaches another port")
+
+	here := newClient(t, api.srv.URL+"/here")
+	_, err = here.Poll(context.Background(), poll.Query{})
+	require.NoError(t, err)
+	require.NoError(t, here.Heartbeat(context.Background(), hbKey))
+	var moved int
+	for _, r := range api.got() {
+		if strings.HasPrefix(r.URL.Path, "/moved/") {
+			moved++
+			assert.Empty(t, r.Header.Get("Referer"), "no Referer on a followed redirect")
+		}
+	}
+	assert.Equal(t, 2, moved, "same-origin redirects are followed")
 }
