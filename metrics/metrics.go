@@ -26,6 +26,8 @@ type Metrics struct {
 	itemDuration   *prometheus.HistogramVec
 	cursor         prometheus.Gauge
 	lastSuccess    prometheus.Gauge
+	lastDelivery   prometheus.Gauge
+	deadLetters    prometheus.Counter
 	role           *prometheus.GaugeVec
 	backoff        prometheus.Gauge
 	failures       prometheus.Gauge
@@ -56,6 +58,13 @@ func New(sink string, process bool) *Metrics {
 	m.cursor = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_cursor", Help: "Last persisted cursor (edge item id)."})
 	m.lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_last_success_timestamp_seconds",
 		Help: "Unix time of the last successful poll."})
+	m.lastDelivery = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_last_delivery_timestamp_seconds",
+		Help: "Unix time of the last item delivered (0: none yet)."})
+	m.deadLetters = prometheus.NewCounter(prometheus.CounterOpts{Name: "edgepoll_dead_letters_total",
+		Help: "Items skipped as non-retryable and written to the dead letter (--dead-letter)."})
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_build_info",
+		Help: "Always 1; the version label is edgepoll's version.", ConstLabels: prometheus.Labels{"version": poll.Version}})
+	buildInfo.Set(1)
 	m.role = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edgepoll_ha_role",
 		Help: "1 for the current HA role (leader, standby)."}, []string{"role"})
 	m.backoff = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_backoff_seconds",
@@ -68,7 +77,7 @@ func New(sink string, process bool) *Metrics {
 	m.heartbeats = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgepoll_heartbeats_total",
 		Help: "Heartbeat pings by result (ok, error)."}, []string{"result"})
 	for _, c := range []prometheus.Collector{m.polls, m.pollDuration, m.items, m.itemDuration, m.cursor, m.lastSuccess,
-		m.role, m.backoff, m.failures, m.ready, m.cycles, m.heartbeats} {
+		m.lastDelivery, m.deadLetters, buildInfo, m.role, m.backoff, m.failures, m.ready, m.cycles, m.heartbeats} {
 		f(c)
 	}
 	if process {
@@ -91,7 +100,13 @@ func (m *Metrics) Polled(result string, _ int, d time.Duration) {
 func (m *Metrics) Item(outcome, reason string, d time.Duration) {
 	m.items.WithLabelValues(m.sink, outcome, reason).Inc()
 	m.itemDuration.WithLabelValues(m.sink).Observe(d.Seconds())
+	if outcome == poll.OutcomeDelivered {
+		m.lastDelivery.SetToCurrentTime()
+	}
 }
+
+// DeadLettered implements poll.Observer.
+func (m *Metrics) DeadLettered() { m.deadLetters.Inc() }
 
 // Cursor implements poll.Observer.
 func (m *Metrics) Cursor(c int64) { m.cursor.Set(float64(c)) }

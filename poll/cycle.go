@@ -40,6 +40,8 @@ type Observer interface {
 	Cursor(cursor int64)
 	// Role: the HA role of the last poll ("leader", "standby", "" without HA).
 	Role(role string)
+	// DeadLettered: a skipped item was written to the dead letter.
+	DeadLettered()
 }
 
 type nopObserver struct{}
@@ -48,6 +50,7 @@ func (nopObserver) Polled(string, int, time.Duration)  {}
 func (nopObserver) Item(string, string, time.Duration) {}
 func (nopObserver) Cursor(int64)                       {}
 func (nopObserver) Role(string)                        {}
+func (nopObserver) DeadLettered()                      {}
 
 // Cycle runs poll cycles for one connection. Build it once and call Run for
 // every cycle (the loop reuses it; it remembers the HA last-processed id).
@@ -66,8 +69,16 @@ type Cycle struct {
 	// PersistTimeout bounds saving the cursor and releasing the lease after
 	// the cycle's contexts are done. Default 10s.
 	PersistTimeout time.Duration
-	Log            *slog.Logger
-	Observer       Observer
+	// DeadLetter, if set, receives every item skipped as non-retryable,
+	// durably, before the cursor moves past it (--dead-letter).
+	DeadLetter DeadLetter
+	// SkipLimit > 0: once SkipLimit items in a row were refused
+	// non-retryably (counted across cycles and runs: Position.Refusals), the
+	// next refusal is not skipped but fails the cycle (--skip-limit). 0: no
+	// limit, every refusal is skipped (the reference agent's behaviour).
+	SkipLimit int
+	Log       *slog.Logger
+	Observer  Observer
 
 	mu            sync.Mutex
 	lastProcessed int64
@@ -88,6 +99,11 @@ type Summary struct {
 	Full bool `json:"full"`
 	// Stopped: the cycle stopped early on request (signal, deadline).
 	Stopped bool `json:"stopped,omitempty"`
+	// Refusals: items refused in a row up to the cursor (--skip-limit).
+	Refusals int `json:"refusals"`
+	// Stats: the connection's stored Stats as updated by this cycle (zero
+	// when the lease was not held or the state could not be read).
+	Stats Stats `json:"-"`
 }
 
 // CycleError is a failed cycle. Kind is "auth", "poll", "delivery" or
@@ -136,19 +152,28 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 	if err != nil {
 		return sum, &CycleError{Kind: "state", Reason: "lease", Err: fmt.Errorf("taking the lease: %w", err)}
 	}
+	statsLoaded := false
 	defer func() {
 		pctx, cancel := persistCtx()
 		defer cancel()
+		if statsLoaded {
+			c.saveStats(pctx, log, lease, &sum, err)
+		}
 		if rerr := lease.Release(pctx); rerr != nil {
 			log.Warn("releasing the lease failed", "err", rerr)
 		}
 	}()
 
-	cursor, _, err := lease.Load(hard)
+	pos, _, err := lease.Load(hard)
 	if err != nil {
 		return sum, &CycleError{Kind: "state", Reason: "load", Err: fmt.Errorf("loading the cursor: %w", err)}
 	}
-	sum.Cursor = cursor
+	if sum.Stats, err = lease.LoadStats(hard); err != nil {
+		return sum, &CycleError{Kind: "state", Reason: "load", Err: fmt.Errorf("loading the run statistics: %w", err)}
+	}
+	statsLoaded = true
+	cursor, refusals := pos.Cursor, pos.Refusals
+	sum.Cursor, sum.Refusals = cursor, refusals
 	c.mu.Lock()
 	if c.lastProcessed > cursor && c.HA != nil {
 		cursor = c.lastProcessed
@@ -240,10 +265,10 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		}
 		if len(items) > 0 {
 			log.Debug("polled", "items", len(items), "first", items[0].ID, "last", items[len(items)-1].ID, "full", batch.Full)
-			newCursor, err := c.deliver(soft, hard, log, obs, lease, items, &sum)
+			newCursor, err := c.deliver(soft, hard, log, obs, lease, items, &refusals, &sum)
 			if newCursor > cursor {
 				cursor = newCursor
-				sum.Cursor = cursor
+				sum.Cursor, sum.Refusals = cursor, refusals
 				c.mu.Lock()
 				c.lastProcessed = cursor
 				c.mu.Unlock()
@@ -267,6 +292,26 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		}
 	}
 	return sum, nil
+}
+
+// saveStats records the cycle's outcome in the store (failure streak, last
+// success) so that one-shot and Lambda runs report them across runs.
+func (c *Cycle) saveStats(ctx context.Context, log *slog.Logger, lease Lease, sum *Summary, err error) {
+	st := sum.Stats
+	if err != nil {
+		st.Failures++
+	} else {
+		st.Failures, st.LastSuccess = 0, time.Now().UTC()
+	}
+	if serr := lease.SaveStats(ctx, st); serr != nil {
+		log.Warn("saving the run statistics failed", "err", serr)
+	}
+	sum.Stats = st
+}
+
+// SkipLimitError is the error of a refusal beyond --skip-limit.
+func SkipLimitError(limit int, last error) error {
+	return fmt.Errorf("%d consecutive items refused by the target (last: %s): target misconfigured? (--skip-limit)", limit, refusalName(last))
 }
 
 func (c *Cycle) persistTimeout() time.Duration {
@@ -362,8 +407,15 @@ func (c *Cycle) noteRole(log *slog.Logger, role string) {
 
 // deliver hands items to the sink and moves the cursor over the longest
 // prefix of items that were delivered or failed permanently, persisting it
-// after every step. It returns the new cursor (0 if it did not move).
-func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observer, lease Lease, items []Event, sum *Summary) (int64, error) {
+// after every step. It returns the new cursor (0 if it did not move);
+// *refusals is the refusal streak at that cursor.
+//
+// Where the cursor passes an item (pass, below) the guards against silent
+// loss apply in this order: a refusal beyond SkipLimit stops the cursor
+// (retryable); a refused item is written to the dead letter, durably,
+// before the cursor passes it (a failed write stops the cursor); the
+// position saved carries the refusal streak with the cursor.
+func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observer, lease Lease, items []Event, refusals *int, sum *Summary) (int64, error) {
 	var (
 		mu        sync.Mutex
 		results   = make([]error, len(items))
@@ -372,10 +424,44 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 		cursor    int64 // last persisted cursor
 		retryable = -1  // index of the first retryable failure
 		saveErr   error
-		ended     bool // Send returned: later reports are ignored
+		stopErr   *CycleError // a guard stopped the cursor (skip limit, dead letter)
+		ended     bool        // Send returned: later reports are ignored
 		start     = time.Now()
 		saves     = saveContext{parent: context.WithoutCancel(hard), timeout: c.persistTimeout()}
 	)
+	// pass moves the cursor past items[next] in memory, or returns why it
+	// may not: the skip limit (the item counts as a retryable failure) or a
+	// dead letter that could not be written.
+	pass := func() *CycleError {
+		ev, res := items[next], results[next]
+		d := time.Since(start)
+		if res == nil {
+			obs.Item(OutcomeDelivered, "", d)
+			sum.Delivered++
+			sum.Stats.LastDelivery = time.Now().UTC()
+			*refusals = 0
+			log.Debug("delivered", "item", ev.ID)
+			return nil
+		}
+		if c.SkipLimit > 0 && *refusals >= c.SkipLimit {
+			obs.Item(OutcomeFailed, "skip_limit", d)
+			sum.Failed++
+			log.Error("refusal beyond --skip-limit: not skipping the item", "item", ev.ID, "refusals", *refusals, "reason", ReasonOf(res), "err", res)
+			return &CycleError{Kind: "delivery", Reason: "skip_limit", Err: SkipLimitError(c.SkipLimit, res)}
+		}
+		if c.DeadLetter != nil {
+			if err := c.DeadLetter.Append(saves.ctx(), c.Conn, NewDeadLetterRecord(c.Conn, ev, res, time.Now())); err != nil {
+				log.Error("writing the dead letter failed: not skipping the item", "item", ev.ID, "err", err)
+				return &CycleError{Kind: "state", Reason: "dead_letter", Err: fmt.Errorf("item %d not skipped: writing the dead letter: %w", ev.ID, err)}
+			}
+			obs.DeadLettered()
+		}
+		obs.Item(OutcomeSkipped, ReasonOf(res), d)
+		sum.Skipped++
+		*refusals++
+		log.Warn("delivery failed permanently, skipping item", "item", ev.ID, "reason", ReasonOf(res), "err", res)
+		return nil
+	}
 	defer saves.stop()
 	report := func(i int, err error) bool {
 		mu.Lock()
@@ -390,14 +476,8 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 		}
 		reported[i] = true
 		results[i] = err
-		d := time.Since(start)
-		switch {
-		case err == nil:
-			obs.Item(OutcomeDelivered, "", d)
-		case IsPermanent(err):
-			obs.Item(OutcomeSkipped, ReasonOf(err), d)
-		default:
-			obs.Item(OutcomeFailed, ReasonOf(err), d)
+		if err != nil && !IsPermanent(err) {
+			obs.Item(OutcomeFailed, ReasonOf(err), time.Since(start))
 			sum.Failed++
 			if retryable < 0 || i < retryable {
 				retryable = i
@@ -405,27 +485,23 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 			log.Warn("delivery failed, will retry next cycle", "item", items[i].ID, "reason", ReasonOf(err), "err", err)
 		}
 		advanced := false
-		for next < len(items) && reported[next] && (results[next] == nil || IsPermanent(results[next])) {
-			if results[next] == nil {
-				sum.Delivered++
-				log.Debug("delivered", "item", items[next].ID)
-			} else {
-				sum.Skipped++
-				log.Warn("delivery failed permanently, skipping item", "item", items[next].ID, "reason", ReasonOf(results[next]), "err", results[next])
+		for stopErr == nil && next < len(items) && reported[next] && (results[next] == nil || IsPermanent(results[next])) {
+			if stopErr = pass(); stopErr != nil {
+				break
 			}
 			next++
 			advanced = true
 		}
 		if advanced && saveErr == nil {
-			newCursor := items[next-1].ID
-			if err := lease.Save(saves.ctx(), newCursor); err != nil {
+			newPos := Position{Cursor: items[next-1].ID, Refusals: *refusals}
+			if err := lease.Save(saves.ctx(), newPos); err != nil {
 				saveErr = err
 			} else {
-				cursor = newCursor
+				cursor = newPos.Cursor
 				obs.Cursor(cursor)
 			}
 		}
-		if saveErr != nil || retryable >= 0 {
+		if saveErr != nil || stopErr != nil || retryable >= 0 {
 			return false
 		}
 		return soft.Err() == nil
@@ -438,6 +514,8 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 	switch {
 	case saveErr != nil:
 		return cursor, &CycleError{Kind: "state", Reason: "save", Err: fmt.Errorf("saving the cursor: %w", saveErr)}
+	case stopErr != nil:
+		return cursor, stopErr
 	case retryable >= 0:
 		return cursor, &CycleError{Kind: "delivery", Reason: ReasonOf(results[retryable]),
 			Err: fmt.Errorf("delivery of item %d failed: %w", items[retryable].ID, results[retryable])}

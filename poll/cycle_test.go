@@ -18,16 +18,18 @@ import (
 // memStore is an in-process Store for testing the cycle's logic; the real
 // backends run the same cycle in the end-to-end tests.
 type memStore struct {
-	mu      sync.Mutex
-	cursors map[string]int64
-	held    map[string]string
-	saves   []int64
-	syncs   int
-	failAt  int64 // Save of this cursor fails
+	mu       sync.Mutex
+	cursors  map[string]int64
+	refusals map[string]int
+	stats    map[string]poll.Stats
+	held     map[string]string
+	saves    []int64
+	syncs    int
+	failAt   int64 // Save of this cursor fails
 }
 
 func newMemStore() *memStore {
-	return &memStore{cursors: map[string]int64{}, held: map[string]string{}}
+	return &memStore{cursors: map[string]int64{}, refusals: map[string]int{}, stats: map[string]poll.Stats{}, held: map[string]string{}}
 }
 
 func (s *memStore) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
@@ -46,22 +48,35 @@ type memLease struct {
 	conn string
 }
 
-func (l *memLease) Load(context.Context) (int64, bool, error) {
+func (l *memLease) Load(context.Context) (poll.Position, bool, error) {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
 	c, ok := l.s.cursors[l.conn]
-	return c, ok, nil
+	return poll.Position{Cursor: c, Refusals: l.s.refusals[l.conn]}, ok, nil
 }
-func (l *memLease) Save(_ context.Context, c int64) error {
+func (l *memLease) Save(_ context.Context, p poll.Position) error {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
+	c := p.Cursor
 	if l.s.failAt != 0 && c == l.s.failAt {
 		return errors.New("disk full")
 	}
 	l.s.saves = append(l.s.saves, c)
 	if c > l.s.cursors[l.conn] {
 		l.s.cursors[l.conn] = c
+		l.s.refusals[l.conn] = p.Refusals
 	}
+	return nil
+}
+func (l *memLease) LoadStats(context.Context) (poll.Stats, error) {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	return l.s.stats[l.conn], nil
+}
+func (l *memLease) SaveStats(_ context.Context, st poll.Stats) error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	l.s.stats[l.conn] = st
 	return nil
 }
 func (l *memLease) Sync(context.Context) error {

@@ -13,7 +13,9 @@ import (
 type DeliveryError struct {
 	Permanent bool
 	Reason    string
-	Err       error
+	// Status is the HTTP status of the target's answer (0: none).
+	Status int
+	Err    error
 }
 
 func (e *DeliveryError) Error() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"time"
 )
 
 // Store is a state backend: it keeps one cursor per connection and hands out
@@ -16,16 +17,41 @@ type Store interface {
 	Close() error
 }
 
+// Position is how far a connection got: the cursor and the refusal streak
+// that ends at it. The two are saved together, so a run killed between two
+// items never loses the count of items it skipped (--skip-limit).
+type Position struct {
+	// Cursor is the last edge item id passed (delivered or skipped).
+	Cursor int64
+	// Refusals is the number of items refused non-retryably in a row up to
+	// and including Cursor (0 once an item was delivered).
+	Refusals int
+}
+
+// Stats are what one-shot and Lambda runs need to remember about the
+// connection's past cycles, so their metrics and summaries tell the truth
+// across runs. Written once at the end of every cycle that held the lease.
+type Stats struct {
+	// Failures is the number of consecutive failed cycles (0 after success).
+	Failures int
+	// LastSuccess is when the last successful cycle ended (zero: never).
+	LastSuccess time.Time
+	// LastDelivery is when an item was last delivered (zero: never).
+	LastDelivery time.Time
+}
+
 // Lease is a held lease on one connection; cursor access goes through it so
 // that a backend can fence writes by a run that lost its lease.
 type Lease interface {
-	// Load returns the stored cursor (0, false when none was stored yet).
-	Load(ctx context.Context) (cursor int64, ok bool, err error)
-	// Save persists cursor durably against a process crash (SIGKILL) before
-	// it returns. The cursor never moves backwards: saving a value lower than
-	// the stored one leaves the stored one. A backend that detects the lease
-	// was lost returns ErrLeaseLost (wrapped).
-	Save(ctx context.Context, cursor int64) error
+	// Load returns the stored position (zero, false when no cursor was
+	// stored yet).
+	Load(ctx context.Context) (pos Position, ok bool, err error)
+	// Save persists pos durably against a process crash (SIGKILL) before it
+	// returns. The cursor never moves backwards: saving a cursor lower than
+	// or equal to the stored one leaves the stored position (refusals
+	// included). A backend that detects the lease was lost returns
+	// ErrLeaseLost (wrapped).
+	Save(ctx context.Context, pos Position) error
 	// Sync makes the saved cursor durable against power loss (fsync).
 	// The cycle starts it at the end of each batch and lets it overlap the
 	// next batch: Sync must be safe to run concurrently with Save (never
@@ -33,6 +59,11 @@ type Lease interface {
 	Sync(ctx context.Context) error
 	// Release gives the lease up. Safe to call once after any error.
 	Release(ctx context.Context) error
+	// LoadStats returns the stored Stats (zero when none were stored).
+	LoadStats(ctx context.Context) (Stats, error)
+	// SaveStats replaces the stored Stats durably (power loss). It is
+	// independent of the cursor: saving Stats never creates a cursor.
+	SaveStats(ctx context.Context, st Stats) error
 }
 
 // ConnectionID derives the per-connection state key from the connector key:

@@ -1,5 +1,6 @@
 // Package contract is the test suite every poll.Store backend passes:
-// cursor round trip, monotonic saves, durability across reopen, lease
+// cursor round trip, monotonic saves, durability across reopen, the refusal
+// streak saved with the cursor, run statistics kept apart from it, lease
 // exclusion (between handles, within one handle, under a race), several
 // connections in one store, a lease freed by a dead process (SIGKILL) or by
 // expiry, and fencing of a run that lost its lease.
@@ -73,7 +74,7 @@ func ChildMain(open func(loc string) (poll.Store, error)) {
 		fmt.Println("error:", err)
 		os.Exit(3)
 	}
-	if err := l.Save(context.Background(), 77); err != nil {
+	if err := l.Save(context.Background(), poll.Position{Cursor: 77}); err != nil {
 		fmt.Println("error:", err)
 		os.Exit(3)
 	}
@@ -116,18 +117,26 @@ func Run(t *testing.T, h Harness) {
 		}
 		return l
 	}
-	mustLoad := func(t *testing.T, l poll.Lease, want int64, wantOK bool) {
+	mustLoadPos := func(t *testing.T, l poll.Lease, want poll.Position, wantOK bool) {
 		t.Helper()
 		got, ok, err := l.Load(ctx)
 		if err != nil || got != want || ok != wantOK {
-			t.Fatalf("Load = %d, %v, %v; want %d, %v", got, ok, err, want, wantOK)
+			t.Fatalf("Load = %+v, %v, %v; want %+v, %v", got, ok, err, want, wantOK)
+		}
+	}
+	mustLoad := func(t *testing.T, l poll.Lease, want int64, wantOK bool) {
+		t.Helper()
+		mustLoadPos(t, l, poll.Position{Cursor: want}, wantOK)
+	}
+	mustSavePos := func(t *testing.T, l poll.Lease, p poll.Position) {
+		t.Helper()
+		if err := l.Save(ctx, p); err != nil {
+			t.Fatalf("Save(%+v): %v", p, err)
 		}
 	}
 	mustSave := func(t *testing.T, l poll.Lease, c int64) {
 		t.Helper()
-		if err := l.Save(ctx, c); err != nil {
-			t.Fatalf("Save(%d): %v", c, err)
-		}
+		mustSavePos(t, l, poll.Position{Cursor: c})
 	}
 	mustHeld := func(t *testing.T, err error) {
 		t.Helper()
@@ -177,11 +186,74 @@ func Run(t *testing.T, h Harness) {
 		mustLoad(t, l2, 9_007_199_254_740_993, true)
 	})
 
+	// The refusal streak (--skip-limit) travels with the cursor: counted
+	// across runs, never ahead of or behind the cursor it belongs to.
+	t.Run("RefusalsSavedWithTheCursor", func(t *testing.T) {
+		loc := h.Fresh(t)
+		s1 := open(t, loc)
+		l := acquire(t, s1, connA, "run-1")
+		mustSavePos(t, l, poll.Position{Cursor: 5, Refusals: 3})
+		mustLoadPos(t, l, poll.Position{Cursor: 5, Refusals: 3}, true)
+		mustSavePos(t, l, poll.Position{Cursor: 5, Refusals: 0}) // not past the cursor: ignored
+		mustLoadPos(t, l, poll.Position{Cursor: 5, Refusals: 3}, true)
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s1.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// The next run carries the streak on and resets it on a delivery.
+		l2 := acquire(t, open(t, loc), connA, "run-2")
+		mustLoadPos(t, l2, poll.Position{Cursor: 5, Refusals: 3}, true)
+		mustSavePos(t, l2, poll.Position{Cursor: 6, Refusals: 4})
+		_ = l2.Release(ctx)
+		l3 := acquire(t, open(t, loc), connA, "run-3")
+		mustLoadPos(t, l3, poll.Position{Cursor: 6, Refusals: 4}, true)
+		mustSavePos(t, l3, poll.Position{Cursor: 7, Refusals: 0})
+		_ = l3.Release(ctx)
+		l4 := acquire(t, open(t, loc), connA, "run-4")
+		defer l4.Release(ctx)
+		mustLoadPos(t, l4, poll.Position{Cursor: 7, Refusals: 0}, true)
+	})
+
+	// Run statistics (failure streak, last success, last delivery) survive
+	// the run, belong to one connection and never create a cursor.
+	t.Run("StatsAcrossRuns", func(t *testing.T) {
+		loc := h.Fresh(t)
+		l := acquire(t, open(t, loc), connA, "run-1")
+		if st, err := l.LoadStats(ctx); err != nil || st != (poll.Stats{}) {
+			t.Fatalf("LoadStats of a fresh store = %+v, %v; want zero", st, err)
+		}
+		success := time.Date(2026, 11, 26, 8, 0, 0, 123000000, time.UTC)
+		want := poll.Stats{Failures: 0, LastSuccess: success, LastDelivery: success.Add(-time.Second)}
+		if err := l.SaveStats(ctx, want); err != nil {
+			t.Fatalf("SaveStats: %v", err)
+		}
+		want.Failures = 2
+		if err := l.SaveStats(ctx, want); err != nil {
+			t.Fatalf("SaveStats: %v", err)
+		}
+		mustLoad(t, l, 0, false) // statistics are not a cursor
+		_ = l.Release(ctx)
+		l2 := acquire(t, open(t, loc), connA, "run-2")
+		defer l2.Release(ctx)
+		mustLoad(t, l2, 0, false)
+		got, err := l2.LoadStats(ctx)
+		if err != nil || got.Failures != 2 || !got.LastSuccess.Equal(want.LastSuccess) || !got.LastDelivery.Equal(want.LastDelivery) {
+			t.Fatalf("LoadStats = %+v, %v; want %+v", got, err, want)
+		}
+		lb := acquire(t, open(t, loc), connB, "run-b")
+		defer lb.Release(ctx)
+		if st, err := lb.LoadStats(ctx); err != nil || st != (poll.Stats{}) {
+			t.Fatalf("another connection's LoadStats = %+v, %v; want zero", st, err)
+		}
+	})
+
 	if h.DropVolatile != nil {
 		t.Run("SyncSurvivesPowerLoss", func(t *testing.T) {
 			loc := h.Fresh(t)
 			l := acquire(t, open(t, loc), connA, "r1")
-			mustSave(t, l, 5)
+			mustSavePos(t, l, poll.Position{Cursor: 5, Refusals: 2})
 			if err := l.Sync(ctx); err != nil {
 				t.Fatalf("Sync: %v", err)
 			}
@@ -190,8 +262,8 @@ func Run(t *testing.T, h Harness) {
 			l2 := acquire(t, open(t, loc), connA, "after-power-loss")
 			defer l2.Release(ctx)
 			got, _, err := l2.Load(ctx)
-			if err != nil || got < 5 || got > 9 {
-				t.Fatalf("after power loss: cursor %d, %v; want the synced 5 (or the later 9)", got, err)
+			if err != nil || (got != poll.Position{Cursor: 5, Refusals: 2} && got != poll.Position{Cursor: 9}) {
+				t.Fatalf("after power loss: %+v, %v; want the synced 5 with its 2 refusals (or the later 9)", got, err)
 			}
 		})
 	}
@@ -221,7 +293,7 @@ func Run(t *testing.T, h Harness) {
 		l := acquire(t, open(t, h.Fresh(t)), connA, "r1")
 		mustSave(t, l, 3)
 		_ = l.Release(ctx)
-		if err := l.Save(ctx, 4); err == nil {
+		if err := l.Save(ctx, poll.Position{Cursor: 4}); err == nil {
 			t.Fatal("Save after Release must fail: the write would not be fenced")
 		}
 	})
@@ -345,7 +417,7 @@ func Run(t *testing.T, h Harness) {
 			defer fresh.Release(ctx)
 			mustLoad(t, fresh, 10, true)
 			mustSave(t, fresh, 20)
-			if err := stale.Save(ctx, 30); !errors.Is(err, poll.ErrLeaseLost) {
+			if err := stale.Save(ctx, poll.Position{Cursor: 30}); !errors.Is(err, poll.ErrLeaseLost) {
 				t.Fatalf("stale owner's Save: want ErrLeaseLost, got %v", err)
 			}
 			_ = stale.Release(ctx) // must not free the fresh owner's lease
@@ -395,7 +467,7 @@ func BenchSave(b *testing.B, name string, open func(path string) (poll.Store, er
 			defer l.Release(context.Background())
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if err := l.Save(context.Background(), int64(i+1)); err != nil {
+				if err := l.Save(context.Background(), poll.Position{Cursor: int64(i + 1)}); err != nil {
 					b.Fatal(err)
 				}
 				if sync {

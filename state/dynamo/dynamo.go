@@ -7,7 +7,9 @@
 //     lease generation, +1 at every acquisition) and ttl (epoch seconds, for
 //     DynamoDB's TTL: a lease item of a connection unused for a week
 //     disappears by itself);
-//   - the cursor, pk "cursor#<conn>": cursor, gen, updated_at.
+//   - the cursor, pk "cursor#<conn>": cursor, refusals (the skip streak),
+//     gen, updated_at, and the run statistics failures, last_success,
+//     last_delivery (RFC 3339; written at the end of every cycle).
 //
 // Acquire is a conditional write on the lease item (free, expired, or already
 // ours), then raises gen on the cursor item. Save is one conditional update
@@ -79,7 +81,31 @@ func Open(ctx context.Context, table string, opt Options, log *slog.Logger) (*St
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	c := opt.Client
+	c, err := Connect(ctx, table, opt.Client)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{table: table, c: c, opt: opt, log: log}, nil
+}
+
+// ValidTableName reports whether s is a valid DynamoDB table name.
+func ValidTableName(s string) bool {
+	if len(s) < 3 || len(s) > 255 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Connect returns c, or when c is nil a client with the SDK's default
+// configuration (region, credentials, AWS_ENDPOINT_URL_DYNAMODB) and the
+// standard retryer, after checking that table exists and has the string
+// partition key pk. The dead letter's DynamoDB backend uses it too.
+func Connect(ctx context.Context, table string, c *dynamodb.Client) (*dynamodb.Client, error) {
 	if c == nil {
 		cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 })
@@ -91,7 +117,7 @@ func Open(ctx context.Context, table string, opt Options, log *slog.Logger) (*St
 	}
 	out, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
 	if err != nil {
-		return nil, fmt.Errorf("dynamodb table %s: %s", table, awsErr(err))
+		return nil, fmt.Errorf("dynamodb table %s: %s", table, AWSError(err))
 	}
 	ok := false
 	for _, k := range out.Table.KeySchema {
@@ -102,7 +128,7 @@ func Open(ctx context.Context, table string, opt Options, log *slog.Logger) (*St
 	if !ok {
 		return nil, fmt.Errorf("dynamodb table %s: needs a string partition key named pk", table)
 	}
-	return &Store{table: table, c: c, opt: opt, log: log}, nil
+	return c, nil
 }
 
 // Close implements poll.Store.
@@ -129,6 +155,9 @@ func isConditionFailed(err error) bool {
 	var cf *types.ConditionalCheckFailedException
 	return errors.As(err, &cf)
 }
+
+// AWSError renders an SDK error by code and message only.
+func AWSError(err error) string { return awsErr(err) }
 
 // awsErr renders an SDK error by code and message only.
 func awsErr(err error) string {
@@ -215,6 +244,7 @@ type lease struct {
 	expires time.Time
 	lost    bool
 	done    bool
+	stats   *poll.Stats // as read by Load or written by SaveStats
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -259,18 +289,87 @@ func (l *lease) renew() {
 	}
 }
 
-func (l *lease) Load(ctx context.Context) (int64, bool, error) {
+func (l *lease) Load(ctx context.Context) (poll.Position, bool, error) {
 	item, err := l.s.get(ctx, "cursor#"+l.conn)
 	if err != nil {
-		return 0, false, err
+		return poll.Position{}, false, err
 	}
+	st := statsOf(item)
+	l.mu.Lock()
+	l.stats = &st // read with the cursor: LoadStats needs no second read
+	l.mu.Unlock()
 	if _, ok := item["cursor"]; !ok {
-		return 0, false, nil
+		return poll.Position{}, false, nil
 	}
-	return getNum(item, "cursor"), true, nil
+	return poll.Position{Cursor: getNum(item, "cursor"), Refusals: int(getNum(item, "refusals"))}, true, nil
 }
 
-func (l *lease) Save(ctx context.Context, cursor int64) error {
+func statsOf(item map[string]types.AttributeValue) poll.Stats {
+	return poll.Stats{Failures: int(getNum(item, "failures")), LastSuccess: getTime(item, "last_success"), LastDelivery: getTime(item, "last_delivery")}
+}
+
+func getTime(item map[string]types.AttributeValue, name string) time.Time {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		t, _ := time.Parse(time.RFC3339Nano, v.Value)
+		return t
+	}
+	return time.Time{}
+}
+
+func timeAttr(t time.Time) types.AttributeValue {
+	if t.IsZero() {
+		return str("")
+	}
+	return str(t.UTC().Format(time.RFC3339Nano))
+}
+
+// LoadStats returns the statistics read by Load, or reads them.
+func (l *lease) LoadStats(ctx context.Context) (poll.Stats, error) {
+	l.mu.Lock()
+	st := l.stats
+	l.mu.Unlock()
+	if st != nil {
+		return *st, nil
+	}
+	item, err := l.s.get(ctx, "cursor#"+l.conn)
+	if err != nil {
+		return poll.Stats{}, err
+	}
+	return statsOf(item), nil
+}
+
+// SaveStats writes the statistics onto the cursor item, fenced like Save.
+func (l *lease) SaveStats(ctx context.Context, st poll.Stats) error {
+	l.mu.Lock()
+	lost, done := l.lost, l.done
+	l.mu.Unlock()
+	switch {
+	case done:
+		return errors.New("save after the lease was released")
+	case lost:
+		return fmt.Errorf("%w: statistics not saved", poll.ErrLeaseLost)
+	}
+	_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.s.table),
+		Key:                       key("cursor#" + l.conn),
+		UpdateExpression:          aws.String("SET failures = :f, last_success = :s, last_delivery = :d"),
+		ConditionExpression:       aws.String("attribute_not_exists(gen) OR gen <= :g"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":f": num(int64(st.Failures)), ":s": timeAttr(st.LastSuccess), ":d": timeAttr(st.LastDelivery), ":g": num(l.gen)},
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("%w: a newer lease owns the connection; statistics not saved", poll.ErrLeaseLost)
+	}
+	if err != nil {
+		return fmt.Errorf("dynamodb %s: saving the run statistics: %s", l.s.table, awsErr(err))
+	}
+	l.mu.Lock()
+	l.stats = &st
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *lease) Save(ctx context.Context, pos poll.Position) error {
+	cursor := pos.Cursor
 	l.mu.Lock()
 	lost, done, expired := l.lost, l.done, l.s.opt.Now().After(l.expires)
 	l.mu.Unlock()
@@ -283,10 +382,10 @@ func (l *lease) Save(ctx context.Context, cursor int64) error {
 	_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.s.table),
 		Key:                       key("cursor#" + l.conn),
-		UpdateExpression:          aws.String("SET #c = :c, gen = :g, updated_at = :at"),
+		UpdateExpression:          aws.String("SET #c = :c, refusals = :r, gen = :g, updated_at = :at"),
 		ConditionExpression:       aws.String("(attribute_not_exists(gen) OR gen <= :g) AND (attribute_not_exists(#c) OR #c < :c)"),
 		ExpressionAttributeNames:  map[string]string{"#c": "cursor"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":c": num(cursor), ":g": num(l.gen), ":at": str(l.s.opt.Now().UTC().Format(time.RFC3339Nano))},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":c": num(cursor), ":r": num(int64(pos.Refusals)), ":g": num(l.gen), ":at": str(l.s.opt.Now().UTC().Format(time.RFC3339Nano))},
 	})
 	if err == nil {
 		return nil

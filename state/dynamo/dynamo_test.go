@@ -68,12 +68,12 @@ func TestRenewalKeepsLeasePastTTL(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // 2.5 TTLs
 	_, err = b.Acquire(context.Background(), "c", "other")
 	assert.ErrorIs(t, err, poll.ErrLeaseHeld)
-	require.NoError(t, l.Save(context.Background(), 5))
+	require.NoError(t, l.Save(context.Background(), poll.Position{Cursor: 5}))
 	require.NoError(t, l.Release(context.Background()))
 	l2, err := b.Acquire(context.Background(), "c", "other")
 	require.NoError(t, err)
 	c, _, _ := l2.Load(context.Background())
-	assert.Equal(t, int64(5), c)
+	assert.Equal(t, int64(5), c.Cursor)
 	_ = l2.Release(context.Background())
 }
 
@@ -138,7 +138,7 @@ func BenchmarkSave(b *testing.B) {
 		}
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			if err := l.Save(context.Background(), int64(i+1)); err != nil {
+			if err := l.Save(context.Background(), poll.Position{Cursor: int64(i + 1)}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -153,17 +153,17 @@ func TestServerFencesStaleOwnerWithSkewedClock(t *testing.T) {
 	fresh := open(t, table, Options{LeaseTTL: time.Minute})
 	stale, err := skewed.Acquire(context.Background(), "c", "stale")
 	require.NoError(t, err)
-	require.NoError(t, stale.Save(context.Background(), 10))
+	require.NoError(t, stale.Save(context.Background(), poll.Position{Cursor: 10}))
 	// Its lease expired an hour ago in real time: taken over.
 	l, err := fresh.Acquire(context.Background(), "c", "fresh")
 	require.NoError(t, err)
 	defer l.Release(context.Background())
-	err = stale.Save(context.Background(), 50)
+	err = stale.Save(context.Background(), poll.Position{Cursor: 50})
 	require.ErrorIs(t, err, poll.ErrLeaseLost, "fenced by the newer generation on the cursor item")
 	c, _, err := l.Load(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, int64(10), c)
-	require.NoError(t, l.Save(context.Background(), 11))
+	assert.Equal(t, int64(10), c.Cursor)
+	require.NoError(t, l.Save(context.Background(), poll.Position{Cursor: 11}))
 	require.NoError(t, stale.Release(context.Background()))
 	_, err = skewed.Acquire(context.Background(), "c", "third")
 	assert.ErrorIs(t, err, poll.ErrLeaseHeld, "the stale Release did not free the fresh lease")

@@ -1,7 +1,8 @@
 // Package jsonfile is the JSON-file state backend (--state json:PATH): a
 // small, human-readable file holding one cursor per connection:
 //
-//	{"version":1,"cursors":{"<connection hash>":{"cursor":42,"updated_at":"..."}}}
+//	{"version":1,"cursors":{"<connection hash>":{"cursor":42,"refusals":0,"updated_at":"..."}},
+//	 "stats":{"<connection hash>":{"failures":0,"last_success":"...","last_delivery":"..."}}}
 //
 // Lease and per-item saves: see state/internal/locallease — a kernel lock on
 // PATH.lock-<connection hash>, freed when the holder dies, whose file also
@@ -36,12 +37,20 @@ const fileVersion = 1
 
 type entry struct {
 	Cursor    int64  `json:"cursor"`
+	Refusals  int    `json:"refusals,omitempty"`
 	UpdatedAt string `json:"updated_at"`
+}
+
+type stats struct {
+	Failures     int       `json:"failures"`
+	LastSuccess  time.Time `json:"last_success,omitzero"`
+	LastDelivery time.Time `json:"last_delivery,omitzero"`
 }
 
 type file struct {
 	Version int              `json:"version"`
 	Cursors map[string]entry `json:"cursors"`
+	Stats   map[string]stats `json:"stats,omitempty"`
 }
 
 // Store is a JSON-file poll.Store.
@@ -110,22 +119,43 @@ func (s *Store) Acquire(_ context.Context, conn, owner string) (poll.Lease, erro
 func (s *Store) Close() error { return nil }
 
 // LoadDurable implements locallease.Durable.
-func (s *Store) LoadDurable(_ context.Context, conn string) (int64, bool, error) {
+func (s *Store) LoadDurable(_ context.Context, conn string) (poll.Position, bool, error) {
 	f, err := s.read()
 	if err != nil {
-		return 0, false, err
+		return poll.Position{}, false, err
 	}
 	e, ok := f.Cursors[conn]
-	return e.Cursor, ok, nil
+	return poll.Position{Cursor: e.Cursor, Refusals: e.Refusals}, ok, nil
 }
 
 // SaveDurable implements locallease.Durable.
-func (s *Store) SaveDurable(_ context.Context, conn string, cursor int64) error {
+func (s *Store) SaveDurable(_ context.Context, conn string, p poll.Position) error {
 	return s.update(func(f *file) bool {
-		if e, ok := f.Cursors[conn]; ok && e.Cursor >= cursor {
+		if e, ok := f.Cursors[conn]; ok && e.Cursor >= p.Cursor {
 			return false
 		}
-		f.Cursors[conn] = entry{Cursor: cursor, UpdatedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+		f.Cursors[conn] = entry{Cursor: p.Cursor, Refusals: p.Refusals, UpdatedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+		return true
+	})
+}
+
+// LoadStats implements locallease.Durable.
+func (s *Store) LoadStats(_ context.Context, conn string) (poll.Stats, error) {
+	f, err := s.read()
+	if err != nil {
+		return poll.Stats{}, err
+	}
+	st := f.Stats[conn]
+	return poll.Stats{Failures: st.Failures, LastSuccess: st.LastSuccess, LastDelivery: st.LastDelivery}, nil
+}
+
+// SaveStats implements locallease.Durable.
+func (s *Store) SaveStats(_ context.Context, conn string, st poll.Stats) error {
+	return s.update(func(f *file) bool {
+		if f.Stats == nil {
+			f.Stats = map[string]stats{}
+		}
+		f.Stats[conn] = stats{Failures: st.Failures, LastSuccess: st.LastSuccess.UTC(), LastDelivery: st.LastDelivery.UTC()}
 		return true
 	})
 }

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 			os.Exit(3)
 		}
 		for i := 1; i <= n; i++ {
-			if err := l.Save(context.Background(), int64(i)); err != nil {
+			if err := l.Save(context.Background(), poll.Position{Cursor: int64(i)}); err != nil {
 				fmt.Println(err)
 				os.Exit(3)
 			}
@@ -90,9 +90,9 @@ func TestCorruptedAfterOpenFailsSaveNotReset(t *testing.T) {
 	require.NoError(t, err)
 	l, err := s.Acquire(context.Background(), "c", "r")
 	require.NoError(t, err)
-	require.NoError(t, l.Save(context.Background(), 5))
+	require.NoError(t, l.Save(context.Background(), poll.Position{Cursor: 5}))
 	require.NoError(t, os.WriteFile(p, []byte("{"), 0o644))
-	require.NoError(t, l.Save(context.Background(), 6)) // the hot cursor lives in the lock file
+	require.NoError(t, l.Save(context.Background(), poll.Position{Cursor: 6})) // the hot cursor lives in the lock file
 	assert.Error(t, l.Sync(context.Background()), "the durable write refuses to overwrite a corrupt file")
 	_, _, err = l.Load(context.Background())
 	assert.Error(t, err)
@@ -104,7 +104,7 @@ func TestFileIsReadableJSON(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "s.json")
 	s, _ := Open(context.Background(), p, nil)
 	l, _ := s.Acquire(context.Background(), "conn-a", "r")
-	require.NoError(t, l.Save(context.Background(), 9_007_199_254_740_993))
+	require.NoError(t, l.Save(context.Background(), poll.Position{Cursor: 9_007_199_254_740_993}))
 	require.NoError(t, l.Sync(context.Background()))
 	b, err := os.ReadFile(p)
 	require.NoError(t, err)
@@ -141,7 +141,7 @@ func TestConcurrentProcessesShareOneFile(t *testing.T) {
 		c, ok, err := l.Load(context.Background())
 		require.NoError(t, err)
 		assert.True(t, ok)
-		assert.Equal(t, int64(n), c, "conn-%d", i)
+		assert.Equal(t, int64(n), c.Cursor, "conn-%d", i)
 	}
 }
 

@@ -23,7 +23,8 @@ import (
 	"github.com/edgepoll/edgepoll/state/internal/locallease"
 )
 
-const schemaVersion = 1
+// schemaVersion 2 added cursors.refusals and the stats table.
+const schemaVersion = 2
 
 // Store is a SQLite-backed poll.Store.
 type Store struct {
@@ -53,8 +54,8 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("state %s: %v", path, err)
 	}
-	if s.save, err = db.PrepareContext(ctx, `INSERT INTO cursors (conn, cursor, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (conn) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
+	if s.save, err = db.PrepareContext(ctx, `INSERT INTO cursors (conn, cursor, refusals, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (conn) DO UPDATE SET cursor = excluded.cursor, refusals = excluded.refusals, updated_at = excluded.updated_at
 		WHERE excluded.cursor > cursors.cursor`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("state %s: %v", path, err)
@@ -70,16 +71,35 @@ func (s *Store) migrate(ctx context.Context) error {
 	if v > schemaVersion {
 		return fmt.Errorf("schema version %d is newer than this edgepoll knows (%d)", v, schemaVersion)
 	}
-	_, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS cursors (
-		conn       TEXT PRIMARY KEY,
-		cursor     INTEGER NOT NULL,
-		updated_at TEXT NOT NULL
-	)`)
+	if v == schemaVersion {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("creating the schema: %v", err)
 	}
-	_, err = s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
-	return err
+	defer tx.Rollback()
+	stmts := []string{`CREATE TABLE IF NOT EXISTS cursors (
+		conn       TEXT PRIMARY KEY,
+		cursor     INTEGER NOT NULL,
+		refusals   INTEGER NOT NULL DEFAULT 0,
+		updated_at TEXT NOT NULL
+	)`, `CREATE TABLE IF NOT EXISTS stats (
+		conn          TEXT PRIMARY KEY,
+		failures      INTEGER NOT NULL,
+		last_success  TEXT NOT NULL,
+		last_delivery TEXT NOT NULL
+	)`}
+	if v == 1 {
+		stmts = append(stmts, `ALTER TABLE cursors ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0`)
+	}
+	stmts = append(stmts, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
+	for _, q := range stmts {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("creating the schema: %v", err)
+		}
+	}
+	return tx.Commit()
 }
 
 // Acquire takes the connection's lease (a kernel lock).
@@ -94,24 +114,65 @@ func (s *Store) Close() error {
 }
 
 // LoadDurable implements locallease.Durable.
-func (s *Store) LoadDurable(ctx context.Context, conn string) (int64, bool, error) {
-	var c int64
-	err := s.db.QueryRowContext(ctx, "SELECT cursor FROM cursors WHERE conn = ?", conn).Scan(&c)
+func (s *Store) LoadDurable(ctx context.Context, conn string) (poll.Position, bool, error) {
+	var p poll.Position
+	err := s.db.QueryRowContext(ctx, "SELECT cursor, refusals FROM cursors WHERE conn = ?", conn).Scan(&p.Cursor, &p.Refusals)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
+		return poll.Position{}, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("state %s: loading the cursor: %v", s.path, err)
+		return poll.Position{}, false, fmt.Errorf("state %s: loading the cursor: %v", s.path, err)
 	}
-	return c, true, nil
+	return p, true, nil
 }
 
 // SaveDurable implements locallease.Durable: a monotonic upsert whose commit
 // fsyncs the WAL (synchronous=FULL).
-func (s *Store) SaveDurable(ctx context.Context, conn string, cursor int64) error {
-	_, err := s.save.ExecContext(ctx, conn, cursor, time.Now().UTC().Format(time.RFC3339Nano))
+func (s *Store) SaveDurable(ctx context.Context, conn string, p poll.Position) error {
+	_, err := s.save.ExecContext(ctx, conn, p.Cursor, p.Refusals, time.Now().UTC().Format(time.RFC3339Nano))
 	if err != nil {
 		return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
 	}
 	return nil
+}
+
+// LoadStats implements locallease.Durable.
+func (s *Store) LoadStats(ctx context.Context, conn string) (poll.Stats, error) {
+	var (
+		st             poll.Stats
+		success, deliv string
+	)
+	err := s.db.QueryRowContext(ctx, "SELECT failures, last_success, last_delivery FROM stats WHERE conn = ?", conn).Scan(&st.Failures, &success, &deliv)
+	if errors.Is(err, sql.ErrNoRows) {
+		return poll.Stats{}, nil
+	}
+	if err != nil {
+		return poll.Stats{}, fmt.Errorf("state %s: loading the run statistics: %v", s.path, err)
+	}
+	st.LastSuccess, st.LastDelivery = parseTime(success), parseTime(deliv)
+	return st, nil
+}
+
+// SaveStats implements locallease.Durable.
+func (s *Store) SaveStats(ctx context.Context, conn string, st poll.Stats) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO stats (conn, failures, last_success, last_delivery) VALUES (?, ?, ?, ?)
+		ON CONFLICT (conn) DO UPDATE SET failures = excluded.failures, last_success = excluded.last_success, last_delivery = excluded.last_delivery`,
+		conn, st.Failures, formatTime(st.LastSuccess), formatTime(st.LastDelivery))
+	if err != nil {
+		return fmt.Errorf("state %s: saving the run statistics: %v", s.path, err)
+	}
+	return nil
+}
+
+// formatTime is RFC 3339 (UTC), "" for the zero time.
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
 }

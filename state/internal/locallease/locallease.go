@@ -35,13 +35,17 @@ import (
 	"github.com/edgepoll/edgepoll/poll"
 )
 
-// Durable is the backend below: a durable, monotonic cursor per connection.
+// Durable is the backend below: a durable, monotonic position per
+// connection, and the connection's run statistics.
 type Durable interface {
-	// LoadDurable returns the stored cursor (0, false when none).
-	LoadDurable(ctx context.Context, conn string) (int64, bool, error)
-	// SaveDurable stores cursor if it is larger than the stored one and makes
-	// it power-loss durable before returning.
-	SaveDurable(ctx context.Context, conn string, cursor int64) error
+	// LoadDurable returns the stored position (zero, false when none).
+	LoadDurable(ctx context.Context, conn string) (poll.Position, bool, error)
+	// SaveDurable stores pos if its cursor is larger than the stored one and
+	// makes it power-loss durable before returning.
+	SaveDurable(ctx context.Context, conn string, pos poll.Position) error
+	// LoadStats and SaveStats read and durably replace the run statistics.
+	LoadStats(ctx context.Context, conn string) (poll.Stats, error)
+	SaveStats(ctx context.Context, conn string, st poll.Stats) error
 }
 
 // recordSize is the fixed size of one hot-cursor slot; the two slots sit at
@@ -120,48 +124,48 @@ type lease struct {
 	f        *os.File
 	conn     string
 	path     string
-	hot      int64 // largest cursor saved (page cache)
-	durable  int64 // largest cursor known written durably
+	hot      poll.Position // largest position saved (page cache)
+	durable  int64         // largest cursor known written durably
 	released bool
 	m        []byte // the two slots, mapped shared; nil: pwrite instead
 	slot     int    // the slot the next Save writes (not the newest one)
 	buf      [recordSize]byte
 }
 
-func (l *lease) Load(ctx context.Context) (int64, bool, error) {
-	c, ok, err := l.d.LoadDurable(ctx, l.conn)
+func (l *lease) Load(ctx context.Context) (poll.Position, bool, error) {
+	p, ok, err := l.d.LoadDurable(ctx, l.conn)
 	if err != nil {
-		return 0, false, err
+		return poll.Position{}, false, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c > l.durable {
-		l.durable = c
+	if p.Cursor > l.durable {
+		l.durable = p.Cursor
 	}
-	if l.hot > c {
+	if l.hot.Cursor > p.Cursor {
 		return l.hot, true, nil
 	}
-	return c, ok, nil
+	return p, ok, nil
 }
 
-func (l *lease) Save(_ context.Context, cursor int64) error {
+func (l *lease) Save(_ context.Context, pos poll.Position) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released {
 		return errors.New("save after the lease was released")
 	}
-	if cursor <= l.hot {
+	if pos.Cursor <= l.hot.Cursor {
 		return nil
 	}
 	off := l.slot * recordSize
 	if l.m != nil {
 		// Encoded in place: the slice's capacity ends with the slot.
-		appendRecord(l.m[off:off:off+recordSize], cursor)
-	} else if _, err := l.f.WriteAt(appendRecord(l.buf[:0], cursor), int64(off)); err != nil {
+		appendRecord(l.m[off:off:off+recordSize], pos)
+	} else if _, err := l.f.WriteAt(appendRecord(l.buf[:0], pos), int64(off)); err != nil {
 		return fmt.Errorf("saving the cursor to %s: %w", l.path, err)
 	}
 	l.slot ^= 1
-	l.hot = cursor
+	l.hot = pos
 	return nil
 }
 
@@ -169,18 +173,32 @@ func (l *lease) Sync(ctx context.Context) error {
 	l.mu.Lock()
 	hot, durable := l.hot, l.durable
 	l.mu.Unlock()
-	if hot <= durable {
+	if hot.Cursor <= durable {
 		return nil
 	}
 	if err := l.d.SaveDurable(ctx, l.conn, hot); err != nil {
 		return err
 	}
 	l.mu.Lock()
-	if hot > l.durable {
-		l.durable = hot
+	if hot.Cursor > l.durable {
+		l.durable = hot.Cursor
 	}
 	l.mu.Unlock()
 	return nil
+}
+
+func (l *lease) LoadStats(ctx context.Context) (poll.Stats, error) {
+	return l.d.LoadStats(ctx, l.conn)
+}
+
+func (l *lease) SaveStats(ctx context.Context, st poll.Stats) error {
+	l.mu.Lock()
+	released := l.released
+	l.mu.Unlock()
+	if released {
+		return errors.New("save after the lease was released")
+	}
+	return l.d.SaveStats(ctx, l.conn, st)
 }
 
 // Release writes an unsynced cursor durably, then unlocks.
@@ -204,12 +222,14 @@ func (l *lease) unlock() error {
 	return l.f.Close()
 }
 
-// appendRecord encodes the hot cursor, "cursor <n> <crc32>" padded to
-// recordSize, onto b.
-func appendRecord(b []byte, c int64) []byte {
+// appendRecord encodes the hot position, "cursor <n> <refusals> <crc32>"
+// padded to recordSize, onto b.
+func appendRecord(b []byte, p poll.Position) []byte {
 	b = append(b, "cursor "...)
 	start := len(b)
-	b = strconv.AppendInt(b, c, 10)
+	b = strconv.AppendInt(b, p.Cursor, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(p.Refusals), 10)
 	sum := crc32.ChecksumIEEE(b[start:])
 	b = append(b, ' ')
 	const hex = "0123456789abcdef"
@@ -222,9 +242,9 @@ func appendRecord(b []byte, c int64) []byte {
 	return append(b, '\n')
 }
 
-// readSlots returns the newest valid cursor (0 if none) and the slot the
-// next Save must write: the other one.
-func readSlots(f *os.File) (cursor int64, next int) {
+// readSlots returns the newest valid position (zero if none) and the slot
+// the next Save must write: the other one.
+func readSlots(f *os.File) (pos poll.Position, next int) {
 	b := make([]byte, noteOffset)
 	n, _ := f.ReadAt(b, 0)
 	newest := -1
@@ -232,29 +252,40 @@ func readSlots(f *os.File) (cursor int64, next int) {
 		if (i+1)*recordSize > n {
 			break
 		}
-		if c, ok := parseRecord(b[i*recordSize : (i+1)*recordSize]); ok && (newest < 0 || c > cursor) {
-			cursor, newest = c, i
+		if p, ok := parseRecord(b[i*recordSize : (i+1)*recordSize]); ok && (newest < 0 || p.Cursor > pos.Cursor) {
+			pos, newest = p, i
 		}
 	}
 	if newest == 0 {
-		return cursor, 1
+		return pos, 1
 	}
-	return cursor, 0
+	return pos, 0
 }
 
-func parseRecord(b []byte) (int64, bool) {
+// parseRecord reads a slot: "cursor <n> <refusals> <crc>", or the older
+// "cursor <n> <crc>" (no refusals).
+func parseRecord(b []byte) (poll.Position, bool) {
 	fields := strings.Fields(string(b))
-	if len(fields) != 3 || fields[0] != "cursor" {
-		return 0, false
+	if (len(fields) != 3 && len(fields) != 4) || fields[0] != "cursor" {
+		return poll.Position{}, false
 	}
-	if fmt.Sprintf("%08x", crc32.ChecksumIEEE([]byte(fields[1]))) != fields[2] {
-		return 0, false
+	body, sum := strings.Join(fields[1:len(fields)-1], " "), fields[len(fields)-1]
+	if fmt.Sprintf("%08x", crc32.ChecksumIEEE([]byte(body))) != sum {
+		return poll.Position{}, false
 	}
 	c, err := strconv.ParseInt(fields[1], 10, 64)
 	if err != nil || c < 0 {
-		return 0, false
+		return poll.Position{}, false
 	}
-	return c, true
+	p := poll.Position{Cursor: c}
+	if len(fields) == 4 {
+		r, err := strconv.Atoi(fields[2])
+		if err != nil || r < 0 {
+			return poll.Position{}, false
+		}
+		p.Refusals = r
+	}
+	return p, true
 }
 
 func readNote(f *os.File) string {

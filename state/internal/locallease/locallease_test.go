@@ -3,6 +3,8 @@ package locallease
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/poll"
 )
 
 type memDurable struct {
@@ -17,17 +21,21 @@ type memDurable struct {
 	saves int
 }
 
-func (m *memDurable) LoadDurable(_ context.Context, conn string) (int64, bool, error) {
+func (m *memDurable) LoadDurable(_ context.Context, conn string) (poll.Position, bool, error) {
 	c, ok := m.c[conn]
-	return c, ok, nil
+	return poll.Position{Cursor: c}, ok, nil
 }
-func (m *memDurable) SaveDurable(_ context.Context, conn string, c int64) error {
+func (m *memDurable) SaveDurable(_ context.Context, conn string, p poll.Position) error {
 	m.saves++
-	if c > m.c[conn] {
-		m.c[conn] = c
+	if p.Cursor > m.c[conn] {
+		m.c[conn] = p.Cursor
 	}
 	return nil
 }
+func (m *memDurable) LoadStats(context.Context, string) (poll.Stats, error) { return poll.Stats{}, nil }
+func (m *memDurable) SaveStats(context.Context, string, poll.Stats) error   { return nil }
+
+func pos(c int64) poll.Position { return poll.Position{Cursor: c} }
 
 func TestHotCursorSurvivesWithoutSyncAndSyncsOnce(t *testing.T) {
 	d := &memDurable{c: map[string]int64{}}
@@ -35,7 +43,7 @@ func TestHotCursorSurvivesWithoutSyncAndSyncsOnce(t *testing.T) {
 	l, err := Acquire(d, p, "a", "run-1")
 	require.NoError(t, err)
 	for i := int64(1); i <= 100; i++ {
-		require.NoError(t, l.Save(context.Background(), i))
+		require.NoError(t, l.Save(context.Background(), pos(i)))
 	}
 	assert.Equal(t, 0, d.saves, "per-item saves stay in the lock file")
 	// Simulate a killed holder: drop the lock without Release.
@@ -45,7 +53,7 @@ func TestHotCursorSurvivesWithoutSyncAndSyncsOnce(t *testing.T) {
 	c, ok, err := l2.Load(context.Background())
 	require.NoError(t, err)
 	assert.True(t, ok)
-	assert.Equal(t, int64(100), c)
+	assert.Equal(t, int64(100), c.Cursor)
 	require.NoError(t, l2.Release(context.Background()))
 	assert.Equal(t, int64(100), d.c["a"], "release folds the hot cursor into the durable store")
 	assert.Equal(t, 1, d.saves)
@@ -60,16 +68,16 @@ func TestTornSlotCostsAtMostOneItem(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, l.(*lease).m, "the slots are memory-mapped")
 	for i := int64(8); i <= 20; i++ {
-		require.NoError(t, l.Save(context.Background(), i))
+		require.NoError(t, l.Save(context.Background(), pos(i)))
 	}
 	raw, err := os.ReadFile(p)
 	require.NoError(t, err)
 	s0, ok0 := parseRecord(raw[:recordSize])
 	s1, ok1 := parseRecord(raw[recordSize:noteOffset])
 	require.True(t, ok0 && ok1)
-	assert.ElementsMatch(t, []int64{19, 20}, []int64{s0, s1}, "the mapping reached the file (page cache)")
+	assert.ElementsMatch(t, []int64{19, 20}, []int64{s0.Cursor, s1.Cursor}, "the mapping reached the file (page cache)")
 	newest := 0
-	if s1 > s0 {
+	if s1.Cursor > s0.Cursor {
 		newest = 1
 	}
 	l.(*lease).unlock() // killed: no Release
@@ -83,8 +91,8 @@ func TestTornSlotCostsAtMostOneItem(t *testing.T) {
 	l, err = Acquire(d, p, "a", "r2")
 	require.NoError(t, err)
 	c, _, _ := l.Load(context.Background())
-	assert.Equal(t, int64(19), c, "the other slot holds the previous cursor")
-	require.NoError(t, l.Save(context.Background(), 21))
+	assert.Equal(t, int64(19), c.Cursor, "the other slot holds the previous cursor")
+	require.NoError(t, l.Save(context.Background(), pos(21)))
 	l.(*lease).unlock()
 
 	// Both slots torn (power loss): the durable cursor wins.
@@ -92,7 +100,7 @@ func TestTornSlotCostsAtMostOneItem(t *testing.T) {
 	l, err = Acquire(d, p, "a", "r3")
 	require.NoError(t, err)
 	c, _, _ = l.Load(context.Background())
-	assert.Equal(t, int64(7), c)
+	assert.Equal(t, int64(7), c.Cursor)
 	require.NoError(t, l.Release(context.Background()))
 }
 
@@ -106,12 +114,12 @@ func TestSaveWithoutMapping(t *testing.T) {
 	require.NoError(t, syscall.Munmap(ll.m))
 	ll.m = nil
 	for i := int64(1); i <= 3; i++ {
-		require.NoError(t, l.Save(context.Background(), i))
+		require.NoError(t, l.Save(context.Background(), pos(i)))
 	}
 	ll.unlock()
 	f := mustOpen(t, p)
 	c, next := readSlots(f)
-	assert.Equal(t, int64(3), c)
+	assert.Equal(t, int64(3), c.Cursor)
 	assert.Equal(t, 1, next, "3 went to slot 0, so slot 1 is next")
 }
 
@@ -125,7 +133,7 @@ func BenchmarkSave(b *testing.B) {
 	var i int64
 	for b.Loop() {
 		i++
-		if err := l.Save(context.Background(), i); err != nil {
+		if err := l.Save(context.Background(), pos(i)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -137,10 +145,32 @@ func TestHeldMessageNamesHolder(t *testing.T) {
 	l, err := Acquire(d, p, "a", "run-xyz")
 	require.NoError(t, err)
 	defer l.Release(context.Background())
-	require.NoError(t, l.Save(context.Background(), 5))
+	require.NoError(t, l.Save(context.Background(), pos(5)))
 	_, err = Acquire(d, p, "a", "other")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "run-xyz")
+}
+
+// The hot slot carries the refusal streak with the cursor; a slot written
+// by an older edgepoll (no streak) still reads.
+func TestHotSlotCarriesRefusals(t *testing.T) {
+	d := &memDurable{c: map[string]int64{}}
+	p := filepath.Join(t.TempDir(), "s.lock-a")
+	l, err := Acquire(d, p, "a", "r")
+	require.NoError(t, err)
+	require.NoError(t, l.Save(context.Background(), poll.Position{Cursor: 12, Refusals: 4}))
+	l.(*lease).unlock() // killed: no Release, nothing durable
+	l, err = Acquire(d, p, "a", "r2")
+	require.NoError(t, err)
+	got, ok, err := l.Load(context.Background())
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, poll.Position{Cursor: 12, Refusals: 4}, got)
+	l.(*lease).unlock()
+
+	old, ok := parseRecord([]byte("cursor 42 " + fmt.Sprintf("%08x", crc32.ChecksumIEEE([]byte("42"))) + "\n"))
+	assert.True(t, ok)
+	assert.Equal(t, poll.Position{Cursor: 42}, old)
 }
 
 func mustOpen(t *testing.T, p string) *os.File {
