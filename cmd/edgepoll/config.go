@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/deadletter"
+	"github.com/edgepoll/edgepoll/state/dynamo"
 )
 
 // Seconds is a duration flag that takes plain seconds ("15") or a Go
@@ -50,11 +53,12 @@ type CLI struct {
 
 	Mode string `name:"mode" aliases:"edge_mode" env:"EDGEPOLL_MODE" help:"Delivery target: http, kafka, mqtt, script or stdout (required)." placeholder:"MODE" group:"Target"`
 
-	HTTPURL        string  `name:"http-url" aliases:"edge_http_url" help:"http: target URL (required for http)." group:"HTTP"`
-	HTTPMethod     string  `name:"http-method" aliases:"edge_http_method" default:"POST" help:"http: POST or PUT." group:"HTTP"`
-	HTTPAuthHeader string  `name:"http-auth-header" aliases:"edge_http_auth_header" help:"http: name of an auth header sent with every request (needs a value)." group:"HTTP"`
-	HTTPAuthValue  string  `name:"http-auth-value" aliases:"edge_http_auth_value" env:"ILERT_EDGE_HTTP_AUTH_VALUE,EDGEPOLL_HTTP_AUTH_VALUE" help:"http: the auth header's value (secret; prefer the environment)." group:"HTTP"`
-	HTTPTimeout    Seconds `name:"http-timeout" default:"30s" help:"http: timeout of one delivery request (the reference agent's 30s)." group:"HTTP"`
+	HTTPURL         string  `name:"http-url" aliases:"edge_http_url" help:"http: target URL (required for http)." group:"HTTP"`
+	HTTPMethod      string  `name:"http-method" aliases:"edge_http_method" default:"POST" help:"http: POST or PUT." group:"HTTP"`
+	HTTPAuthHeader  string  `name:"http-auth-header" aliases:"edge_http_auth_header" help:"http: name of an auth header sent with every request (needs a value)." group:"HTTP"`
+	HTTPAuthValue   string  `name:"http-auth-value" aliases:"edge_http_auth_value" env:"ILERT_EDGE_HTTP_AUTH_VALUE,EDGEPOLL_HTTP_AUTH_VALUE" help:"http: the auth header's value (secret; prefer the environment)." group:"HTTP"`
+	HTTPTimeout     Seconds `name:"http-timeout" default:"30s" help:"http: timeout of one delivery request (the reference agent's 30s)." group:"HTTP"`
+	HTTPRetryStatus string  `name:"http-retry-status" help:"http: comma-separated 4xx statuses that are retryable instead of skipped, e.g. 401,403,404 (408, 429 and 5xx always are)." placeholder:"LIST" group:"HTTP"`
 
 	KafkaBrokers         string  `name:"kafka-brokers" aliases:"kafka_brokers" help:"kafka: comma-separated host:port list (required for kafka)." group:"Kafka"`
 	Topic                string  `name:"topic" aliases:"edge_topic" help:"kafka, mqtt: target topic (required for kafka and mqtt)." group:"Kafka and MQTT"`
@@ -84,6 +88,8 @@ type CLI struct {
 	ScriptTimeout Seconds `name:"script-timeout" default:"30s" help:"script: timeout of one run; then its whole process group is killed." group:"Script"`
 
 	State                 string `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: sqlite:PATH, json:PATH or dynamodb:TABLE." group:"State"`
+	DeadLetter            string `name:"dead-letter" help:"Keep every item skipped as non-retryable here, durably, before the cursor moves past it: file:PATH (JSON lines) or dynamodb:TABLE. If it cannot be written, the item is not skipped." placeholder:"file:PATH|dynamodb:TABLE" group:"Delivery guards"`
+	SkipLimit             int    `name:"skip-limit" default:"10" help:"Skip at most this many items refused in a row by the target (counted across runs); the next refusal fails the cycle instead. 0: no limit (the reference agent's behaviour)." group:"Delivery guards"`
 	ConnectorKeyParameter string `name:"connector-key-parameter" help:"Read the connector key from this SSM Parameter Store SecureString (instead of ILERT_EDGE_CONNECTOR_KEY)." group:"ilert"`
 	ConnectorKeySecret    string `name:"connector-key-secret" help:"Read the connector key from this Secrets Manager secret (id or ARN)." group:"ilert"`
 
@@ -321,6 +327,9 @@ func (c *CLI) validate(n flagNamer) error {
 		if c.HTTPTimeout.D() <= 0 {
 			return n.errf("http-timeout", "must be positive")
 		}
+		if _, err := retryStatuses(c.HTTPRetryStatus); err != nil {
+			return n.errf("http-retry-status", "%v", err)
+		}
 	case "kafka":
 		if strings.TrimSpace(c.KafkaBrokers) == "" {
 			return n.errf("kafka-brokers", "is required with --mode kafka")
@@ -428,6 +437,20 @@ func (c *CLI) validate(n flagNamer) error {
 	if _, _, err := parseState(c.State); err != nil {
 		return n.errf("state", "%v", err)
 	}
+	if c.DeadLetter != "" {
+		scheme, rest, err := deadletter.Parse(c.DeadLetter)
+		if err != nil {
+			return n.errf("dead-letter", "%v", err)
+		}
+		if scheme == "file" {
+			if dir := filepath.Dir(rest); !isDir(dir) {
+				return n.errf("dead-letter", "directory %s does not exist", dir)
+			}
+		}
+	}
+	if c.SkipLimit < 0 {
+		return n.errf("skip-limit", "must be 0 (no limit) or more")
+	}
 	if err := interval(c.PollInterval.D()); err != nil {
 		return n.errf("poll-interval", "%v", err)
 	}
@@ -480,7 +503,7 @@ func parseState(s string) (scheme, rest string, err error) {
 			return "", "", fmt.Errorf("%s: needs a file path", scheme)
 		}
 	case "dynamodb":
-		if !validTableName(rest) {
+		if !dynamo.ValidTableName(rest) {
 			return "", "", fmt.Errorf("dynamodb: %q is not a valid table name (3-255 of A-Z a-z 0-9 _ - .)", rest)
 		}
 	default:
@@ -489,23 +512,29 @@ func parseState(s string) (scheme, rest string, err error) {
 	return scheme, rest, nil
 }
 
-func validTableName(s string) bool {
-	if len(s) < 3 || len(s) > 255 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
-
 func interval(d time.Duration) error {
 	if d < 5*time.Second || d > 120*time.Second {
 		return fmt.Errorf("%s is out of range (5s..120s)", d)
 	}
 	return nil
+}
+
+// retryStatuses parses --http-retry-status: comma-separated 4xx codes.
+func retryStatuses(s string) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		code, err := strconv.Atoi(p)
+		if err != nil || code < 400 || code > 499 {
+			return nil, fmt.Errorf("%q is not a 4xx status (408, 429 and 5xx are always retryable)", p)
+		}
+		out = append(out, code)
+	}
+	return out, nil
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
 }
 
 func splitList(s string) []string {

@@ -39,9 +39,13 @@ func openStore(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Store, err
 func newSink(ctx context.Context, cli *CLI, log *slog.Logger, stdout io.Writer) (poll.Sink, error) {
 	switch cli.Mode {
 	case "http":
+		retry, err := retryStatuses(cli.HTTPRetryStatus)
+		if err != nil {
+			return nil, &UsageError{Msg: "--http-retry-status: " + err.Error()}
+		}
 		s, err := httpsink.New(httpsink.Config{
 			URL: cli.HTTPURL, Method: cli.HTTPMethod, AuthHeader: cli.HTTPAuthHeader, AuthValue: cli.HTTPAuthValue,
-			Timeout: cli.HTTPTimeout.D(),
+			Timeout: cli.HTTPTimeout.D(), RetryStatus: retry,
 		}, log)
 		if err != nil {
 			return nil, &UsageError{Msg: "--http-url: " + err.Error()}

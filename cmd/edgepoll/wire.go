@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"time"
 
 	"github.com/edgepoll/edgepoll/metrics"
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
 // app is a configured edgepoll: client, sink, store and cycle.
@@ -18,6 +20,7 @@ type app struct {
 	cycle  *poll.Cycle
 	store  poll.Store
 	sink   poll.Sink
+	dead   poll.DeadLetter // nil without --dead-letter
 }
 
 // build turns a validated CLI into a runnable app. owner names this run in
@@ -31,19 +34,33 @@ func build(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, s
 	if err != nil {
 		return nil, err
 	}
+	var dead poll.DeadLetter
+	if cli.DeadLetter != "" {
+		if dead, err = deadletter.Open(ctx, cli.DeadLetter); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("--dead-letter: %w", err)
+		}
+	}
 	sink, err := newSink(ctx, cli, log, stdout)
 	if err != nil {
 		store.Close()
+		if dead != nil {
+			dead.Close()
+		}
 		return nil, err
 	}
-	a := &app{cli: cli, log: log, client: client, store: store, sink: sink}
+	a := &app{cli: cli, log: log, client: client, store: store, sink: sink, dead: dead}
 	a.cycle = &poll.Cycle{
-		Client: client,
-		Sink:   sink,
-		Store:  store,
-		Conn:   poll.ConnectionID(key),
-		Owner:  owner,
-		Log:    log,
+		Client:    client,
+		Sink:      sink,
+		Store:     store,
+		Conn:      poll.ConnectionID(key),
+		Owner:     owner,
+		Log:       log,
+		SkipLimit: cli.SkipLimit,
+	}
+	if dead != nil {
+		a.cycle.DeadLetter = dead
 	}
 	if cli.ClusterID != "" {
 		inst := cli.InstanceID
@@ -61,6 +78,11 @@ func (a *app) close() {
 	}
 	if err := a.store.Close(); err != nil {
 		a.log.Warn("closing the state store", "err", err)
+	}
+	if a.dead != nil {
+		if err := a.dead.Close(); err != nil {
+			a.log.Warn("closing the dead letter", "err", err)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ package http
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -27,8 +28,14 @@ type Config struct {
 	Method string
 	// AuthHeader and AuthValue, both or neither: a header sent with every
 	// request. AuthValue is a secret: never logged, never in an error.
+	// Credentials in the URL (https://user:pw@host/path) are sent as HTTP
+	// Basic authentication, as any HTTP client does (an explicit
+	// Authorization AuthHeader wins); they are never logged either.
 	AuthHeader string
 	AuthValue  string
+	// RetryStatus lists 4xx statuses that are retryable instead of
+	// permanent (--http-retry-status); 408, 429 and 5xx always are.
+	RetryStatus []int
 	// Timeout bounds one request, from connect to the response headers and a
 	// bounded read of the body. Default 30s, the reference agent's: a target
 	// slower than that is treated as failing (retryable). Shorter would make
@@ -54,8 +61,10 @@ type Sink struct {
 	method  string
 	hdr     string // canonical form
 	val     []string
+	basic   []string // Authorization from the URL's credentials
 	ua      []string
 	timeout time.Duration
+	retry   map[int]bool
 	rt      nethttp.RoundTripper
 	log     *slog.Logger
 }
@@ -110,12 +119,27 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	safe.User = nil
 	safe.RawQuery = ""
 	safe.Fragment = ""
+	target := *u
+	target.User = nil // the credentials travel as a header, not in the URL
 	sk := &Sink{
-		u: u, host: strings.TrimSuffix(u.Host, ":"), safe: safe.String(), method: method, ua: []string{cfg.UserAgent},
+		u: &target, host: strings.TrimSuffix(u.Host, ":"), safe: safe.String(), method: method, ua: []string{cfg.UserAgent},
 		timeout: cfg.Timeout, rt: rt, log: log,
+	}
+	if u.User != nil {
+		pw, _ := u.User.Password()
+		sk.basic = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw))}
 	}
 	if cfg.AuthHeader != "" {
 		sk.hdr, sk.val = nethttp.CanonicalHeaderKey(cfg.AuthHeader), []string{cfg.AuthValue}
+	}
+	for _, c := range cfg.RetryStatus {
+		if c < 400 || c > 499 {
+			return nil, fmt.Errorf("retry status %d: must be a 4xx status", c)
+		}
+		if sk.retry == nil {
+			sk.retry = map[int]bool{}
+		}
+		sk.retry[c] = true
 	}
 	return sk, nil
 }
@@ -150,6 +174,9 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 		h["X-Ilert-Alert-Id"] = meta[1:2:2]
 	}
 	h["X-Ilert-Edge-Item-Id"] = meta[2:3:3]
+	if s.basic != nil {
+		h["Authorization"] = s.basic
+	}
 	if s.hdr != "" {
 		h[s.hdr] = s.val
 	}
@@ -161,22 +188,30 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 	// Drain a bounded part of the body so the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return Classify(resp.StatusCode)
+	return s.classify(resp.StatusCode)
 }
 
-// Classify maps an HTTP status to nil (2xx) or a classed delivery error.
+func (s *Sink) classify(code int) error {
+	if s.retry[code] {
+		return &poll.DeliveryError{Reason: "http_" + strconv.Itoa(code), Status: code,
+			Err: fmt.Errorf("target answered %d (retryable by --http-retry-status)", code)}
+	}
+	return Classify(code)
+}
+
+// Classify maps an HTTP status to nil (2xx) or a classed delivery error
+// carrying the status.
 func Classify(code int) error {
-	reason := "http_" + strconv.Itoa(code)
+	de := &poll.DeliveryError{Reason: "http_" + strconv.Itoa(code), Status: code, Err: fmt.Errorf("target answered %d", code)}
 	switch {
 	case code >= 200 && code <= 299:
 		return nil
 	case code == nethttp.StatusRequestTimeout || code == nethttp.StatusTooManyRequests:
-		return poll.Retryable(reason, fmt.Errorf("target answered %d", code))
 	case code >= 400 && code <= 499:
-		return poll.Permanent(reason, fmt.Errorf("target answered %d", code))
+		de.Permanent = true
 	default: // 5xx, and 1xx/3xx which are not a delivery
-		return poll.Retryable(reason, fmt.Errorf("target answered %d", code))
 	}
+	return de
 }
 
 func (s *Sink) transportErr(ctx context.Context, err error) error {

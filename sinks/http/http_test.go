@@ -195,3 +195,56 @@ func TestRedirectNotFollowed(t *testing.T) {
 	assert.Equal(t, "http_302", poll.ReasonOf(err))
 	assert.Equal(t, 1, hits)
 }
+
+// Credentials in the URL are sent as HTTP Basic authentication and appear
+// in no error message.
+func TestURLCredentialsAreBasicAuth(t *testing.T) {
+	var user, pass atomic.Value
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		u, p, ok := r.BasicAuth()
+		if !ok || u != "edge user" || p != "p@ss:w0rd" {
+			w.WriteHeader(401)
+			return
+		}
+		user.Store(u)
+		pass.Store(p)
+		w.WriteHeader(204)
+	}))
+	defer srv.Close()
+	withCreds := strings.Replace(srv.URL, "http://", "http://edge%20user:p%40ss%3Aw0rd@", 1) + "/hook"
+	s, err := New(Config{URL: withCreds}, nil)
+	require.NoError(t, err)
+	require.NoError(t, s.Deliver(context.Background(), ev(1, `{}`)))
+	assert.Equal(t, "edge user", user.Load())
+
+	// A failing target: the error names the URL without its credentials.
+	srv.Close()
+	err = s.Deliver(context.Background(), ev(2, `{}`))
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "p@ss")
+	assert.NotContains(t, err.Error(), "p%40ss")
+	assert.NotContains(t, err.Error(), "edge")
+}
+
+// --http-retry-status turns chosen 4xx answers into retryable failures; the
+// error carries the status either way.
+func TestRetryStatus(t *testing.T) {
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
+		w.WriteHeader(code)
+	}))
+	defer srv.Close()
+	s, err := New(Config{URL: srv.URL + "/404", RetryStatus: []int{401, 404}}, nil)
+	require.NoError(t, err)
+	err = s.Deliver(context.Background(), ev(1, `{}`))
+	require.Error(t, err)
+	assert.False(t, poll.IsPermanent(err), "404 is retryable by --http-retry-status")
+	assert.Equal(t, 404, poll.StatusOf(err))
+	s, err = New(Config{URL: srv.URL + "/403", RetryStatus: []int{401, 404}}, nil)
+	require.NoError(t, err)
+	err = s.Deliver(context.Background(), ev(1, `{}`))
+	assert.True(t, poll.IsPermanent(err), "403 is not in the list")
+	assert.Equal(t, 403, poll.StatusOf(err))
+	_, err = New(Config{URL: srv.URL, RetryStatus: []int{500}}, nil)
+	assert.Error(t, err)
+}
