@@ -39,6 +39,11 @@ type runCmd struct{}
 func (*runCmd) needsTarget() bool { return true }
 
 func (*runCmd) run(e *cmdEnv) int {
+	if e.cli.fleet != nil {
+		f := buildFleet(e.ctx, e.cli, runID(), e.log, e.stdout)
+		defer f.close()
+		return f.once(e.ctx)
+	}
 	key, err := connectorKey(e.ctx, e.cli)
 	if err != nil {
 		return fail(e.stderr, err)

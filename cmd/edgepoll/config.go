@@ -56,7 +56,7 @@ type CLI struct {
 	HTTPURL         string  `name:"http-url" aliases:"edge_http_url" help:"http: target URL (required for http)." group:"HTTP"`
 	HTTPMethod      string  `name:"http-method" aliases:"edge_http_method" default:"POST" help:"http: POST or PUT." group:"HTTP"`
 	HTTPAuthHeader  string  `name:"http-auth-header" aliases:"edge_http_auth_header" help:"http: name of an auth header sent with every request (needs a value)." group:"HTTP"`
-	HTTPAuthValue   string  `name:"http-auth-value" aliases:"edge_http_auth_value" env:"ILERT_EDGE_HTTP_AUTH_VALUE,EDGEPOLL_HTTP_AUTH_VALUE" help:"http: the auth header's value (secret; prefer the environment)." group:"HTTP"`
+	HTTPAuthValue   string  `name:"http-auth-value" aliases:"edge_http_auth_value" env:"ILERT_EDGE_HTTP_AUTH_VALUE,EDGEPOLL_HTTP_AUTH_VALUE" help:"http: the auth header's value (secret; prefer the environment)." group:"HTTP" secret:""`
 	HTTPTimeout     Seconds `name:"http-timeout" default:"30s" help:"http: timeout of one delivery request (the reference agent's 30s)." group:"HTTP"`
 	HTTPRetryStatus string  `name:"http-retry-status" help:"http: comma-separated 4xx statuses that are retryable instead of skipped, e.g. 401,403,404 (408, 429 and 5xx always are)." placeholder:"LIST" group:"HTTP"`
 
@@ -68,14 +68,14 @@ type CLI struct {
 	KafkaKey             string  `name:"kafka-key" help:"kafka: client key file (PEM) for mutual TLS." type:"path" group:"Kafka"`
 	KafkaSASLMechanism   string  `name:"kafka-sasl-mechanism" help:"kafka: SASL mechanism: plain, scram-sha-256 or scram-sha-512." group:"Kafka"`
 	KafkaUsername        string  `name:"kafka-username" help:"kafka: SASL user name." group:"Kafka"`
-	KafkaPassword        string  `name:"kafka-password" env:"EDGEPOLL_KAFKA_PASSWORD" help:"kafka: SASL password (secret; prefer the environment)." group:"Kafka"`
+	KafkaPassword        string  `name:"kafka-password" env:"EDGEPOLL_KAFKA_PASSWORD" help:"kafka: SASL password (secret; prefer the environment)." group:"Kafka" secret:""`
 	KafkaDeliveryTimeout Seconds `name:"kafka-delivery-timeout" default:"30s" help:"kafka: how long a record may take to be acknowledged before the cycle fails." group:"Kafka"`
 
 	MQTTHost           string  `name:"mqtt-host" short:"m" aliases:"mqtt_host" help:"mqtt: broker host (required for mqtt)." group:"MQTT"`
 	MQTTPort           int     `name:"mqtt-port" short:"q" aliases:"mqtt_port" default:"1883" help:"mqtt: broker port." group:"MQTT"`
 	MQTTQoS            int     `name:"mqtt-qos" aliases:"mqtt_qos" default:"0" help:"mqtt: QoS 0, 1 or 2 (1 or 2: an item counts as delivered once the broker acknowledged it)." group:"MQTT"`
 	MQTTUsername       string  `name:"mqtt-username" aliases:"mqtt_username" help:"mqtt: user name." group:"MQTT"`
-	MQTTPassword       string  `name:"mqtt-password" aliases:"mqtt_password" env:"EDGEPOLL_MQTT_PASSWORD" help:"mqtt: password (secret; prefer the environment)." group:"MQTT"`
+	MQTTPassword       string  `name:"mqtt-password" aliases:"mqtt_password" env:"EDGEPOLL_MQTT_PASSWORD" help:"mqtt: password (secret; prefer the environment)." group:"MQTT" secret:""`
 	MQTTTLS            bool    `name:"mqtt-tls" aliases:"mqtt_tls" help:"mqtt: connect with TLS." group:"MQTT"`
 	MQTTCA             string  `name:"mqtt-ca" aliases:"mqtt_ca" help:"mqtt: CA certificate file (PEM); implies --mqtt-tls." type:"path" group:"MQTT"`
 	MQTTCert           string  `name:"mqtt-cert" aliases:"mqtt_client_cert" help:"mqtt: client certificate file (PEM) for mutual TLS." type:"path" group:"MQTT"`
@@ -93,31 +93,33 @@ type CLI struct {
 	ConnectorKeyParameter string `name:"connector-key-parameter" help:"Read the connector key from this SSM Parameter Store SecureString (instead of ILERT_EDGE_CONNECTOR_KEY)." group:"ilert"`
 	ConnectorKeySecret    string `name:"connector-key-secret" help:"Read the connector key from this Secrets Manager secret (id or ARN)." group:"ilert"`
 
-	Loop            bool    `name:"loop" help:"Run as a daemon: repeat cycles until SIGTERM/SIGINT." group:"Daemon"`
+	Loop            bool    `name:"loop" help:"Run as a daemon: repeat cycles until SIGTERM/SIGINT." group:"Daemon" process:""`
 	PollInterval    Seconds `name:"poll-interval" aliases:"edge_poll_interval" default:"10s" help:"Wait between cycles (5s..120s; plain seconds or a duration)." group:"Daemon"`
 	StandbyInterval Seconds `name:"standby-interval" aliases:"edge_standby_interval" default:"10s" help:"HA standby poll interval (5s..120s)." group:"Daemon"`
 	ClusterID       string  `name:"cluster-id" aliases:"edge_cluster_id" help:"Enable server-managed HA in this cluster." group:"Daemon"`
 	InstanceID      string  `name:"instance-id" aliases:"edge_instance_id" help:"HA instance id (default: random)." group:"Daemon"`
-	Port            int     `name:"port" short:"p" help:"With --loop: serve /health, /ready and /metrics on this port." group:"Daemon"`
-	ListenAddr      string  `name:"listen-addr" help:"With --port: address to listen on (default: all interfaces)." group:"Daemon"`
-	MetricsFile     string  `name:"metrics-file" help:"One-shot: write Prometheus metrics in the node-exporter textfile format to this file at the end of the run." type:"path" group:"Daemon"`
-	Heartbeat       string  `name:"heartbeat" short:"b" env:"ILERT_HEARTBEAT_KEY" help:"ilert heartbeat key to ping (secret; prefer the environment)." group:"Daemon"`
+	Port            int     `name:"port" short:"p" help:"With --loop: serve /health, /ready and /metrics on this port." group:"Daemon" process:""`
+	ListenAddr      string  `name:"listen-addr" help:"With --port: address to listen on (default: all interfaces)." group:"Daemon" process:""`
+	MetricsFile     string  `name:"metrics-file" help:"One-shot: write Prometheus metrics in the node-exporter textfile format to this file at the end of the run." type:"path" group:"Daemon" process:""`
+	Heartbeat       string  `name:"heartbeat" short:"b" env:"ILERT_HEARTBEAT_KEY" help:"ilert heartbeat key to ping (secret; prefer the environment)." group:"Daemon" secret:""`
 
-	Verbose   int              `name:"verbose" short:"v" type:"counter" help:"More log detail (-v debug, -v -v everything)." group:"Logging"`
-	LogFormat string           `name:"log-format" default:"text" help:"Log format on stderr: text or json." group:"Logging"`
+	Verbose   int              `name:"verbose" short:"v" type:"counter" help:"More log detail (-v debug, -v -v everything)." group:"Logging" process:""`
+	LogFormat string           `name:"log-format" default:"text" help:"Log format on stderr: text or json." group:"Logging" process:""`
 	Version   kong.VersionFlag `name:"version" env:"-" help:"Print the version and exit."`
 
+	Config      string `name:"config" env:"EDGEPOLL_CONFIG" help:"YAML file declaring several edge connections, each with its own key (key-env) and target; every flag's long name is a key (see README)." type:"path" group:"Connections"`
+	MaxParallel int    `name:"max-parallel" default:"4" help:"With --config: how many connections run a cycle at the same time." process:"" group:"Connections"`
+
 	Commands `embed:""`
+
+	// fleet is the validated --config file, one entry per connection.
+	fleet []*fleetConn
 
 	noTarget bool // the command delivers nothing: --mode is not required
 }
 
 // Modes of delivery.
 var modes = []string{"http", "kafka", "mqtt", "script", "stdout"}
-
-// secretFlags are the flags whose values are secrets: never echoed, checked
-// for control characters.
-var secretFlags = []string{"http-auth-value", "kafka-password", "mqtt-password", "heartbeat"}
 
 // UsageError is a configuration error: exit 2.
 type UsageError struct{ Msg string }
@@ -130,6 +132,18 @@ func (e *UsageError) Error() string { return e.Msg }
 type flagNamer struct {
 	args  []string
 	flags map[string]*kong.Flag
+	// file, with --config, names the flags of one connection: the key in
+	// the connection's entry, else the flag or variable that set it, else
+	// the file's top-level key.
+	file *fileNames
+}
+
+// fileNames is how the --config file spells the keys of one connection.
+type fileNames struct {
+	path   string          // the file, for top-level keys
+	prefix string          // "connections[1] (noc): "
+	conn   map[string]bool // keys set in the connection's entry
+	top    map[string]bool // keys set at the top level
 }
 
 func newFlagNamer(k *kong.Kong, args []string) flagNamer {
@@ -141,9 +155,27 @@ func newFlagNamer(k *kong.Kong, args []string) flagNamer {
 }
 
 func (n flagNamer) name(flag string) string {
+	if n.file != nil && n.file.conn[flag] {
+		return n.file.prefix + flag
+	}
+	if s, ok := n.given(flag); ok {
+		return s
+	}
+	if n.file != nil {
+		if n.file.top[flag] {
+			return n.file.path + ": " + flag
+		}
+		return n.file.prefix + flag
+	}
+	return "--" + flag
+}
+
+// given reports whether flag was set on the command line or from the
+// environment, and the spelling (or variable) that set it.
+func (n flagNamer) given(flag string) (string, bool) {
 	f := n.flags[flag]
 	if f == nil {
-		return "--" + flag
+		return "", false
 	}
 	spellings := []string{"--" + f.Name}
 	for _, a := range f.Aliases {
@@ -159,16 +191,16 @@ func (n flagNamer) name(flag string) string {
 		}
 		for _, s := range spellings {
 			if a == s || strings.HasPrefix(a, s+"=") || (len(s) == 2 && strings.HasPrefix(a, s) && !strings.HasPrefix(a, "--")) {
-				return s
+				return s, true
 			}
 		}
 	}
 	for _, e := range f.Envs {
 		if _, ok := os.LookupEnv(e); ok {
-			return e
+			return e, true
 		}
 	}
-	return "--" + f.Name
+	return "", false
 }
 
 // rewrite turns a kong parse error into edgepoll's message: the flag that
@@ -247,9 +279,8 @@ func (n flagNamer) secretValues() []string {
 			vals = append(vals, v)
 		}
 	}
-	for _, name := range secretFlags {
-		f := n.flags[name]
-		if f == nil {
+	for _, f := range n.flags {
+		if !f.Tag.Has("secret") { // secret:"" marks a flag whose value is a secret
 			continue
 		}
 		for _, e := range f.Envs {
@@ -484,6 +515,9 @@ func (c *CLI) validate(n flagNamer) error {
 	case "text", "json":
 	default:
 		return n.errf("log-format", "must be text or json")
+	}
+	if c.MaxParallel < 1 || c.MaxParallel > 1000 {
+		return n.errf("max-parallel", "must be 1..1000")
 	}
 	if c.ConnectorKeyParameter != "" && c.ConnectorKeySecret != "" {
 		return n.errf("connector-key-secret", "and --connector-key-parameter are mutually exclusive")

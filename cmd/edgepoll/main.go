@@ -87,6 +87,13 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 		}
 	}
 	cli.noTarget = !cmd.needsTarget()
+	if cli.Config != "" {
+		if cli.fleet, err = loadFleet(k, cli, namer); err != nil {
+			fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
+			return nil, nil, exitUsage, true
+		}
+		return cli, cmd, 0, false
+	}
 	if err := cli.validate(namer); err != nil {
 		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
 		return nil, nil, exitUsage, true

@@ -21,38 +21,46 @@ type app struct {
 	store  poll.Store
 	sink   poll.Sink
 	dead   poll.DeadLetter // nil without --dead-letter
+	// sharedStore: the store belongs to the caller (--config: one store
+	// for several connections); close leaves it open.
+	sharedStore bool
 }
 
 // build turns a validated CLI into a runnable app. owner names this run in
 // leases (a run id, or the Lambda request id per invocation).
 func build(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, stdout io.Writer) (*app, error) {
-	client, err := poll.NewClient(poll.ClientConfig{BaseURL: cli.APIURL, Key: key})
-	if err != nil {
-		return nil, &UsageError{Msg: "--api-url: " + err.Error()}
-	}
 	store, err := openStore(ctx, cli, log)
 	if err != nil {
 		return nil, err
 	}
+	a, err := newApp(ctx, cli, key, owner, log, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := a.openSink(ctx, stdout); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// newApp builds the client, the dead letter and the cycle of one connection
+// on store; the sink comes with openSink.
+func newApp(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, store poll.Store) (*app, error) {
+	client, err := poll.NewClient(poll.ClientConfig{BaseURL: cli.APIURL, Key: key})
+	if err != nil {
+		return nil, &UsageError{Msg: "--api-url: " + err.Error()}
+	}
 	var dead poll.DeadLetter
 	if cli.DeadLetter != "" {
 		if dead, err = deadletter.Open(ctx, cli.DeadLetter); err != nil {
-			store.Close()
 			return nil, fmt.Errorf("--dead-letter: %w", err)
 		}
 	}
-	sink, err := newSink(ctx, cli, log, stdout)
-	if err != nil {
-		store.Close()
-		if dead != nil {
-			dead.Close()
-		}
-		return nil, err
-	}
-	a := &app{cli: cli, log: log, client: client, store: store, sink: sink, dead: dead}
+	a := &app{cli: cli, log: log, client: client, store: store, dead: dead}
 	a.cycle = &poll.Cycle{
 		Client:    client,
-		Sink:      sink,
 		Store:     store,
 		Conn:      poll.ConnectionID(key),
 		Owner:     owner,
@@ -72,12 +80,29 @@ func build(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, s
 	return a, nil
 }
 
-func (a *app) close() {
-	if err := a.sink.Close(); err != nil {
-		a.log.Warn("closing the sink", "err", err)
+// openSink builds the --mode target (once; later calls do nothing).
+func (a *app) openSink(ctx context.Context, stdout io.Writer) error {
+	if a.sink != nil {
+		return nil
 	}
-	if err := a.store.Close(); err != nil {
-		a.log.Warn("closing the state store", "err", err)
+	sink, err := newSink(ctx, a.cli, a.log, stdout)
+	if err != nil {
+		return err
+	}
+	a.sink, a.cycle.Sink = sink, sink
+	return nil
+}
+
+func (a *app) close() {
+	if a.sink != nil {
+		if err := a.sink.Close(); err != nil {
+			a.log.Warn("closing the sink", "err", err)
+		}
+	}
+	if !a.sharedStore {
+		if err := a.store.Close(); err != nil {
+			a.log.Warn("closing the state store", "err", err)
+		}
 	}
 	if a.dead != nil {
 		if err := a.dead.Close(); err != nil {
@@ -109,11 +134,17 @@ func (a *app) once(ctx context.Context) int {
 func (a *app) runOnce(ctx context.Context, m *metrics.Metrics) int {
 	start := time.Now()
 	sum, err := a.cycle.RunUntil(ctx, context.Background())
+	return a.finishOnce(sum, err, time.Since(start), m)
+}
+
+// finishOnce logs a one-shot cycle's outcome, pings the heartbeat after a
+// successful one, and maps the outcome to an exit code.
+func (a *app) finishOnce(sum poll.Summary, err error, took time.Duration, m *metrics.Metrics) int {
 	if m != nil {
 		m.Cycle(poll.CycleReport{Summary: sum, Err: err, Ready: err == nil})
 	}
 	attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
-		"cursor", sum.Cursor, "duration", time.Since(start).Round(time.Millisecond)}
+		"cursor", sum.Cursor, "duration", took.Round(time.Millisecond)}
 	if sum.Role != "" {
 		attrs = append(attrs, "role", sum.Role)
 	}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgepoll/edgepoll/poll"
+)
+
+// fleet is a --config edgepoll: one app per connection, the stores shared by
+// the connections that name the same --state.
+type fleet struct {
+	cli    *CLI
+	log    *slog.Logger
+	stdout io.Writer
+	apps   []*app
+	// broken[i] is why connection i cannot run (its key or store could not
+	// be had); the others run regardless.
+	broken []error
+	stores map[string]poll.Store
+}
+
+// buildFleet prepares every connection of the --config file. A connection
+// whose key or store cannot be had fails on its own when it runs; sinks are
+// built by each connection's worker when its cycle starts.
+func buildFleet(ctx context.Context, cli *CLI, owner string, log *slog.Logger, stdout io.Writer) *fleet {
+	f := &fleet{cli: cli, log: log, stdout: &lockedWriter{w: stdout}, stores: map[string]poll.Store{}}
+	storeErr := map[string]error{}
+	for _, fc := range cli.fleet {
+		clog := log.With("connection", fc.Name)
+		f.apps = append(f.apps, nil)
+		f.broken = append(f.broken, nil)
+		i := len(f.apps) - 1
+		key := fc.Key
+		if key == "" {
+			kctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			k, err := fetchConnectorKey(kctx, fc.CLI)
+			cancel()
+			if err != nil {
+				f.broken[i] = err
+				continue
+			}
+			key = k
+		}
+		state := fc.CLI.State
+		store, ok := f.stores[state]
+		if !ok && storeErr[state] == nil {
+			s, err := openStore(ctx, fc.CLI, log)
+			if err != nil {
+				storeErr[state] = err
+			} else {
+				f.stores[state], store = s, s
+			}
+		}
+		if err := storeErr[state]; err != nil {
+			f.broken[i] = err
+			continue
+		}
+		a, err := newApp(ctx, fc.CLI, key, owner, clog, store)
+		if err != nil {
+			f.broken[i] = err
+			continue
+		}
+		a.sharedStore = true
+		f.apps[i] = a
+	}
+	return f
+}
+
+func (f *fleet) close() {
+	for _, a := range f.apps {
+		if a != nil {
+			a.close()
+		}
+	}
+	for state, s := range f.stores {
+		if err := s.Close(); err != nil {
+			f.log.Warn("closing the state store", "state", state, "err", err)
+		}
+	}
+}
+
+// members are the connections as the poll fleet runner sees them.
+func (f *fleet) members() []poll.FleetMember {
+	ms := make([]poll.FleetMember, len(f.apps))
+	for i, a := range f.apps {
+		fc := f.cli.fleet[i]
+		ms[i].Name = fc.Name
+		if a == nil {
+			err := f.broken[i]
+			ms[i].Open = func(context.Context) error { return err }
+			continue
+		}
+		ms[i].Cycle = a.cycle
+		ms[i].Open = func(ctx context.Context) error { return a.openSink(ctx, f.stdout) }
+	}
+	return ms
+}
+
+// once runs one cycle for every connection, --max-parallel at a time, and
+// exits 0 when every connection succeeded or its lease was held elsewhere,
+// 1 when any failed. The summary line names each connection's outcome.
+func (f *fleet) once(ctx context.Context) int {
+	members := f.members()
+	codes := make([]int, len(members))
+	results := poll.RunFleetOnce(ctx, context.Background(), members, f.cli.MaxParallel, func(i int, r poll.FleetResult) {
+		if a := f.apps[i]; a != nil {
+			codes[i] = a.finishOnce(r.Summary, r.Err, r.Took, nil)
+			return
+		}
+		f.log.Error("cycle failed", "connection", r.Name, "err", r.Err)
+		codes[i] = exitFailed
+	})
+	var outcomes []string
+	failed := 0
+	for i, r := range results {
+		outcome := "ok"
+		switch {
+		case codes[i] != exitOK:
+			outcome = "failed"
+			failed++
+		case r.Summary.LeaseHeld:
+			outcome = "lease-held"
+		case r.Summary.Stopped:
+			outcome = "stopped"
+		}
+		outcomes = append(outcomes, r.Name+"="+outcome)
+	}
+	attrs := []any{"connections", len(results), "failed", failed, "outcomes", strings.Join(outcomes, " ")}
+	if failed > 0 {
+		f.log.Error("run done: some connections failed", attrs...)
+		return exitFailed
+	}
+	f.log.Info("run done", attrs...)
+	return exitOK
+}
+
+// lockedWriter serialises writes of several stdout sinks: each sink flushes
+// whole lines, so lines of different connections never interleave.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

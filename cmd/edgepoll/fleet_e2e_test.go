@@ -1,0 +1,324 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/internal/dynalitetest"
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
+)
+
+// fleetTarget is one HTTP receiver for many connections: each connection
+// posts to /<name>; it records the item ids per path.
+type fleetTarget struct {
+	mu       sync.Mutex
+	got      map[string][]int64
+	status   func(path string) int
+	inflight int
+	maxIn    int
+	// gate, if > 0: a request waits (up to gateWait) until this many are in
+	// flight, so that the concurrency a run allows is observed exactly.
+	gate int
+	srv  *httptest.Server
+}
+
+const (
+	gateWait   = 5 * time.Second
+	gateSettle = 300 * time.Millisecond
+)
+
+func newFleetTarget(t *testing.T) *fleetTarget {
+	ft := &fleetTarget{got: map[string][]int64{}}
+	ft.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(r.Header.Get("X-ilert-Edge-Item-Id"), 10, 64)
+		_, _ = io.Copy(io.Discard, r.Body)
+		path := strings.TrimPrefix(r.URL.Path, "/")
+		ft.mu.Lock()
+		ft.inflight++
+		ft.maxIn = max(ft.maxIn, ft.inflight)
+		if ft.gate > 0 {
+			// Hold the request until gate requests are in flight, then a
+			// little longer: a run that allows more would show them here.
+			deadline := time.Now().Add(gateWait)
+			for ft.inflight < ft.gate && time.Now().Before(deadline) {
+				ft.mu.Unlock()
+				time.Sleep(5 * time.Millisecond)
+				ft.mu.Lock()
+			}
+			ft.mu.Unlock()
+			time.Sleep(gateSettle)
+			ft.mu.Lock()
+		}
+		st := http.StatusOK
+		if ft.status != nil {
+			st = ft.status(path)
+		}
+		if st/100 == 2 {
+			ft.got[path] = append(ft.got[path], id)
+		}
+		ft.inflight--
+		ft.mu.Unlock()
+		w.WriteHeader(st)
+	}))
+	t.Cleanup(ft.srv.Close)
+	return ft
+}
+
+func (ft *fleetTarget) ids(path string) []int64 {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	return append([]int64(nil), ft.got[path]...)
+}
+
+// fleetRig is the fake ilert API serving one key per connection, a target
+// and a config file.
+type fleetRig struct {
+	api   *ilerttest.API
+	apiSv *httptest.Server
+	tg    *fleetTarget
+	dir   string
+	names []string
+	items int
+}
+
+func fleetKey(name string) string { return "iec1-fleet-Secret-" + name }
+
+func newFleetRig(t *testing.T, conns, items int) *fleetRig {
+	r := &fleetRig{api: ilerttest.New(), tg: newFleetTarget(t), dir: t.TempDir(), items: items}
+	for i := 0; i < conns; i++ {
+		name := fmt.Sprintf("conn-%02d", i)
+		r.names = append(r.names, name)
+		r.api.Push(fleetKey(name), ilerttest.AlertEvents(items)...)
+	}
+	r.apiSv = r.api.Start()
+	t.Cleanup(r.apiSv.Close)
+	return r
+}
+
+// config writes a config file: top is the top-level YAML (without
+// connections), each connection posts to /<name>.
+func (r *fleetRig) config(t *testing.T, top string) string {
+	var b strings.Builder
+	b.WriteString(top)
+	b.WriteString("connections:\n")
+	for _, n := range r.names {
+		fmt.Fprintf(&b, "  - name: %s\n    key-env: KEY_%s\n    http-url: %s/%s\n", n, strings.ReplaceAll(n, "-", "_"), r.tg.srv.URL, n)
+	}
+	p := filepath.Join(r.dir, "edgepoll.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(b.String()), 0o644))
+	return p
+}
+
+func (r *fleetRig) vars(extra ...string) []string {
+	v := []string{"ILERT_API_HOST=" + r.apiSv.URL}
+	for _, n := range r.names {
+		v = append(v, "KEY_"+strings.ReplaceAll(n, "-", "_")+"="+fleetKey(n))
+	}
+	return baseEnv(append(v, extra...)...)
+}
+
+func (r *fleetRig) checkEachOnce(t *testing.T) {
+	t.Helper()
+	for _, n := range r.names {
+		want := make([]int64, r.items)
+		for i := range want {
+			want[i] = int64(i + 1)
+		}
+		assert.Equal(t, want, r.tg.ids(n), "connection %s: every item exactly once, in order", n)
+	}
+}
+
+func noSecrets(t *testing.T, r *fleetRig, outs ...string) {
+	t.Helper()
+	for _, out := range outs {
+		assert.NotContains(t, out, "iec1-fleet-Secret")
+		for _, n := range r.names {
+			assert.NotContains(t, out, fleetKey(n))
+		}
+	}
+}
+
+func TestFleetDeliversEveryConnection(t *testing.T) {
+	for _, backend := range stateBackends {
+		t.Run(backend, func(t *testing.T) {
+			r := newFleetRig(t, 5, 130)
+			cfg := r.config(t, "mode: http\nstate: "+backend+":"+filepath.Join(r.dir, "state")+"\n")
+			res := runBin(t, r.vars(), "--config", cfg)
+			require.Equal(t, 0, res.code, res.stderr)
+			r.checkEachOnce(t)
+			assert.Empty(t, res.stdout)
+			for _, n := range r.names {
+				assert.Contains(t, res.stderr, "connection="+n)
+				assert.Contains(t, res.stderr, n+"=ok", "the summary names each connection")
+			}
+			noSecrets(t, r, res.stderr)
+
+			// Cursors are per connection: a second run delivers only what is new.
+			r.api.Push(fleetKey("conn-03"), ilerttest.AlertEvents(1)...)
+			res = runBin(t, r.vars(), "--config", cfg)
+			require.Equal(t, 0, res.code, res.stderr)
+			for _, n := range r.names {
+				if n == "conn-03" {
+					assert.Len(t, r.tg.ids(n), r.items+1)
+					assert.Equal(t, int64(r.items+1), r.tg.ids(n)[r.items])
+					continue
+				}
+				assert.Len(t, r.tg.ids(n), r.items, n)
+			}
+
+			// EDGEPOLL_CONFIG works like --config.
+			res = runBin(t, r.vars("EDGEPOLL_CONFIG="+cfg))
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Contains(t, res.stderr, "conn-04=ok")
+		})
+	}
+}
+
+func TestFleetOneFailingConnectionDoesNotStopTheOthers(t *testing.T) {
+	r := newFleetRig(t, 4, 40)
+	r.tg.status = func(path string) int {
+		if path == "conn-01" {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}
+	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\n")
+	res := runBin(t, r.vars(), "--config", cfg, "--max-parallel", "1")
+	require.Equal(t, 1, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "conn-01=failed")
+	for _, n := range []string{"conn-00", "conn-02", "conn-03"} {
+		assert.Len(t, r.tg.ids(n), 40, n)
+		assert.Contains(t, res.stderr, n+"=ok")
+	}
+	assert.Empty(t, r.tg.ids("conn-01"))
+
+	// The target comes back: the next run delivers the failed connection's
+	// items and nothing twice.
+	r.tg.mu.Lock()
+	r.tg.status = nil
+	r.tg.mu.Unlock()
+	res = runBin(t, r.vars(), "--config", cfg)
+	require.Equal(t, 0, res.code, res.stderr)
+	r.checkEachOnce(t)
+}
+
+func TestFleetMaxParallelIsHonoured(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			r := newFleetRig(t, 6, 1)
+			r.tg.gate = n
+			cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\n")
+			res := runBin(t, r.vars(), "--config", cfg, "--max-parallel", strconv.Itoa(n))
+			require.Equal(t, 0, res.code, res.stderr)
+			r.checkEachOnce(t)
+			r.tg.mu.Lock()
+			defer r.tg.mu.Unlock()
+			assert.Equal(t, n, r.tg.maxIn, "connections delivering at the same time")
+		})
+	}
+}
+
+// Three processes with one config and one store: every item of twelve
+// connections is delivered exactly once.
+func TestFleetThreeProcessesShareTheConnections(t *testing.T) {
+	r := newFleetRig(t, 12, 60)
+	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\nmax-parallel: 2\n")
+	runConcurrently(t, 3, func() result { return runBin(t, r.vars(), "--config", cfg) })
+	r.checkEachOnce(t)
+}
+
+// DynamoDB as the shared store: two processes split the connections.
+func TestFleetShardsOverDynamoDB(t *testing.T) {
+	ddb := dynalitetest.Start(t)
+	ddb.CreateTable(t, "edgepoll-fleet")
+	r := newFleetRig(t, 8, 30)
+	cfg := r.config(t, "mode: http\nstate: dynamodb:edgepoll-fleet\n")
+	results := runConcurrently(t, 2, func() result { return runBin(t, r.vars(ddb.Env()...), "--config", cfg) })
+	r.checkEachOnce(t)
+	held := 0
+	for _, res := range results {
+		held += strings.Count(res.stderr, "=lease-held")
+	}
+	t.Logf("connections found leased by the other process: %d", held)
+}
+
+func runConcurrently(t *testing.T, n int, run func() result) []result {
+	t.Helper()
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = run() }()
+	}
+	wg.Wait()
+	for _, res := range results {
+		require.Equal(t, 0, res.code, res.stderr)
+	}
+	return results
+}
+
+func TestFleetConfigErrorsExit2NamingConnectionAndKey(t *testing.T) {
+	const secret = "s3cr3t-Value"
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		yaml string
+		env  []string
+		want string
+	}{
+		{"literal secret", "mode: http\nconnections:\n  - name: a\n    key-env: K1\n    http-url: http://x\n  - name: noc\n    key-env: K2\n    http-url: http://x\n    http-auth-header: X-T\n    http-auth-value: " + secret + "\n",
+			nil, "connections[1] (noc): http-auth-value: "},
+		{"literal key", "mode: stdout\nconnections:\n  - name: a\n    key: " + secret + "\n", nil, "connections[0] (a): key: "},
+		{"literal heartbeat at top", "mode: stdout\nheartbeat: " + secret + "\nconnections:\n  - name: a\n    key-env: K1\n", nil, ": heartbeat: "},
+		{"duplicate name", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n  - name: a\n    key-env: K2\n", nil, "connections[1] (a): name: "},
+		{"unknown key", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n    htp-url: x\n", nil, "connections[0] (a): htp-url: unknown key"},
+		{"ilagent spelling", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n    edge_http_url: x\n", nil, "connections[0] (a): edge_http_url: "},
+		{"unknown top key", "mood: stdout\nconnections:\n  - name: a\n    key-env: K1\n", nil, ": mood: unknown key"},
+		{"missing key variable", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n  - name: b\n    key-env: K_UNSET\n", nil, "connections[1] (b): key-env: the environment variable K_UNSET is not set"},
+		{"missing key-env", "mode: stdout\nconnections:\n  - name: a\n", nil, "connections[0] (a): key-env: is required"},
+		{"missing secret variable", "mode: http\nconnections:\n  - name: noc\n    key-env: K1\n    http-url: http://x\n    http-auth-header: X-T\n    http-auth-value-env: UNSET_TOKEN\n", nil, "connections[0] (noc): http-auth-value-env: the environment variable UNSET_TOKEN is not set"},
+		{"missing target", "mode: http\nconnections:\n  - name: a\n    key-env: K1\n    http-url: http://x\n  - name: b\n    key-env: K2\n", nil, "connections[1] (b): http-url: is required"},
+		{"bad value", "mode: mqtt\ntopic: t\nmqtt-host: h\nconnections:\n  - name: a\n    key-env: K1\n    mqtt-qos: 7\n", nil, "connections[0] (a): mqtt-qos: "},
+		{"bad type", "mode: mqtt\ntopic: t\nmqtt-host: h\nconnections:\n  - name: a\n    key-env: K1\n    mqtt-port: many\n", nil, "connections[0] (a): mqtt-port: "},
+		{"bad name", "mode: stdout\nconnections:\n  - name: Payments_EU\n    key-env: K1\n", nil, "connections[0]: name: "},
+		{"no name", "mode: stdout\nconnections:\n  - key-env: K1\n", nil, "connections[0]: name: is required"},
+		{"same key twice", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n  - name: b\n    key-env: K1\n", nil, "connections[1] (b): key-env: "},
+		{"key given twice", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n    key-env: K2\n", nil, "key-env: given twice"},
+		{"process setting in a connection", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n    loop: true\n", nil, "connections[0] (a): loop: "},
+		{"no connections", "mode: stdout\n", nil, ": connections: "},
+		{"not yaml", "mode: [\n", nil, "--config: "},
+		{"secret from the environment", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n", []string{"ILERT_HEARTBEAT_KEY=" + secret}, "ILERT_HEARTBEAT_KEY: "},
+		{"bad top-level value", "mode: stdout\nstate: redis:x\nconnections:\n  - name: a\n    key-env: K1\n", nil, ": state: "},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, fmt.Sprintf("c%d.yaml", i))
+			require.NoError(t, os.WriteFile(p, []byte(tc.yaml), 0o644))
+			env := baseEnv(append([]string{"K1=iec1-one-" + secret, "K2=iec1-two-" + secret}, tc.env...)...)
+			res := runBin(t, env, "--config", p)
+			assert.Equal(t, 2, res.code, res.stderr)
+			assert.Len(t, strings.Split(strings.TrimSpace(res.stderr), "\n"), 1, "one-line message: %q", res.stderr)
+			assert.Contains(t, res.stderr, tc.want)
+			assert.NotContains(t, res.stderr, secret, "no secret echoed")
+			assert.Empty(t, res.stdout)
+		})
+	}
+	res := runBin(t, baseEnv(), "--config", filepath.Join(dir, "missing.yaml"))
+	assert.Equal(t, 2, res.code)
+	assert.Contains(t, res.stderr, "--config: ")
+	res = runBin(t, baseEnv("EDGEPOLL_CONFIG="+filepath.Join(dir, "missing.yaml")))
+	assert.Equal(t, 2, res.code)
+	assert.Contains(t, res.stderr, "EDGEPOLL_CONFIG: ")
+}
