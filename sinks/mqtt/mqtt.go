@@ -250,21 +250,24 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 			continue // reported once the flush below confirmed the write
 		}
 		wg.Add(1)
-		c.sess.expect(func(r packets.ControlPacket) {
+		queued, err := c.sess.publish(ctx, p.Packet(), func(r packets.ControlPacket) {
 			defer wg.Done()
 			finish(i, ackResult(r))
 		})
-		_, err := c.cl.PublishWithOptions(ctx, p, paho.PublishOptions{Method: paho.PublishMethod_AsyncSend})
-		if err != nil {
-			if c.sess.unexpect() { // never reached the session: no ack will come
-				wg.Done()
-			}
-			if errors.Is(err, paho.ErrNetworkErrorAfterStored) {
+		if !queued { // its callback will never run
+			wg.Done()
+			switch {
+			case ctx.Err() != nil:
+				finish(i, poll.Retryable("canceled", ctx.Err()))
+			case errors.Is(err, errNotConnected):
 				finish(i, poll.Retryable("connection_lost", errors.New("mqtt connection lost while publishing")))
-			} else {
+			default:
 				finish(i, poll.Retryable("publish", fmt.Errorf("mqtt publish: %v", err)))
 			}
 			break
+		}
+		if err != nil {
+			break // a write error: the callback reports the item as lost
 		}
 	}
 	if s.cfg.QoS == 0 {

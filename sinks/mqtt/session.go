@@ -1,9 +1,12 @@
 package mqtt
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/eclipse/paho.golang/packets"
@@ -21,78 +24,82 @@ import (
 // waits on them waiting).
 //
 // Flow control: at most Receive Maximum (from CONNACK) QoS 1/2 publishes
-// are unacknowledged; AddToSession blocks for a slot. Completion (the ack,
-// or the loss of the connection) goes to the channel paho passes, and to the
-// callback the sender set with expect, run in order on one goroutine per
-// session so that paho's reader never waits on the sink.
+// are unacknowledged; publish (and paho's AddToSession) blocks for a slot.
+//
+// The sink publishes through publish, which registers the item's callback
+// under the packet identifier it allocates: the acknowledgement carrying
+// that identifier runs that callback, nothing else does. Completion (the
+// ack, or the loss of the connection) runs the callback on the goroutine
+// that saw it (paho's reader for an ack), after the session's lock is
+// released: the session never blocks while holding its lock, and no
+// completion waits in a queue (a completed publish is reported as soon as
+// its ack is read, which keeps what a crash can redeliver to the window in
+// flight). The callbacks must therefore be quick and never block (the
+// cycle's report only records the outcome).
 type pubSession struct {
 	mu      sync.Mutex
 	conn    io.Writer     // nil while not connected
 	lost    chan struct{} // closed when the connection is lost
 	slots   chan struct{} // one token per unacknowledged PUBLISH
+	maxQoS  byte          // from CONNACK
 	pending map[uint16]pendingPacket
 	lastID  uint16
-	next    func(packets.ControlPacket) // callback for the next AddToSession
+	seq     uint64 // registration order, for failing pending packets in order
 	closed  bool
-
-	done chan completion // to the callback runner
-	wg   sync.WaitGroup
 }
 
 type pendingPacket struct {
 	publish bool
-	resp    chan<- packets.ControlPacket
-	cb      func(packets.ControlPacket)
+	seq     uint64
+	resp    chan<- packets.ControlPacket // paho's own path (AddToSession)
+	cb      func(packets.ControlPacket)  // the sink's path (publish)
 }
 
+// completion is a pending packet's result, handed over once s.mu is
+// released.
 type completion struct {
-	cb func(packets.ControlPacket)
-	p  packets.ControlPacket
+	p pendingPacket
+	r packets.ControlPacket
+}
+
+func (c completion) run() {
+	select {
+	case c.p.resp <- c.r: // paho's channel has room for one
+	default:
+	}
+	if c.p.cb != nil {
+		c.p.cb(c.r)
+	}
 }
 
 var _ session.SessionManager = (*pubSession)(nil)
 
+// errNotConnected: publish found no connection (or lost it while waiting).
+var errNotConnected = session.ErrNoConnection
+
 func newPubSession() *pubSession {
-	s := &pubSession{pending: map[uint16]pendingPacket{}, lost: make(chan struct{}), done: make(chan completion, 256)}
+	s := &pubSession{pending: map[uint16]pendingPacket{}, lost: make(chan struct{})}
 	close(s.lost) // not connected yet
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for c := range s.done {
-			c.cb(c.p)
-		}
-	}()
 	return s
-}
-
-// expect sets the callback for the packet of the next AddToSession (the
-// sink has one sender goroutine).
-func (s *pubSession) expect(cb func(packets.ControlPacket)) {
-	s.mu.Lock()
-	s.next = cb
-	s.mu.Unlock()
-}
-
-// unexpect clears the callback set by expect and reports whether it was
-// still set, that is, never attached to a packet (it will never run).
-func (s *pubSession) unexpect() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	had := s.next != nil
-	s.next = nil
-	return had
 }
 
 // ConAckReceived implements session.SessionManager.
 func (s *pubSession) ConAckReceived(conn io.Writer, _ *packets.Connect, ca *packets.Connack) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failAllLocked()
+	failed := s.failAllLocked()
 	rm := 65535
-	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil && *ca.Properties.ReceiveMaximum > 0 {
-		rm = int(*ca.Properties.ReceiveMaximum)
+	s.maxQoS = 2
+	if ca.Properties != nil {
+		if ca.Properties.ReceiveMaximum != nil && *ca.Properties.ReceiveMaximum > 0 {
+			rm = int(*ca.Properties.ReceiveMaximum)
+		}
+		if ca.Properties.MaximumQOS != nil {
+			s.maxQoS = *ca.Properties.MaximumQOS
+		}
 	}
 	s.conn, s.lost, s.slots = conn, make(chan struct{}), make(chan struct{}, rm)
+	s.mu.Unlock()
+	runAll(failed)
 	return nil
 }
 
@@ -107,56 +114,62 @@ func (s *pubSession) window() int {
 // completes with an empty packet (not acknowledged).
 func (s *pubSession) ConnectionLost(*packets.Disconnect) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failAllLocked()
+	failed := s.failAllLocked()
+	s.mu.Unlock()
+	runAll(failed)
 	return nil
 }
 
-func (s *pubSession) failAllLocked() {
+// failAllLocked marks the connection lost and takes every pending packet
+// out, in the order they were registered, to be completed (as not
+// acknowledged) once the caller released s.mu.
+func (s *pubSession) failAllLocked() []completion {
 	if s.conn != nil {
 		close(s.lost)
 		s.conn = nil
 	}
+	if len(s.pending) == 0 {
+		return nil
+	}
+	out := make([]completion, 0, len(s.pending))
 	for id, p := range s.pending {
 		delete(s.pending, id)
-		s.completeLocked(p, packets.ControlPacket{})
+		out = append(out, completion{p: p})
+	}
+	slices.SortFunc(out, func(a, b completion) int { return cmp.Compare(a.p.seq, b.p.seq) })
+	return out
+}
+
+func runAll(cs []completion) {
+	for _, c := range cs {
+		c.run()
 	}
 }
 
-// completeLocked hands p's result over; the caller holds s.mu.
-func (s *pubSession) completeLocked(p pendingPacket, r packets.ControlPacket) {
-	select {
-	case p.resp <- r: // paho's channel has room for one
-	default:
-	}
-	if p.cb != nil && !s.closed {
-		s.done <- completion{p.cb, r}
-	}
-}
-
-// AddToSession implements session.SessionManager: it waits for a slot
-// (PUBLISH only) and allocates a packet identifier.
-func (s *pubSession) AddToSession(ctx context.Context, packet session.Packet, resp chan<- packets.ControlPacket) error {
+// register waits for a slot (PUBLISH only), allocates a packet identifier,
+// sets it on packet and records the packet as pending with resp and cb. It
+// returns the connection to write to. On error nothing was registered.
+func (s *pubSession) register(ctx context.Context, packet session.Packet, resp chan<- packets.ControlPacket, cb func(packets.ControlPacket)) (io.Writer, error) {
 	s.mu.Lock()
 	lost, slots, connected := s.lost, s.slots, s.conn != nil
 	s.mu.Unlock()
 	if !connected {
-		return session.ErrNoConnection
+		return nil, errNotConnected
 	}
 	publish := packet.Type() == packets.PUBLISH
 	if publish {
 		select {
 		case slots <- struct{}{}:
 		case <-lost:
-			return session.ErrNoConnection
+			return nil, errNotConnected
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lost != lost { // lost (and perhaps reconnected) while waiting
-		return session.ErrNoConnection
+		return nil, errNotConnected
 	}
 	id := s.lastID
 	for range 65535 {
@@ -166,18 +179,49 @@ func (s *pubSession) AddToSession(ctx context.Context, packet session.Packet, re
 		}
 		if _, used := s.pending[id]; !used {
 			s.lastID = id
-			// The callback is taken only now: on every error return it
-			// stays set, and unexpect tells the sender it never will run.
-			s.pending[id] = pendingPacket{publish: publish, resp: resp, cb: s.next}
-			s.next = nil
+			s.seq++
+			s.pending[id] = pendingPacket{publish: publish, seq: s.seq, resp: resp, cb: cb}
 			packet.SetIdentifier(id)
-			return nil
+			return s.conn, nil
 		}
 	}
 	if publish {
 		<-slots
 	}
-	return session.ErrPacketIdentifiersExhausted
+	return nil, session.ErrPacketIdentifiersExhausted
+}
+
+// AddToSession implements session.SessionManager (paho's own publish path;
+// the sink uses publish).
+func (s *pubSession) AddToSession(ctx context.Context, packet session.Packet, resp chan<- packets.ControlPacket) error {
+	_, err := s.register(ctx, packet, resp, nil)
+	return err
+}
+
+// publish sends a QoS 1/2 PUBLISH: it waits for a slot under the broker's
+// Receive Maximum, registers cb under the packet identifier it allocates,
+// and writes the packet. queued reports whether cb was registered: if so,
+// cb runs exactly once, with the acknowledgement carrying pb's identifier
+// or with an empty packet when the publish is lost (write error, lost
+// connection, Close); err is then a write error, after which nothing more
+// should be published on this connection. If not queued, cb never runs and
+// err says why.
+func (s *pubSession) publish(ctx context.Context, pb *packets.Publish, cb func(packets.ControlPacket)) (queued bool, err error) {
+	s.mu.Lock()
+	maxQoS, connected := s.maxQoS, s.conn != nil
+	s.mu.Unlock()
+	if connected && pb.QoS > maxQoS {
+		return false, fmt.Errorf("the broker's maximum QoS is %d", maxQoS)
+	}
+	conn, err := s.register(ctx, pb, nil, cb)
+	if err != nil {
+		return false, err
+	}
+	if _, err := pb.WriteTo(conn); err != nil {
+		s.end(pb.PacketID, &packets.ControlPacket{})
+		return true, err
+	}
+	return true, nil
 }
 
 // PacketReceived implements session.SessionManager.
@@ -226,12 +270,13 @@ func (s *pubSession) connection() io.Writer {
 	return s.conn
 }
 
-// end completes the pending packet id with r and frees its slot.
+// end completes the pending packet id with r (running its callback after
+// s.mu is released) and frees its slot.
 func (s *pubSession) end(id uint16, r *packets.ControlPacket) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	p, ok := s.pending[id]
 	if !ok {
+		s.mu.Unlock()
 		return // an ack for nothing pending: ignore
 	}
 	delete(s.pending, id)
@@ -241,7 +286,8 @@ func (s *pubSession) end(id uint16, r *packets.ControlPacket) {
 		default:
 		}
 	}
-	s.completeLocked(p, *r)
+	s.mu.Unlock()
+	completion{p: p, r: *r}.run()
 }
 
 // Ack implements session.SessionManager: acknowledges a PUBLISH received
@@ -264,19 +310,18 @@ func (s *pubSession) Ack(pb *packets.Publish) error {
 	return err
 }
 
-// Close implements session.SessionManager: fails what is pending, runs the
-// outstanding callbacks and stops the runner.
+// Close implements session.SessionManager: fails what is pending (running
+// the callbacks before it returns).
 func (s *pubSession) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil
 	}
-	s.failAllLocked()
 	s.closed = true
-	close(s.done)
+	failed := s.failAllLocked()
 	s.mu.Unlock()
-	s.wg.Wait()
+	runAll(failed)
 	return nil
 }
 

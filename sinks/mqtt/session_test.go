@@ -3,6 +3,7 @@ package mqtt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -64,11 +65,20 @@ func (r *results) list() []string {
 	return append([]string(nil), r.got...)
 }
 
+// add publishes a QoS 1 packet with cb; an error means cb was not queued
+// (it never runs).
 func add(t *testing.T, s *pubSession, cb func(packets.ControlPacket)) (*packets.Publish, error) {
 	p := &packets.Publish{QoS: 1, Topic: "t"}
-	s.expect(cb)
-	err := s.AddToSession(context.Background(), p, make(chan packets.ControlPacket, 1))
+	queued, err := s.publish(context.Background(), p, cb)
+	if queued && err != nil {
+		t.Errorf("publish queued %d but failed to write it: %v", p.PacketID, err)
+	}
 	return p, err
+}
+
+func ack(t *testing.T, s *pubSession, id uint16) {
+	t.Helper()
+	require.NoError(t, s.PacketReceived(&packets.ControlPacket{Content: &packets.Puback{PacketID: id}}, nil))
 }
 
 func TestPubSessionFlowControlAndAcks(t *testing.T) {
@@ -119,25 +129,25 @@ func TestPubSessionConnectionLostFailsEverythingPending(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a publish waiting for a slot was not released by the loss")
 	}
-	assert.True(t, s.unexpect(), "d never reached the session: its callback will not run")
-	assert.Eventually(t, func() bool { return len(r.list()) == 3 }, 5*time.Second, time.Millisecond)
-	assert.ElementsMatch(t, []string{"a:lost", "b:lost", "c:lost"}, r.list())
+	assert.Equal(t, []string{"a:lost", "b:lost", "c:lost"}, r.list(), "completed before ConnectionLost returned, in publish order; d never queued")
 
 	_, err := add(t, s, r.cb("e"))
 	assert.ErrorIs(t, err, session.ErrNoConnection, "nothing is accepted while disconnected")
-	assert.True(t, s.unexpect())
+	assert.Equal(t, []string{"a:lost", "b:lost", "c:lost"}, r.list(), "e never queued: its callback does not run")
 }
 
 func TestPubSessionQoS2Handshake(t *testing.T) {
 	s, w := connected(t, 10)
 	var r results
 	p := &packets.Publish{QoS: 2, Topic: "t"}
-	s.expect(r.cb("a"))
-	require.NoError(t, s.AddToSession(context.Background(), p, make(chan packets.ControlPacket, 1)))
+	queued, err := s.publish(context.Background(), p, r.cb("a"))
+	require.True(t, queued)
+	require.NoError(t, err)
 	require.NoError(t, s.PacketReceived(&packets.ControlPacket{Content: &packets.Pubrec{PacketID: p.PacketID}}, nil))
 	sent := sentPackets(t, w)
-	require.Len(t, sent, 1)
-	rel, ok := sent[0].Content.(*packets.Pubrel)
+	require.Len(t, sent, 2)
+	assert.Equal(t, p.PacketID, sent[0].Content.(*packets.Publish).PacketID, "publish wrote the packet with its identifier")
+	rel, ok := sent[1].Content.(*packets.Pubrel)
 	require.True(t, ok, "PUBREC is answered with PUBREL")
 	assert.Equal(t, p.PacketID, rel.PacketID)
 	assert.Empty(t, r.list(), "not done before PUBCOMP")
@@ -164,4 +174,69 @@ func TestPubSessionIdentifiersSkipPendingAcrossTheWrap(t *testing.T) {
 		require.NoError(t, s.PacketReceived(&packets.ControlPacket{Content: &packets.Puback{PacketID: p.PacketID}}, nil))
 	}
 	assert.True(t, seen[65535] && seen[1], "wrapped from 65535 to 1, skipping 0")
+}
+
+// Callbacks are keyed by packet identifier: each ack runs the callback of
+// its own packet, whatever the order of acks; the callback has run when the
+// reader's PacketReceived returns (no queue between the ack and the report,
+// so a crash can only redeliver what is in flight); and it runs without the
+// session's lock held (a callback may call back into the session).
+func TestPubSessionCallbacksKeyedByPacketIDRunAtOnceWithoutTheLock(t *testing.T) {
+	s, _ := connected(t, 10)
+	var r results
+	byName := map[string]*packets.Publish{}
+	for _, n := range []string{"a", "b", "c", "d"} {
+		cb := r.cb(n)
+		if n == "c" {
+			cb = func(p packets.ControlPacket) {
+				_ = s.window() // takes the session's lock: deadlocks if held
+				r.cb("c")(p)
+			}
+		}
+		p, err := add(t, s, cb)
+		require.NoError(t, err)
+		byName[n] = p
+	}
+	want := []string{}
+	for _, n := range []string{"c", "a", "d", "b"} {
+		ack(t, s, byName[n].PacketID)
+		want = append(want, n+":acked")
+		require.Equal(t, want, r.list(), "the callback of %s (id %d) ran before PacketReceived returned", n, byName[n].PacketID)
+	}
+	ack(t, s, byName["a"].PacketID) // a second ack of a completed id: ignored
+	assert.Equal(t, want, r.list())
+}
+
+// A publish whose write fails is queued and completes as lost, exactly once.
+func TestPubSessionWriteFailureCompletesTheCallbackOnce(t *testing.T) {
+	s := newPubSession()
+	t.Cleanup(func() { s.Close() })
+	rm := uint16(5)
+	require.NoError(t, s.ConAckReceived(failingWriter{}, &packets.Connect{}, &packets.Connack{Properties: &packets.Properties{ReceiveMaximum: &rm}}))
+	var r results
+	queued, err := s.publish(context.Background(), &packets.Publish{QoS: 1, Topic: "t"}, r.cb("a"))
+	assert.True(t, queued)
+	assert.Error(t, err)
+	require.NoError(t, s.ConnectionLost(nil))
+	require.NoError(t, s.Close())
+	assert.Equal(t, []string{"a:lost"}, r.list())
+	assert.Equal(t, 5, cap(s.slots))
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// The broker's Maximum QoS: a QoS 2 publish to a QoS 1 broker is refused
+// before anything is sent (the broker would drop the connection).
+func TestPubSessionRefusesQoSAboveTheBrokersMaximum(t *testing.T) {
+	s := newPubSession()
+	t.Cleanup(func() { s.Close() })
+	w := &testenv.SyncBuffer{}
+	one := byte(1)
+	require.NoError(t, s.ConAckReceived(w, &packets.Connect{}, &packets.Connack{Properties: &packets.Properties{MaximumQOS: &one}}))
+	queued, err := s.publish(context.Background(), &packets.Publish{QoS: 2, Topic: "t"}, func(packets.ControlPacket) { t.Error("callback of a refused publish ran") })
+	assert.False(t, queued)
+	assert.ErrorContains(t, err, "maximum QoS is 1")
+	assert.Empty(t, w.Bytes())
 }
