@@ -13,6 +13,8 @@ package kafka
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,10 +23,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -59,9 +63,10 @@ type Config struct {
 
 // Sink produces events to Kafka. It implements poll.Sink.
 type Sink struct {
-	cfg Config
-	cl  *kgo.Client
-	log *slog.Logger
+	cfg   Config
+	cl    *kgo.Client
+	log   *slog.Logger
+	conns *connErrors
 }
 
 // New validates cfg and creates the client (which connects lazily).
@@ -86,6 +91,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	if cfg.ClientID == "" {
 		cfg.ClientID = "edgepoll"
 	}
+	conns := &connErrors{}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
@@ -96,6 +102,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		kgo.ProducerLinger(0),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.DialTimeout(min(10*time.Second, cfg.DeliveryTimeout)),
+		kgo.WithHooks(conns),
 	}
 	if cfg.TLS || cfg.CAFile != "" || cfg.CertFile != "" {
 		tc, err := tlsconf.Load(cfg.CAFile, cfg.CertFile, cfg.KeyFile, "")
@@ -115,7 +122,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	if err != nil {
 		return nil, &poll.ConfigError{Field: "Brokers", Msg: err.Error()}
 	}
-	return &Sink{cfg: cfg, cl: cl, log: log}, nil
+	return &Sink{cfg: cfg, cl: cl, log: log, conns: conns}, nil
 }
 
 func mechanism(cfg Config) (sasl.Mechanism, error) {
@@ -164,7 +171,7 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		wg.Add(1)
 		s.cl.Produce(ctx, Record(ev), func(_ *kgo.Record, err error) {
 			defer wg.Done()
-			if !report(i, classify(err)) {
+			if !report(i, s.classify(err)) {
 				stop.Store(true)
 			}
 		})
@@ -176,7 +183,13 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 // Permanent only where a retry can never succeed for this record (it is
 // too large or invalid); authorization and topic errors stay retryable: a
 // fix of the configuration must not have skipped items.
-func classify(err error) error {
+//
+// A record that timed out names the underlying cause, as the reason and in
+// the message: franz-go's last retry error when it kept one (refused dial,
+// unresolvable host, a port that does not speak Kafka, an unknown topic),
+// else the last failed broker connection (TLS); a failed SASL
+// authentication (which franz-go may only know as an EOF) takes precedence.
+func (s *Sink) classify(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -185,17 +198,118 @@ func classify(err error) error {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return poll.Retryable("canceled", err)
 	case errors.Is(err, kgo.ErrRecordTimeout):
-		return poll.Retryable("timeout", errors.New("record not acknowledged in time (brokers unreachable?)"))
+		cause := lastRetryErr(err)
+		if c := s.conns.get(); cause == nil || errors.Is(c, errSASL) {
+			cause = c // the SASL failure behind franz-go's plain EOF
+		}
+		msg := fmt.Sprintf("kafka: record not acknowledged within %s", s.cfg.DeliveryTimeout)
+		if cause == nil {
+			return poll.Retryable("timeout", errors.New(msg+" (no error from the brokers)"))
+		}
+		return poll.Retryable(causeReason(cause), fmt.Errorf("%s: %w", msg, cause))
 	case errors.Is(err, kgo.ErrRecordRetries):
 		return poll.Retryable("retries", err)
 	case errors.As(err, &ke):
 		switch ke {
 		case kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.CorruptMessage:
-			return poll.Permanent("kafka_"+strings.ToLower(ke.Message), err)
+			return poll.Permanent(kafkaReason(ke), err)
 		}
-		return poll.Retryable("kafka_"+strings.ToLower(ke.Message), err)
+		return poll.Retryable(kafkaReason(ke), err)
 	}
 	return poll.Retryable("produce", err)
+}
+
+func kafkaReason(ke *kerr.Error) string { return "kafka_" + strings.ToLower(ke.Message) }
+
+// lastRetryErr is the cause franz-go joins to ErrRecordTimeout ("..., last
+// err: %w"), or nil.
+func lastRetryErr(err error) error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, w := range j.Unwrap() {
+				if !errors.Is(w, kgo.ErrRecordTimeout) {
+					return w
+				}
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// causeReason is the bounded reason of a broker or connection error.
+func causeReason(err error) string {
+	var (
+		ke   *kerr.Error
+		dns  *net.DNSError
+		nerr net.Error
+		cve  *tls.CertificateVerificationError
+		uae  x509.UnknownAuthorityError
+		he   x509.HostnameError
+		rhe  tls.RecordHeaderError
+		ae   tls.AlertError
+	)
+	switch {
+	case errors.Is(err, errSASL):
+		return "sasl_auth_failed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection_refused"
+	case errors.As(err, &dns):
+		return "dns"
+	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &he), errors.As(err, &rhe), errors.As(err, &ae),
+		strings.Contains(err.Error(), "tls:"):
+		return "tls"
+	case errors.As(err, &ke):
+		return kafkaReason(ke)
+	case strings.Contains(err.Error(), "invalid large response size"):
+		return "not_kafka" // franz-go's guess (HTTP, TLS) is in the message
+	case errors.As(err, &nerr) && nerr.Timeout():
+		return "connect_timeout"
+	}
+	return "broker_connection"
+}
+
+// connErrors is a franz-go hook keeping the last failed broker connection
+// (dial, TLS handshake, SASL authentication); a successful one clears it.
+// A broker may answer a failed SASL authentication by closing the
+// connection (a plain EOF): a failed read of a SASL response marks the next
+// connection failure as an authentication failure.
+type connErrors struct {
+	mu         sync.Mutex
+	last       error
+	saslFailed bool
+}
+
+var (
+	_ kgo.HookBrokerConnect = (*connErrors)(nil)
+	_ kgo.HookBrokerRead    = (*connErrors)(nil)
+)
+
+// errSASL marks a failed SASL authentication.
+var errSASL = errors.New("SASL authentication failed (wrong user name, password or mechanism?)")
+
+func (c *connErrors) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ke *kerr.Error
+	if err != nil && (c.saslFailed || errors.As(err, &ke) && (ke == kerr.SaslAuthenticationFailed || ke == kerr.UnsupportedSaslMechanism || ke == kerr.IllegalSaslState)) {
+		err = fmt.Errorf("%w: %w", errSASL, err)
+	}
+	c.last, c.saslFailed = err, false
+}
+
+func (c *connErrors) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if err != nil && (key == kmsg.SASLHandshake.Int16() || key == kmsg.SASLAuthenticate.Int16()) {
+		c.mu.Lock()
+		c.saslFailed = true
+		c.mu.Unlock()
+	}
+}
+
+func (c *connErrors) get() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
 }
 
 // Close flushes and closes the client.

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"sort"
 	"strconv"
@@ -271,4 +272,61 @@ func BenchmarkKafka(b *testing.B) {
 	b.Run("edgepoll-sink", func(b *testing.B) {
 		sinktest.Bench(b, newSink(b, Config{Brokers: c.ListenAddrs(), Topic: topic}), payloads)
 	})
+}
+
+// A failure names its underlying cause, as the bounded reason and in the
+// message, instead of one "not acknowledged in time" for every cause.
+func TestFailureNamesTheCause(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	refused := l.Addr().String()
+	l.Close()
+	notKafka, err := net.Listen("tcp", "127.0.0.1:0") // answers like an HTTP server
+	require.NoError(t, err)
+	t.Cleanup(func() { notKafka.Close() })
+	go func() {
+		for {
+			c, err := notKafka.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	sasl := cluster(t, kfake.EnableSASL(), kfake.Superuser("PLAIN", "edgepoll", "right-Pass"))
+	plainCluster := cluster(t)
+	certs := testcerts.Generate(t, t.TempDir())
+	tlsCluster := cluster(t, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{certs.Server}}))
+	for _, tc := range []struct {
+		name, reason, msg string
+		cfg               Config
+	}{
+		{"refused port", "connection_refused", "connection refused", Config{Brokers: []string{refused}}},
+		{"not a Kafka port", "not_kafka", "HTTP", Config{Brokers: []string{notKafka.Addr().String()}}},
+		{"wrong SASL password", "sasl_auth_failed", "SASL authentication failed",
+			Config{Brokers: sasl.ListenAddrs(), SASLMechanism: "plain", Username: "edgepoll", Password: "wrong-Pass"}},
+		{"unknown topic", "kafka_unknown_topic_or_partition", "UNKNOWN_TOPIC_OR_PARTITION", Config{Brokers: plainCluster.ListenAddrs(), Topic: "no-such-topic"}},
+		{"untrusted certificate", "tls", "certificate", Config{Brokers: tlsCluster.ListenAddrs(), TLS: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			if cfg.Topic == "" {
+				cfg.Topic = topic
+			}
+			cfg.DeliveryTimeout = 2 * time.Second
+			errs := sinktest.Send(t, newSink(t, cfg), sinktest.Events(2))
+			require.Len(t, errs, 2)
+			for _, err := range errs {
+				require.Error(t, err)
+				assert.False(t, poll.IsPermanent(err))
+				assert.Equal(t, tc.reason, poll.ReasonOf(err), "%v", err)
+				assert.Contains(t, err.Error(), tc.msg)
+				assert.NotContains(t, err.Error(), "wrong-Pass")
+			}
+		})
+	}
 }
