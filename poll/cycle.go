@@ -185,6 +185,8 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 	// is used only if the whole batch was handled and the cursor reached its
 	// last id. With HA, last-processed-id acknowledges items, so no prefetch.
 	var prefetch *prefetched
+	saver := NewSaver(hard, lease, persistTimeout, obs)
+	defer saver.Close()
 	syncing := &syncer{}
 	defer func() {
 		if serr := syncing.wait(); serr != nil && err == nil {
@@ -265,7 +267,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		}
 		if len(items) > 0 {
 			log.Debug("polled", "items", len(items), "first", items[0].ID, "last", items[len(items)-1].ID, "full", batch.Full)
-			newCursor, err := c.deliver(soft, hard, log, obs, lease, items, &refusals, &sum)
+			newCursor, err := c.deliver(soft, hard, log, obs, saver, items, &refusals, &sum)
 			if newCursor > cursor {
 				cursor = newCursor
 				sum.Cursor, sum.Refusals = cursor, refusals
@@ -319,33 +321,6 @@ func (c *Cycle) persistTimeout() time.Duration {
 		return 10 * time.Second
 	}
 	return c.PersistTimeout
-}
-
-// saveContext hands each per-item Save a context with at least half the
-// persist timeout left, without a new timer per item: a context is reused
-// until half its time is gone. It outlives cancellation of the cycle (a
-// delivered item's cursor is still saved).
-type saveContext struct {
-	parent   context.Context
-	timeout  time.Duration
-	cur      context.Context
-	cancel   context.CancelFunc
-	deadline time.Time
-}
-
-func (s *saveContext) ctx() context.Context {
-	if s.cur == nil || time.Until(s.deadline) < s.timeout/2 {
-		s.stop()
-		s.deadline = time.Now().Add(s.timeout)
-		s.cur, s.cancel = context.WithDeadline(s.parent, s.deadline)
-	}
-	return s.cur
-}
-
-func (s *saveContext) stop() {
-	if s.cancel != nil {
-		s.cancel()
-	}
 }
 
 // syncer runs the end-of-batch Sync in the background, overlapping the next
@@ -406,28 +381,31 @@ func (c *Cycle) noteRole(log *slog.Logger, role string) {
 }
 
 // deliver hands items to the sink and moves the cursor over the longest
-// prefix of items that were delivered or failed permanently, persisting it
-// after every step. It returns the new cursor (0 if it did not move);
-// *refusals is the refusal streak at that cursor.
+// prefix of items that were delivered or failed permanently, handing every
+// step to the saver (report never waits for a remote Save); once Send
+// returned it waits for the saver's last Save. It returns the persisted
+// cursor (0 if it did not move); *refusals is the refusal streak at that
+// cursor.
 //
 // Where the cursor passes an item (pass, below) the guards against silent
 // loss apply in this order: a refusal beyond SkipLimit stops the cursor
 // (retryable); a refused item is written to the dead letter, durably,
-// before the cursor passes it (a failed write stops the cursor); the
-// position saved carries the refusal streak with the cursor.
-func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observer, lease Lease, items []Event, refusals *int, sum *Summary) (int64, error) {
+// before the cursor passes it (a failed write stops the cursor), that is
+// before the position past it is handed to the saver; the position saved
+// carries the refusal streak with the cursor.
+func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observer, saver *Saver, items []Event, refusals *int, sum *Summary) (int64, error) {
 	var (
 		mu        sync.Mutex
 		results   = make([]error, len(items))
 		reported  = make([]bool, len(items))
-		next      int   // first index not yet passed by the cursor
-		cursor    int64 // last persisted cursor
-		retryable = -1  // index of the first retryable failure
+		next      int  // first index not yet passed by the cursor
+		retryable = -1 // index of the first retryable failure
+		failed    int  // items that failed retryably
 		saveErr   error
 		stopErr   *CycleError // a guard stopped the cursor (skip limit, dead letter)
 		ended     bool        // Send returned: later reports are ignored
 		start     = time.Now()
-		saves     = saveContext{parent: context.WithoutCancel(hard), timeout: c.persistTimeout()}
+		dlCtx     = saveContext{parent: context.WithoutCancel(hard), timeout: c.persistTimeout()}
 	)
 	// pass moves the cursor past items[next] in memory, or returns why it
 	// may not: the skip limit (the item counts as a retryable failure) or a
@@ -450,7 +428,7 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 			return &CycleError{Kind: "delivery", Reason: "skip_limit", Err: SkipLimitError(c.SkipLimit, res)}
 		}
 		if c.DeadLetter != nil {
-			if err := c.DeadLetter.Append(saves.ctx(), c.Conn, NewDeadLetterRecord(c.Conn, ev, res, time.Now())); err != nil {
+			if err := c.DeadLetter.Append(dlCtx.ctx(), c.Conn, NewDeadLetterRecord(c.Conn, ev, res, time.Now())); err != nil {
 				log.Error("writing the dead letter failed: not skipping the item", "item", ev.ID, "err", err)
 				return &CycleError{Kind: "state", Reason: "dead_letter", Err: fmt.Errorf("item %d not skipped: writing the dead letter: %w", ev.ID, err)}
 			}
@@ -462,7 +440,7 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 		log.Warn("delivery failed permanently, skipping item", "item", ev.ID, "reason", ReasonOf(res), "err", res)
 		return nil
 	}
-	defer saves.stop()
+	defer dlCtx.stop()
 	report := func(i int, err error) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -479,10 +457,13 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 		if err != nil && !IsPermanent(err) {
 			obs.Item(OutcomeFailed, ReasonOf(err), time.Since(start))
 			sum.Failed++
+			failed++
 			if retryable < 0 || i < retryable {
 				retryable = i
 			}
-			log.Warn("delivery failed, will retry next cycle", "item", items[i].ID, "reason", ReasonOf(err), "err", err)
+			// One line per cycle names the cause (the cycle's error), not
+			// one identical line per item.
+			log.Debug("delivery failed, will retry next cycle", "item", items[i].ID, "reason", ReasonOf(err), "err", err)
 		}
 		advanced := false
 		for stopErr == nil && next < len(items) && reported[next] && (results[next] == nil || IsPermanent(results[next])) {
@@ -493,13 +474,7 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 			advanced = true
 		}
 		if advanced && saveErr == nil {
-			newPos := Position{Cursor: items[next-1].ID, Refusals: *refusals}
-			if err := lease.Save(saves.ctx(), newPos); err != nil {
-				saveErr = err
-			} else {
-				cursor = newPos.Cursor
-				obs.Cursor(cursor)
-			}
+			saveErr = saver.Advance(Position{Cursor: items[next-1].ID, Refusals: *refusals})
 		}
 		if saveErr != nil || stopErr != nil || retryable >= 0 {
 			return false
@@ -510,15 +485,27 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 
 	mu.Lock()
 	defer mu.Unlock()
-	ended = true // the cycle's view of this batch is final: no later Save
+	ended = true // the cycle's view of this batch is final: no later Advance
+	saved, err := saver.Wait()
+	if err != nil {
+		saveErr = err
+	}
+	cursor := saved.Cursor
+	if cursor > 0 {
+		*refusals = saved.Refusals // the streak at the persisted cursor
+	}
 	switch {
 	case saveErr != nil:
 		return cursor, &CycleError{Kind: "state", Reason: "save", Err: fmt.Errorf("saving the cursor: %w", saveErr)}
 	case stopErr != nil:
 		return cursor, stopErr
 	case retryable >= 0:
+		more := ""
+		if failed > 1 {
+			more = fmt.Sprintf(" (and %d more items)", failed-1)
+		}
 		return cursor, &CycleError{Kind: "delivery", Reason: ReasonOf(results[retryable]),
-			Err: fmt.Errorf("delivery of item %d failed: %w", items[retryable].ID, results[retryable])}
+			Err: fmt.Errorf("delivery of item %d failed%s: %w", items[retryable].ID, more, results[retryable])}
 	case next < len(items):
 		if soft.Err() != nil || hard.Err() != nil {
 			sum.Stopped = true

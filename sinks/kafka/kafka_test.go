@@ -330,3 +330,10 @@ func TestFailureNamesTheCause(t *testing.T) {
 		})
 	}
 }
+
+// A slow store does not slow the pipelined drain: every Save is held until
+// its whole batch was acknowledged, and each batch costs one more Save.
+func TestSlowStoreDoesNotSlowTheDrain(t *testing.T) {
+	c := cluster(t)
+	sinktest.SlowStoreDrain(t, newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic}), 300)
+}

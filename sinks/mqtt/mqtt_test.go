@@ -241,3 +241,14 @@ func TestBrokerThatNeverAcksIsBounded(t *testing.T) {
 	errs = sinktest.Send(t, s, sinktest.Events(1))
 	require.Error(t, errs[0])
 }
+
+// A slow store does not slow the pipelined drain: every Save is held until
+// its whole batch was acknowledged, and each batch costs one more Save.
+func TestSlowStoreDoesNotSlowTheDrain(t *testing.T) {
+	b := mosquittotest.Start(t, "allow_anonymous true\nmax_inflight_messages 10")
+	for _, qos := range []int{1, 2} {
+		t.Run(fmt.Sprint("qos", qos), func(t *testing.T) {
+			sinktest.SlowStoreDrain(t, newSink(t, Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, QoS: qos}), 300)
+		})
+	}
+}

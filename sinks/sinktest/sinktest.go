@@ -7,12 +7,16 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
+	"github.com/edgepoll/edgepoll/state/dynamo"
 	"github.com/edgepoll/edgepoll/state/sqlite"
 )
 
@@ -79,8 +83,9 @@ func ItemsPerSecond(b *testing.B, n int) {
 }
 
 // Cycle builds a real cycle around s: a fake ilert API holding n alert
-// events, the ilert client, and a SQLite store in a temp dir.
-func Cycle(t testing.TB, s poll.Sink, n int) (*poll.Cycle, *ilerttest.API) {
+// events, the ilert client, and a store: SQLite in a temp dir unless store
+// is given (see Dynamo).
+func Cycle(t testing.TB, s poll.Sink, n int, store ...poll.Store) (*poll.Cycle, *ilerttest.API) {
 	t.Helper()
 	key := "iec1-sinktest"
 	api := ilerttest.New(key)
@@ -91,10 +96,141 @@ func Cycle(t testing.TB, s poll.Sink, n int) (*poll.Cycle, *ilerttest.API) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), nil)
+	var st poll.Store
+	if len(store) > 0 {
+		st = store[0]
+	} else {
+		st, err = sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "state.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+	}
+	return &poll.Cycle{Client: client, Sink: s, Store: st, Conn: poll.ConnectionID(key), Owner: "sinktest"}, api
+}
+
+// Dynamo returns a DynamoDB store on a fresh table of its own dynalite
+// (failing or skipping per testenv when dynalite is not installed).
+func Dynamo(t testing.TB) poll.Store {
+	t.Helper()
+	srv := dynalitetest.Start(t)
+	srv.CreateTable(t, "edgepoll-sinktest")
+	st, err := dynamo.Open(context.Background(), "edgepoll-sinktest", dynamo.Options{Client: srv.Client}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = store.Close() })
-	return &poll.Cycle{Client: client, Sink: s, Store: store, Conn: poll.ConnectionID(key), Owner: "sinktest"}, api
+	return st
+}
+
+// SlowStoreDrain drains n items (n/100 batches) through s in one cycle over
+// a store whose every Save is held until the sink has reported every item
+// of that Save's batch delivered. It checks that the sink's deliveries never
+// wait for a Save (a Save held until its batch was delivered would
+// otherwise never be released: after a generous deadlock guard the test
+// fails), and that the store costs each batch one more Save once its items
+// were delivered, in order: at most two Saves per batch, never backwards,
+// the last one at the batch's end.
+func SlowStoreDrain(t *testing.T, s poll.Sink, n int) {
+	h := &heldSaves{n: int64(n)}
+	h.cond.L = &h.mu
+	cycle, _ := Cycle(t, s, n)
+	cycle.Store = heldStore{Store: cycle.Store, h: h}
+	cycle.Observer = h
+	sum, err := cycle.Run(context.Background())
+	if err != nil {
+		t.Fatalf("cycle: %v", err)
+	}
+	if sum.Cursor != int64(n) || sum.Delivered != n {
+		t.Fatalf("cycle: cursor %d, delivered %d; want %d", sum.Cursor, sum.Delivered, n)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.stuck) > 0 {
+		t.Fatalf("Saves of %v were released by the deadlock guard: the sink waited for them", h.stuck)
+	}
+	perBatch := map[int64][]int64{}
+	var prev int64
+	for _, c := range h.saves {
+		if c <= prev {
+			t.Fatalf("Save(%d) after Save(%d): %v", c, prev, h.saves)
+		}
+		prev = c
+		b := batchEnd(c, h.n)
+		perBatch[b] = append(perBatch[b], c)
+	}
+	for b, cs := range perBatch {
+		if len(cs) > 2 || cs[len(cs)-1] != b {
+			t.Fatalf("batch ending at %d: Saves %v; want at most two, the last at %d", b, cs, b)
+		}
+	}
+	if prev != int64(n) {
+		t.Fatalf("last Save %d, want %d", prev, n)
+	}
+	t.Logf("Saves with every Save held until its batch was delivered: %v", h.saves)
+}
+
+func batchEnd(c, n int64) int64 { return min((c+poll.BatchLimit-1)/poll.BatchLimit*poll.BatchLimit, n) }
+
+// heldSaves holds each Save until the items of its batch were reported
+// delivered; it is the cycle's Observer.
+type heldSaves struct {
+	mu        sync.Mutex
+	cond      sync.Cond
+	n         int64
+	delivered int64
+	saves     []int64
+	stuck     []int64 // Saves released by the deadlock guard
+}
+
+func (h *heldSaves) Item(outcome, _ string, _ time.Duration) {
+	if outcome == poll.OutcomeDelivered {
+		h.mu.Lock()
+		h.delivered++
+		h.cond.Broadcast()
+		h.mu.Unlock()
+	}
+}
+func (h *heldSaves) Polled(string, int, time.Duration) {}
+func (h *heldSaves) Cursor(int64)                      {}
+func (h *heldSaves) Role(string)                       {}
+
+func (h *heldSaves) hold(c int64) {
+	guard := time.AfterFunc(30*time.Second, func() {
+		h.mu.Lock()
+		h.stuck = append(h.stuck, c)
+		h.cond.Broadcast()
+		h.mu.Unlock()
+	})
+	defer guard.Stop()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.saves = append(h.saves, c)
+	for h.delivered < batchEnd(c, h.n) && !slices.Contains(h.stuck, c) {
+		h.cond.Wait()
+	}
+}
+
+type heldStore struct {
+	poll.Store
+	h *heldSaves
+}
+
+func (s heldStore) Acquire(ctx context.Context, conn, owner string) (poll.Lease, error) {
+	l, err := s.Store.Acquire(ctx, conn, owner)
+	if err != nil {
+		return nil, err
+	}
+	return heldLease{Lease: l, h: s.h}, nil
+}
+
+// heldLease is not a poll.CheapSaver: the cycle saves through it as through
+// a remote store.
+type heldLease struct {
+	poll.Lease
+	h *heldSaves
+}
+
+func (l heldLease) Save(ctx context.Context, c int64) error {
+	l.h.hold(c)
+	return l.Lease.Save(ctx, c)
 }

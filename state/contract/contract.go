@@ -3,7 +3,10 @@
 // streak saved with the cursor, run statistics kept apart from it, lease
 // exclusion (between handles, within one handle, under a race), several
 // connections in one store, a lease freed by a dead process (SIGKILL) or by
-// expiry, and fencing of a run that lost its lease.
+// expiry, fencing of a run that lost its lease, and the cycle's Saver over
+// the backend (coalescing with one Save in flight, never backwards nor past
+// what was handed over, the final wait, a failed Save surfaced and ending
+// saving, fencing after a lost or released lease).
 //
 // A backend's test calls Run with a Harness; backends whose leases are
 // kernel locks also call ChildMain from TestMain so the suite can hold a
@@ -349,6 +352,11 @@ func Run(t *testing.T, h Harness) {
 		_ = won[0].Release(ctx)
 	})
 
+	runSaver(t, h, open, func(t *testing.T, s poll.Store, conn, owner string) poll.Lease {
+		t.Helper()
+		return acquire(t, s, conn, owner)
+	}, mustLoad)
+
 	if h.ChildProcess {
 		t.Run("LeaseFreedWhenHolderIsKilled", func(t *testing.T) {
 			loc := h.Fresh(t)
@@ -423,6 +431,273 @@ func Run(t *testing.T, h Harness) {
 			_ = stale.Release(ctx) // must not free the fresh owner's lease
 			if _, err := s1.Acquire(ctx, connA, "third"); !errors.Is(err, poll.ErrLeaseHeld) {
 				t.Fatalf("stale Release freed the new owner's lease: %v", err)
+			}
+			mustLoad(t, fresh, 20, true)
+		})
+	}
+}
+
+// recordingLease wraps a backend's lease for the Saver tests: it records
+// every Save, counts the Saves in flight, and can hold Saves at a gate or
+// fail one. It is not a CheapSaver, so a Saver runs it as a remote lease
+// (one Save in flight, coalescing).
+type recordingLease struct {
+	poll.Lease
+	mu          sync.Mutex
+	calls       []int64
+	inflight    int
+	maxInflight int
+	gate        chan struct{} // non-nil: every Save waits until it is closed
+	entered     chan int64    // non-nil: told each Save's cursor as it starts
+	failAt      int64         // a Save of this cursor fails
+}
+
+var errInjected = errors.New("injected save failure")
+
+func (r *recordingLease) Save(ctx context.Context, c int64) error {
+	r.mu.Lock()
+	r.calls = append(r.calls, c)
+	r.inflight++
+	r.maxInflight = max(r.maxInflight, r.inflight)
+	gate, fail := r.gate, r.failAt != 0 && c == r.failAt
+	r.mu.Unlock()
+	if r.entered != nil {
+		r.entered <- c
+	}
+	defer func() {
+		r.mu.Lock()
+		r.inflight--
+		r.mu.Unlock()
+	}()
+	if gate != nil {
+		<-gate
+	}
+	if fail {
+		return errInjected
+	}
+	return r.Lease.Save(ctx, c)
+}
+
+func (r *recordingLease) saves() []int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int64(nil), r.calls...)
+}
+
+// runSaver runs the Saver tests: the cycle's one saver per lease, over this
+// backend.
+func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
+	acquire func(*testing.T, poll.Store, string, string) poll.Lease,
+	mustLoad func(*testing.T, poll.Lease, int64, bool)) {
+	ctx := context.Background()
+	// within fails t if f has not returned in a generous time (it would be
+	// waiting on a held Save): a deadlock guard, not a timing assertion.
+	within := func(t *testing.T, what string, f func()) {
+		t.Helper()
+		done := make(chan struct{})
+		go func() { defer close(done); f() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s waited for a Save in flight", what)
+		}
+	}
+
+	t.Run("SaverThroughTheBackend", func(t *testing.T) {
+		loc := h.Fresh(t)
+		l := acquire(t, open(t, loc), connA, "r1")
+		sv := poll.NewSaver(ctx, l, 0, nil)
+		defer sv.Close()
+		for c := int64(1); c <= 50; c++ {
+			if err := sv.Advance(c); err != nil {
+				t.Fatalf("Advance(%d): %v", c, err)
+			}
+		}
+		got, err := sv.Wait()
+		if err != nil || got != 50 {
+			t.Fatalf("Wait = %d, %v; want 50", got, err)
+		}
+		_ = l.Release(ctx)
+		l2 := acquire(t, open(t, loc), connA, "r2")
+		defer l2.Release(ctx)
+		mustLoad(t, l2, 50, true)
+	})
+
+	t.Run("SaverCoalescesWithOneSaveInFlight", func(t *testing.T) {
+		loc := h.Fresh(t)
+		rl := &recordingLease{Lease: acquire(t, open(t, loc), connA, "r1"), gate: make(chan struct{}), entered: make(chan int64, 10)}
+		sv := poll.NewSaver(ctx, rl, 0, nil)
+		defer sv.Close()
+		within(t, "Advance", func() {
+			if err := sv.Advance(1); err != nil {
+				t.Error(err)
+			}
+		})
+		if c := <-rl.entered; c != 1 {
+			t.Fatalf("first Save of %d, want 1", c)
+		}
+		within(t, "Advance", func() {
+			for c := int64(2); c <= 100; c++ {
+				if err := sv.Advance(c); err != nil {
+					t.Errorf("Advance(%d): %v", c, err)
+				}
+			}
+		})
+		if got := rl.saves(); len(got) != 1 || got[0] != 1 {
+			t.Fatalf("while the first Save is held: Saves %v, want [1]", got)
+		}
+		close(rl.gate)
+		got, err := sv.Wait()
+		if err != nil || got != 100 {
+			t.Fatalf("Wait = %d, %v; want 100", got, err)
+		}
+		if calls := rl.saves(); len(calls) != 2 || calls[1] != 100 {
+			t.Fatalf("Saves %v; want [1 100]: everything handed over during the first Save coalesced into one", calls)
+		}
+		if rl.maxInflight != 1 {
+			t.Fatalf("%d Saves in flight at once, want 1", rl.maxInflight)
+		}
+		// The final wait: what Wait returned is stored.
+		_ = rl.Release(ctx)
+		l2 := acquire(t, open(t, loc), connA, "r2")
+		defer l2.Release(ctx)
+		mustLoad(t, l2, 100, true)
+	})
+
+	t.Run("SaverNeverBackwardsNorPastWhatWasHandedOver", func(t *testing.T) {
+		loc := h.Fresh(t)
+		rl := &recordingLease{Lease: acquire(t, open(t, loc), connA, "r1")}
+		defer rl.Release(ctx)
+		sv := poll.NewSaver(ctx, rl, 0, nil)
+		defer sv.Close()
+		handed := map[int64]bool{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for g := int64(0); g < 4; g++ { // reporters racing, as a pipelined sink's are
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := g + 1; c <= 400; c += 4 {
+					mu.Lock()
+					handed[c] = true
+					mu.Unlock()
+					if err := sv.Advance(c); err != nil {
+						t.Errorf("Advance(%d): %v", c, err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		got, err := sv.Wait()
+		if err != nil || got != 400 {
+			t.Fatalf("Wait = %d, %v; want 400", got, err)
+		}
+		var prev int64
+		for _, c := range rl.saves() {
+			if c <= prev {
+				t.Fatalf("Save(%d) after Save(%d): saves never go backwards (%v)", c, prev, rl.saves())
+			}
+			if !handed[c] {
+				t.Fatalf("Save(%d) of a cursor never handed over", c)
+			}
+			prev = c
+		}
+		if rl.maxInflight != 1 {
+			t.Fatalf("%d Saves in flight at once, want 1", rl.maxInflight)
+		}
+		if err := sv.Advance(10); err != nil { // lower than saved: no Save
+			t.Fatal(err)
+		}
+		n := len(rl.saves())
+		if _, err := sv.Wait(); err != nil || len(rl.saves()) != n {
+			t.Fatalf("a lower cursor was saved (%v) or failed: %v", rl.saves(), err)
+		}
+		mustLoad(t, rl, 400, true)
+	})
+
+	t.Run("SaverSurfacesAFailedSaveAndStops", func(t *testing.T) {
+		loc := h.Fresh(t)
+		rl := &recordingLease{Lease: acquire(t, open(t, loc), connA, "r1"), failAt: 7}
+		defer rl.Release(ctx)
+		sv := poll.NewSaver(ctx, rl, 0, nil)
+		defer sv.Close()
+		for c := int64(1); c <= 7; c++ {
+			_ = sv.Advance(c)
+			if _, err := sv.Wait(); (err != nil) != (c == 7) {
+				t.Fatalf("Wait after Advance(%d): %v", c, err)
+			}
+		}
+		n := len(rl.saves())
+		if err := sv.Advance(8); !errors.Is(err, errInjected) {
+			t.Fatalf("Advance after a failed Save: %v, want the Save's error", err)
+		}
+		got, err := sv.Wait()
+		if !errors.Is(err, errInjected) || got != 6 {
+			t.Fatalf("Wait = %d, %v; want 6 and the Save's error", got, err)
+		}
+		if len(rl.saves()) != n {
+			t.Fatalf("saved again after a failed Save: %v", rl.saves())
+		}
+		mustLoad(t, rl, 6, true)
+	})
+
+	t.Run("SaverFencedAfterRelease", func(t *testing.T) {
+		l := acquire(t, open(t, h.Fresh(t)), connA, "r1")
+		sv := poll.NewSaver(ctx, l, 0, nil)
+		defer sv.Close()
+		_ = sv.Advance(3)
+		if _, err := sv.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		_ = l.Release(ctx)
+		_ = sv.Advance(4)
+		if got, err := sv.Wait(); err == nil || got != 3 {
+			t.Fatalf("Wait after the lease was released = %d, %v; want 3 and an error", got, err)
+		}
+	})
+
+	if h.LeaseTTL > 0 {
+		t.Run("SaverOfALostLeaseIsFenced", func(t *testing.T) {
+			loc := h.Fresh(t)
+			s1 := open(t, loc)
+			if h.OpenStale != nil {
+				s1 = h.OpenStale(t, loc)
+				t.Cleanup(func() { _ = s1.Close() })
+			}
+			stale := &recordingLease{Lease: acquire(t, s1, connA, "stale")}
+			sv := poll.NewSaver(ctx, stale, 0, nil)
+			defer sv.Close()
+			_ = sv.Advance(10)
+			if _, err := sv.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			s2 := open(t, loc)
+			var fresh poll.Lease
+			deadline := time.Now().Add(h.LeaseTTL*3 + 5*time.Second)
+			for fresh == nil {
+				l, err := s2.Acquire(ctx, connA, "fresh")
+				if err == nil {
+					fresh = l
+				} else if time.Now().After(deadline) {
+					t.Fatalf("expired lease never taken over: %v", err)
+				} else {
+					time.Sleep(h.LeaseTTL / 10)
+				}
+			}
+			defer fresh.Release(ctx)
+			if err := fresh.Save(ctx, 20); err != nil {
+				t.Fatal(err)
+			}
+			_ = sv.Advance(30)
+			if got, err := sv.Wait(); !errors.Is(err, poll.ErrLeaseLost) || got != 10 {
+				t.Fatalf("stale Saver: Wait = %d, %v; want 10 and ErrLeaseLost", got, err)
+			}
+			n := len(stale.saves())
+			if err := sv.Advance(40); !errors.Is(err, poll.ErrLeaseLost) {
+				t.Fatalf("Advance after the lease was lost: %v", err)
+			}
+			if _, err := sv.Wait(); err == nil || len(stale.saves()) != n {
+				t.Fatalf("the stale Saver saved again: %v", stale.saves())
 			}
 			mustLoad(t, fresh, 20, true)
 		})
