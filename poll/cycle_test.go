@@ -79,6 +79,7 @@ func (l *memLease) SaveStats(_ context.Context, st poll.Stats) error {
 	l.s.stats[l.conn] = st
 	return nil
 }
+
 // CheapSave: a memory write, saved in the caller after every item.
 func (l *memLease) CheapSave() bool { return true }
 
