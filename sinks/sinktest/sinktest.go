@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -205,7 +204,7 @@ func (h *heldSaves) hold(c int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.saves = append(h.saves, c)
-	for h.delivered < batchEnd(c, h.n) && !slices.Contains(h.stuck, c) {
+	for h.delivered < batchEnd(c, h.n) && len(h.stuck) == 0 { // once stuck, hold nothing more
 		h.cond.Wait()
 	}
 }
