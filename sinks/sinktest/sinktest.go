@@ -192,6 +192,7 @@ func (h *heldSaves) Item(outcome, _ string, _ time.Duration) {
 func (h *heldSaves) Polled(string, int, time.Duration) {}
 func (h *heldSaves) Cursor(int64)                      {}
 func (h *heldSaves) Role(string)                       {}
+func (h *heldSaves) DeadLettered()                     {}
 
 func (h *heldSaves) hold(c int64) {
 	guard := time.AfterFunc(30*time.Second, func() {
@@ -229,7 +230,7 @@ type heldLease struct {
 	h *heldSaves
 }
 
-func (l heldLease) Save(ctx context.Context, c int64) error {
-	l.h.hold(c)
-	return l.Lease.Save(ctx, c)
+func (l heldLease) Save(ctx context.Context, p poll.Position) error {
+	l.h.hold(p.Cursor)
+	return l.Lease.Save(ctx, p)
 }

@@ -454,7 +454,8 @@ type recordingLease struct {
 
 var errInjected = errors.New("injected save failure")
 
-func (r *recordingLease) Save(ctx context.Context, c int64) error {
+func (r *recordingLease) Save(ctx context.Context, p poll.Position) error {
+	c := p.Cursor
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
 	r.inflight++
@@ -475,7 +476,7 @@ func (r *recordingLease) Save(ctx context.Context, c int64) error {
 	if fail {
 		return errInjected
 	}
-	return r.Lease.Save(ctx, c)
+	return r.Lease.Save(ctx, p)
 }
 
 func (r *recordingLease) saves() []int64 {
@@ -509,18 +510,21 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 		sv := poll.NewSaver(ctx, l, 0, nil)
 		defer sv.Close()
 		for c := int64(1); c <= 50; c++ {
-			if err := sv.Advance(c); err != nil {
+			if err := sv.Advance(poll.Position{Cursor: c, Refusals: int(c % 4)}); err != nil {
 				t.Fatalf("Advance(%d): %v", c, err)
 			}
 		}
+		want := poll.Position{Cursor: 50, Refusals: 2}
 		got, err := sv.Wait()
-		if err != nil || got != 50 {
-			t.Fatalf("Wait = %d, %v; want 50", got, err)
+		if err != nil || got != want {
+			t.Fatalf("Wait = %+v, %v; want %+v", got, err, want)
 		}
 		_ = l.Release(ctx)
 		l2 := acquire(t, open(t, loc), connA, "r2")
 		defer l2.Release(ctx)
-		mustLoad(t, l2, 50, true)
+		if got, ok, err := l2.Load(ctx); err != nil || !ok || got != want {
+			t.Fatalf("Load = %+v, %v, %v; want %+v: the refusal streak travels with the cursor", got, ok, err, want)
+		}
 	})
 
 	t.Run("SaverCoalescesWithOneSaveInFlight", func(t *testing.T) {
@@ -529,7 +533,7 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 		sv := poll.NewSaver(ctx, rl, 0, nil)
 		defer sv.Close()
 		within(t, "Advance", func() {
-			if err := sv.Advance(1); err != nil {
+			if err := sv.Advance(poll.Position{Cursor: 1}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -538,7 +542,7 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 		}
 		within(t, "Advance", func() {
 			for c := int64(2); c <= 100; c++ {
-				if err := sv.Advance(c); err != nil {
+				if err := sv.Advance(poll.Position{Cursor: c}); err != nil {
 					t.Errorf("Advance(%d): %v", c, err)
 				}
 			}
@@ -548,7 +552,7 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 		}
 		close(rl.gate)
 		got, err := sv.Wait()
-		if err != nil || got != 100 {
+		if err != nil || got.Cursor != 100 {
 			t.Fatalf("Wait = %d, %v; want 100", got, err)
 		}
 		if calls := rl.saves(); len(calls) != 2 || calls[1] != 100 {
@@ -581,7 +585,7 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 					mu.Lock()
 					handed[c] = true
 					mu.Unlock()
-					if err := sv.Advance(c); err != nil {
+					if err := sv.Advance(poll.Position{Cursor: c}); err != nil {
 						t.Errorf("Advance(%d): %v", c, err)
 					}
 				}
@@ -589,7 +593,7 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 		}
 		wg.Wait()
 		got, err := sv.Wait()
-		if err != nil || got != 400 {
+		if err != nil || got.Cursor != 400 {
 			t.Fatalf("Wait = %d, %v; want 400", got, err)
 		}
 		var prev int64
@@ -605,7 +609,7 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 		if rl.maxInflight != 1 {
 			t.Fatalf("%d Saves in flight at once, want 1", rl.maxInflight)
 		}
-		if err := sv.Advance(10); err != nil { // lower than saved: no Save
+		if err := sv.Advance(poll.Position{Cursor: 10}); err != nil { // lower than saved: no Save
 			t.Fatal(err)
 		}
 		n := len(rl.saves())
@@ -622,17 +626,17 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 		sv := poll.NewSaver(ctx, rl, 0, nil)
 		defer sv.Close()
 		for c := int64(1); c <= 7; c++ {
-			_ = sv.Advance(c)
+			_ = sv.Advance(poll.Position{Cursor: c})
 			if _, err := sv.Wait(); (err != nil) != (c == 7) {
 				t.Fatalf("Wait after Advance(%d): %v", c, err)
 			}
 		}
 		n := len(rl.saves())
-		if err := sv.Advance(8); !errors.Is(err, errInjected) {
+		if err := sv.Advance(poll.Position{Cursor: 8}); !errors.Is(err, errInjected) {
 			t.Fatalf("Advance after a failed Save: %v, want the Save's error", err)
 		}
 		got, err := sv.Wait()
-		if !errors.Is(err, errInjected) || got != 6 {
+		if !errors.Is(err, errInjected) || got.Cursor != 6 {
 			t.Fatalf("Wait = %d, %v; want 6 and the Save's error", got, err)
 		}
 		if len(rl.saves()) != n {
@@ -645,13 +649,13 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 		l := acquire(t, open(t, h.Fresh(t)), connA, "r1")
 		sv := poll.NewSaver(ctx, l, 0, nil)
 		defer sv.Close()
-		_ = sv.Advance(3)
+		_ = sv.Advance(poll.Position{Cursor: 3})
 		if _, err := sv.Wait(); err != nil {
 			t.Fatal(err)
 		}
 		_ = l.Release(ctx)
-		_ = sv.Advance(4)
-		if got, err := sv.Wait(); err == nil || got != 3 {
+		_ = sv.Advance(poll.Position{Cursor: 4})
+		if got, err := sv.Wait(); err == nil || got.Cursor != 3 {
 			t.Fatalf("Wait after the lease was released = %d, %v; want 3 and an error", got, err)
 		}
 	})
@@ -667,7 +671,7 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 			stale := &recordingLease{Lease: acquire(t, s1, connA, "stale")}
 			sv := poll.NewSaver(ctx, stale, 0, nil)
 			defer sv.Close()
-			_ = sv.Advance(10)
+			_ = sv.Advance(poll.Position{Cursor: 10})
 			if _, err := sv.Wait(); err != nil {
 				t.Fatal(err)
 			}
@@ -685,15 +689,15 @@ func runSaver(t *testing.T, h Harness, open func(*testing.T, string) poll.Store,
 				}
 			}
 			defer fresh.Release(ctx)
-			if err := fresh.Save(ctx, 20); err != nil {
+			if err := fresh.Save(ctx, poll.Position{Cursor: 20}); err != nil {
 				t.Fatal(err)
 			}
-			_ = sv.Advance(30)
-			if got, err := sv.Wait(); !errors.Is(err, poll.ErrLeaseLost) || got != 10 {
+			_ = sv.Advance(poll.Position{Cursor: 30})
+			if got, err := sv.Wait(); !errors.Is(err, poll.ErrLeaseLost) || got.Cursor != 10 {
 				t.Fatalf("stale Saver: Wait = %d, %v; want 10 and ErrLeaseLost", got, err)
 			}
 			n := len(stale.saves())
-			if err := sv.Advance(40); !errors.Is(err, poll.ErrLeaseLost) {
+			if err := sv.Advance(poll.Position{Cursor: 40}); !errors.Is(err, poll.ErrLeaseLost) {
 				t.Fatalf("Advance after the lease was lost: %v", err)
 			}
 			if _, err := sv.Wait(); err == nil || len(stale.saves()) != n {
