@@ -24,6 +24,7 @@ import (
 	"github.com/willabides/kongplete"
 
 	"github.com/edgepoll/edgepoll/poll"
+	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
 )
 
 // Exit codes (cli.md).
@@ -34,6 +35,7 @@ const (
 )
 
 func main() {
+	scriptsink.GuardMain() // a script guard process (see sinks/script) never returns
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,13 +32,22 @@ type Config struct {
 	// MaxOutput caps how much of the script's stdout and stderr is kept for
 	// the log. Default 4 KiB.
 	MaxOutput int
+	// Guard is the command line of the guard process that kills the
+	// script's process group should edgepoll die (SIGKILL, os.Exit); see
+	// GuardMain. Default: this executable with GuardEnv set, which works
+	// when main (or TestMain) calls GuardMain first.
+	Guard []string
 }
+
+// stderrTail is how much of a failed script's stderr its error carries.
+const stderrTail = 512
 
 // Sink runs the script once per event. It implements poll.Deliverer.
 type Sink struct {
-	cfg Config
-	env []string
-	log *slog.Logger
+	cfg   Config
+	env   []string
+	log   *slog.Logger
+	guard *guard
 }
 
 // New validates cfg and builds the sink.
@@ -63,7 +73,9 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Sink{cfg: cfg, env: scrubEnv(os.Environ()), log: log}, nil
+	s := &Sink{cfg: cfg, env: scrubEnv(os.Environ()), log: log}
+	s.guard = startGuard(cfg.Guard, log)
+	return s, nil
 }
 
 // scrubEnv drops edgepoll's secrets and the ILERT_* metadata variables (set
@@ -99,9 +111,13 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 		"ILERT_EDGE_ITEM_ID="+ev.ItemID(),
 		"ILERT_TIMESTAMP="+ev.Timestamp,
 	)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group (killed as a whole on every exit path), and
+	// SIGKILL should edgepoll die; the guard kills the rest of the group
+	// (the script's children) then.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out := &capped{max: s.cfg.MaxOutput}
-	cmd.Stdout, cmd.Stderr = out, out
+	errTail := &tail{max: stderrTail}
+	cmd.Stdout, cmd.Stderr = out, io.MultiWriter(out, errTail)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return poll.Retryable("start", err)
@@ -114,6 +130,7 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 		return poll.Retryable("start", fmt.Errorf("starting %s: %v", s.cfg.Path, errors.Unwrap(err)))
 	}
 	pgid := cmd.Process.Pid
+	s.guard.watch(pgid)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -136,6 +153,7 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 	}
 	// Whatever the outcome, no process of this run outlives it.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	s.guard.forget(pgid)
 	_ = stdin.Close()
 	wg.Wait()
 
@@ -152,9 +170,9 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 		return nil
 	case errors.As(waitErr, &ee):
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return poll.Retryable("signal", fmt.Errorf("script killed by signal %s", ws.Signal()))
+			return poll.Retryable("signal", fmt.Errorf("script killed by signal %s%s", ws.Signal(), errTail.suffix()))
 		}
-		return poll.Retryable("exit_status", fmt.Errorf("script exited with status %d", ee.ExitCode()))
+		return poll.Retryable("exit_status", fmt.Errorf("script exited with status %d%s", ee.ExitCode(), errTail.suffix()))
 	case errors.Is(waitErr, exec.ErrWaitDelay):
 		return nil // exited 0; a leftover grandchild held the output open and was killed
 	default:
@@ -162,8 +180,46 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 	}
 }
 
-// Close implements poll.Deliverer.
-func (s *Sink) Close() error { return nil }
+// Close implements poll.Deliverer: it ends the guard (after killing any
+// script group still running).
+func (s *Sink) Close() error {
+	s.guard.close()
+	return nil
+}
+
+// tail keeps the last max bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+	cut bool
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+		t.cut = true
+	}
+	return len(p), nil
+}
+
+// suffix is "; stderr: ..." with the tail quoted (control characters
+// escaped), or "" when the script wrote nothing to stderr.
+func (t *tail) suffix() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := bytes.TrimSpace(t.buf)
+	if len(b) == 0 {
+		return ""
+	}
+	if t.cut {
+		return "; stderr (last " + strconv.Itoa(t.max) + " bytes): " + strconv.Quote(string(b))
+	}
+	return "; stderr: " + strconv.Quote(string(b))
+}
 
 // capped keeps the first max bytes written to it.
 type capped struct {

@@ -8,15 +8,20 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
 )
+
+func TestMain(m *testing.M) {
+	GuardMain()
+	os.Exit(m.Run())
+}
 
 func writeScript(t *testing.T, body string) string {
 	t.Helper()
@@ -64,7 +69,9 @@ func TestFailuresAreRetryable(t *testing.T) {
 	}
 }
 
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+// alive: a zombie counts as dead (testenv.Alive), so these tests do not
+// depend on PID 1 reaping the killed grandchild.
+func alive(pid int) bool { return testenv.Alive(pid) }
 
 func TestTimeoutKillsWholeGroup(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
@@ -143,4 +150,23 @@ func TestContextCancelKillsScript(t *testing.T) {
 	err = s.Deliver(ctx, poll.NewEvent(1, []byte(`{}`)))
 	require.Error(t, err)
 	assert.False(t, poll.IsPermanent(err))
+}
+
+// A failed script's stderr tail (bounded, control characters quoted) is in
+// its error, which the cycle logs at WARN.
+func TestFailedScriptErrorCarriesStderrTail(t *testing.T) {
+	s, err := New(Config{Path: writeScript(t, "echo first >&2\nhead -c 3000 /dev/zero | tr '\\0' y >&2\nprintf 'boom: disk \\033[1mfull\\n' >&2\nexit 3\n")}, nil)
+	require.NoError(t, err)
+	err = s.Deliver(context.Background(), poll.NewEvent(1, []byte(`{}`)))
+	require.Error(t, err)
+	assert.Equal(t, "exit_status", poll.ReasonOf(err))
+	assert.Contains(t, err.Error(), `script exited with status 3; stderr (last 512 bytes): "yyy`)
+	assert.Contains(t, err.Error(), `boom: disk \x1b[1mfull"`)
+	assert.NotContains(t, err.Error(), "first")
+	assert.Less(t, len(err.Error()), 700)
+
+	s, err = New(Config{Path: writeScript(t, "echo 'no such host' >&2\nkill -TERM $$\n")}, nil)
+	require.NoError(t, err)
+	err = s.Deliver(context.Background(), poll.NewEvent(1, []byte(`{}`)))
+	assert.Contains(t, err.Error(), `killed by signal terminated; stderr: "no such host"`)
 }
