@@ -49,6 +49,10 @@ type Harness struct {
 	// the lock files with the hot cursor). The suite then checks that Sync
 	// made the cursor durable.
 	DropVolatile func(t *testing.T, loc string)
+	// DeleteStore, when set, deletes the state itself the way an operator
+	// would (the state file, not the lock files beside it); the suite then
+	// checks that no cursor survives it.
+	DeleteStore func(t *testing.T, loc string)
 	// OpenStale, with LeaseTTL: opens a handle whose leases are never
 	// renewed (a frozen or partitioned run). Default Open.
 	OpenStale func(t *testing.T, loc string) poll.Store
@@ -268,6 +272,80 @@ func Run(t *testing.T, h Harness) {
 			if err != nil || (got != poll.Position{Cursor: 5, Refusals: 2} && got != poll.Position{Cursor: 9}) {
 				t.Fatalf("after power loss: %+v, %v; want the synced 5 with its 2 refusals (or the later 9)", got, err)
 			}
+		})
+	}
+
+	t.Run("OperatorInspectSetReset", func(t *testing.T) {
+		loc := h.Fresh(t)
+		s1, s2 := open(t, loc), open(t, loc)
+		insp, ok := s2.(poll.Inspector)
+		if !ok {
+			t.Fatal("the store does not implement poll.Inspector")
+		}
+		inspect := func(t *testing.T) poll.StateInfo {
+			t.Helper()
+			info, err := insp.Inspect(ctx, connA)
+			if err != nil {
+				t.Fatalf("Inspect: %v", err)
+			}
+			return info
+		}
+		if info := inspect(t); info.HasCursor || info.Lease.Held {
+			t.Fatalf("fresh store: %+v", info)
+		}
+		l := acquire(t, s1, connA, "run-holder")
+		mustSave(t, l, 40)
+		if err := l.Sync(ctx); err != nil {
+			t.Fatalf("Sync: %v", err)
+		}
+		info := inspect(t)
+		if !info.HasCursor || info.Cursor != 40 || info.UpdatedAt.IsZero() || !info.Lease.Held || !strings.Contains(info.Lease.Holder, "run-holder") {
+			t.Fatalf("while held: %+v", info)
+		}
+		mustSave(t, l, 41) // inspecting did not disturb the holder
+		if err := l.Release(ctx); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		if info := inspect(t); info.Lease.Held || info.Cursor != 41 {
+			t.Fatalf("after release: %+v", info)
+		}
+
+		op := acquire(t, s2, connA, "operator")
+		set, ok := op.(poll.CursorSetter)
+		if !ok {
+			t.Fatal("the lease does not implement poll.CursorSetter")
+		}
+		if err := set.SetCursor(ctx, 5); err != nil { // backwards
+			t.Fatalf("SetCursor: %v", err)
+		}
+		_ = op.Release(ctx)
+		l = acquire(t, open(t, loc), connA, "r2")
+		mustLoad(t, l, 5, true)
+		mustSave(t, l, 6)
+		if err := l.(poll.CursorSetter).ResetCursor(ctx); err != nil {
+			t.Fatalf("ResetCursor: %v", err)
+		}
+		_ = l.Release(ctx)
+		l = acquire(t, open(t, loc), connA, "r3")
+		mustLoad(t, l, 0, false)
+		_ = l.Release(ctx)
+		if info := inspect(t); info.HasCursor || info.Lease.Held {
+			t.Fatalf("after reset: %+v", info)
+		}
+	})
+
+	if h.DeleteStore != nil {
+		t.Run("DeletedStoreLeavesNoCursor", func(t *testing.T) {
+			loc := h.Fresh(t)
+			s1 := open(t, loc)
+			l := acquire(t, s1, connA, "r1")
+			mustSave(t, l, 40)
+			_ = l.Release(ctx)
+			_ = s1.Close()
+			h.DeleteStore(t, loc)
+			l = acquire(t, open(t, loc), connA, "r2")
+			defer l.Release(ctx)
+			mustLoad(t, l, 0, false)
 		})
 	}
 

@@ -406,6 +406,78 @@ func (l *lease) Save(ctx context.Context, pos poll.Position) error {
 	return nil // the stored cursor is already at or past this one
 }
 
+// SetCursor implements poll.CursorSetter: any value, backwards too, fenced
+// like Save by the lease generation.
+func (l *lease) SetCursor(ctx context.Context, cursor int64) error {
+	return l.put(ctx, "SET #c = :c, refusals = :r, gen = :g, updated_at = :at", map[string]types.AttributeValue{
+		":r": num(0),
+		":c": num(cursor), ":at": str(l.s.opt.Now().UTC().Format(time.RFC3339Nano)),
+	})
+}
+
+// ResetCursor implements poll.CursorSetter: the cursor item keeps only its
+// generation (the fence).
+func (l *lease) ResetCursor(ctx context.Context) error {
+	return l.put(ctx, "SET gen = :g REMOVE #c, refusals, updated_at", nil)
+}
+
+func (l *lease) put(ctx context.Context, update string, values map[string]types.AttributeValue) error {
+	l.mu.Lock()
+	lost, done, expired := l.lost, l.done, l.s.opt.Now().After(l.expires)
+	l.mu.Unlock()
+	switch {
+	case done:
+		return errors.New("set after the lease was released")
+	case lost || expired:
+		return fmt.Errorf("%w: cursor not changed", poll.ErrLeaseLost)
+	}
+	if values == nil {
+		values = map[string]types.AttributeValue{}
+	}
+	values[":g"] = num(l.gen)
+	_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.s.table),
+		Key:                       key("cursor#" + l.conn),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("attribute_not_exists(gen) OR gen <= :g"),
+		ExpressionAttributeNames:  map[string]string{"#c": "cursor"},
+		ExpressionAttributeValues: values,
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("%w: a newer lease owns the cursor; not changed", poll.ErrLeaseLost)
+	}
+	if err != nil {
+		return fmt.Errorf("dynamodb %s: writing the cursor: %s", l.s.table, awsErr(err))
+	}
+	return nil
+}
+
+// Inspect implements poll.Inspector with two consistent reads.
+func (s *Store) Inspect(ctx context.Context, conn string) (poll.StateInfo, error) {
+	var info poll.StateInfo
+	cur, err := s.get(ctx, "cursor#"+conn)
+	if err != nil {
+		return info, err
+	}
+	if _, ok := cur["cursor"]; ok {
+		info.HasCursor, info.Cursor, info.Refusals = true, getNum(cur, "cursor"), int(getNum(cur, "refusals"))
+		if at, ok := cur["updated_at"].(*types.AttributeValueMemberS); ok {
+			info.UpdatedAt, _ = time.Parse(time.RFC3339Nano, at.Value)
+		}
+	}
+	li, err := s.get(ctx, "lease#"+conn)
+	if err != nil {
+		return info, err
+	}
+	if o, ok := li["owner"].(*types.AttributeValueMemberS); ok {
+		exp := time.UnixMilli(getNum(li, "expires_at"))
+		if exp.After(s.opt.Now()) {
+			info.Lease = poll.LeaseInfo{Held: true, Holder: o.Value, ExpiresAt: exp.UTC()}
+		}
+	}
+	return info, nil
+}
+
 // Sync is a no-op: an acknowledged DynamoDB write is durable.
 func (l *lease) Sync(context.Context) error { return nil }
 

@@ -160,6 +160,39 @@ func (s *Store) SaveStats(_ context.Context, conn string, st poll.Stats) error {
 	})
 }
 
+// PutDurable implements locallease.Durable: the operator's rewrite, any
+// position (or none).
+func (s *Store) PutDurable(_ context.Context, conn string, p poll.Position, ok bool) error {
+	return s.update(func(f *file) bool {
+		if !ok {
+			_, had := f.Cursors[conn]
+			delete(f.Cursors, conn)
+			return had
+		}
+		f.Cursors[conn] = entry{Cursor: p.Cursor, Refusals: p.Refusals, UpdatedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+		return true
+	})
+}
+
+// Inspect implements poll.Inspector: the stored cursor and when it was
+// written, completed from the lock file (lease holder, a run's hot cursor).
+func (s *Store) Inspect(_ context.Context, conn string) (poll.StateInfo, error) {
+	var info poll.StateInfo
+	f, err := s.read()
+	if err != nil {
+		return info, err
+	}
+	if e, ok := f.Cursors[conn]; ok {
+		info.HasCursor, info.Cursor, info.Refusals = true, e.Cursor, e.Refusals
+		info.UpdatedAt, _ = time.Parse(time.RFC3339Nano, e.UpdatedAt)
+	}
+	info, err = locallease.Inspect(locallease.LockPath(s.path, conn), info)
+	if err != nil {
+		return info, fmt.Errorf("state %s: %w", s.path, err)
+	}
+	return info, nil
+}
+
 // update does a read-modify-write of the whole file under the file lock and
 // replaces it atomically (temp file + rename) when change reports a change.
 func (s *Store) update(change func(*file) bool) error {

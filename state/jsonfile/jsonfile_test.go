@@ -56,6 +56,11 @@ func TestContract(t *testing.T) {
 		},
 		ChildProcess: true,
 		DropVolatile: contract.DropLockFiles,
+		DeleteStore: func(t *testing.T, loc string) {
+			for _, p := range []string{loc} {
+				_ = os.Remove(p)
+			}
+		},
 	})
 }
 

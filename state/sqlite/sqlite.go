@@ -176,3 +176,40 @@ func parseTime(s string) time.Time {
 	t, _ := time.Parse(time.RFC3339Nano, s)
 	return t
 }
+
+// PutDurable implements locallease.Durable: the operator's rewrite, any
+// position (or none), committed with fsync.
+func (s *Store) PutDurable(ctx context.Context, conn string, p poll.Position, ok bool) error {
+	var err error
+	if ok {
+		_, err = s.db.ExecContext(ctx, `INSERT INTO cursors (conn, cursor, refusals, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (conn) DO UPDATE SET cursor = excluded.cursor, refusals = excluded.refusals, updated_at = excluded.updated_at`,
+			conn, p.Cursor, p.Refusals, formatTime(time.Now()))
+	} else {
+		_, err = s.db.ExecContext(ctx, "DELETE FROM cursors WHERE conn = ?", conn)
+	}
+	if err != nil {
+		return fmt.Errorf("state %s: writing the cursor: %v", s.path, err)
+	}
+	return nil
+}
+
+// Inspect implements poll.Inspector: the stored cursor and when it was
+// written, completed from the lock file (lease holder, a run's hot cursor).
+func (s *Store) Inspect(ctx context.Context, conn string) (poll.StateInfo, error) {
+	var info poll.StateInfo
+	var at string
+	err := s.db.QueryRowContext(ctx, "SELECT cursor, refusals, updated_at FROM cursors WHERE conn = ?", conn).Scan(&info.Cursor, &info.Refusals, &at)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return info, fmt.Errorf("state %s: reading the cursor: %v", s.path, err)
+	default:
+		info.HasCursor, info.UpdatedAt = true, parseTime(at)
+	}
+	info, err = locallease.Inspect(locallease.LockPath(s.path, conn), info)
+	if err != nil {
+		return info, fmt.Errorf("state %s: %w", s.path, err)
+	}
+	return info, nil
+}

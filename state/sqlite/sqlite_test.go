@@ -28,6 +28,11 @@ func TestContract(t *testing.T) {
 		},
 		ChildProcess: true,
 		DropVolatile: contract.DropLockFiles,
+		DeleteStore: func(t *testing.T, loc string) {
+			for _, p := range []string{loc, loc + "-wal", loc + "-shm"} {
+				_ = os.Remove(p)
+			}
+		},
 	})
 }
 

@@ -17,6 +17,13 @@
 // other one still holds the previous cursor, so a kill costs at most one
 // redelivered item. Where the file cannot be mapped, Save falls back to one
 // pwrite per item (atomic against a kill).
+//
+// The hot cursor only ever runs ahead of a durable one: the first Save of a
+// connection that has no durable cursor yet writes it durably at once, and a
+// hot cursor found in a lock file while the store has no cursor for the
+// connection (the state file was deleted, or the cursor reset) is stale and
+// thrown away. So deleting the state file, or `edgepoll state reset` /
+// `set-cursor`, leaves no hidden cursor behind in a lock file.
 package locallease
 
 import (
@@ -43,6 +50,9 @@ type Durable interface {
 	// SaveDurable stores pos if its cursor is larger than the stored one and
 	// makes it power-loss durable before returning.
 	SaveDurable(ctx context.Context, conn string, pos poll.Position) error
+	// PutDurable stores pos whatever the stored one (an operator's rewind),
+	// or with ok false forgets the position, durably.
+	PutDurable(ctx context.Context, conn string, pos poll.Position, ok bool) error
 	// LoadStats and SaveStats read and durably replace the run statistics.
 	LoadStats(ctx context.Context, conn string) (poll.Stats, error)
 	SaveStats(ctx context.Context, conn string, st poll.Stats) error
@@ -127,6 +137,7 @@ type lease struct {
 	hot      poll.Position // largest position saved (page cache)
 	durable  int64         // largest cursor known written durably
 	released bool
+	anchored bool   // a durable cursor exists: the hot one may run ahead of it
 	m        []byte // the two slots, mapped shared; nil: pwrite instead
 	slot     int    // the slot the next Save writes (not the newest one)
 	buf      [recordSize]byte
@@ -139,6 +150,15 @@ func (l *lease) Load(ctx context.Context) (poll.Position, bool, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.anchored = ok
+	if !ok && l.hot.Cursor > 0 {
+		// No durable cursor, yet a hot one: left over from a state file
+		// that was deleted since. It must not resurrect.
+		if err := l.clearSlots(); err != nil {
+			return poll.Position{}, false, err
+		}
+		l.hot = poll.Position{}
+	}
 	if p.Cursor > l.durable {
 		l.durable = p.Cursor
 	}
@@ -148,7 +168,50 @@ func (l *lease) Load(ctx context.Context) (poll.Position, bool, error) {
 	return p, ok, nil
 }
 
-func (l *lease) Save(_ context.Context, pos poll.Position) error {
+// clearSlots zeroes both hot-cursor slots and makes that durable, so that no
+// copy of an older cursor survives a rewrite by the operator. Called with mu.
+func (l *lease) clearSlots() error {
+	if l.m != nil {
+		clear(l.m)
+	} else if _, err := l.f.WriteAt(make([]byte, noteOffset), 0); err != nil {
+		return fmt.Errorf("clearing the hot cursor in %s: %w", l.path, err)
+	}
+	l.slot = 0
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("clearing the hot cursor in %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// SetCursor implements poll.CursorSetter (the refusal streak starts over).
+func (l *lease) SetCursor(ctx context.Context, cursor int64) error {
+	return l.put(ctx, poll.Position{Cursor: cursor}, true)
+}
+
+// ResetCursor implements poll.CursorSetter.
+func (l *lease) ResetCursor(ctx context.Context) error {
+	return l.put(ctx, poll.Position{}, false)
+}
+
+func (l *lease) put(ctx context.Context, pos poll.Position, ok bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return errors.New("set after the lease was released")
+	}
+	// Hot copy first: a crash in between leaves the old durable cursor,
+	// never a hot one that outranks the operator's.
+	if err := l.clearSlots(); err != nil {
+		return err
+	}
+	if err := l.d.PutDurable(ctx, l.conn, pos, ok); err != nil {
+		return err
+	}
+	l.hot, l.durable, l.anchored = pos, pos.Cursor, ok
+	return nil
+}
+
+func (l *lease) Save(ctx context.Context, pos poll.Position) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.released {
@@ -156,6 +219,15 @@ func (l *lease) Save(_ context.Context, pos poll.Position) error {
 	}
 	if pos.Cursor <= l.hot.Cursor {
 		return nil
+	}
+	if !l.anchored {
+		// The connection's first cursor goes to the store at once: a hot
+		// cursor is trusted only next to a durable one.
+		if err := l.d.SaveDurable(ctx, l.conn, pos); err != nil {
+			return err
+		}
+		l.anchored = true
+		l.durable = max(l.durable, pos.Cursor)
 	}
 	off := l.slot * recordSize
 	if l.m != nil {
@@ -291,6 +363,32 @@ func parseRecord(b []byte) (poll.Position, bool) {
 		p.Refusals = r
 	}
 	return p, true
+}
+
+// Inspect completes info, read from a state file without the lease, with
+// what lockPath shows: whether a run holds the lease (and its note), and a
+// hot position ahead of the durable one (a run in progress). It takes no
+// lock a run could trip over for longer than a probe, and writes nothing.
+func Inspect(lockPath string, info poll.StateInfo) (poll.StateInfo, error) {
+	f, err := os.Open(lockPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return info, nil
+	}
+	if err != nil {
+		return info, fmt.Errorf("lease: %w", err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	} else if errors.Is(err, syscall.EWOULDBLOCK) {
+		info.Lease = poll.LeaseInfo{Held: true, Holder: readNote(f)}
+	} else {
+		return info, fmt.Errorf("lease: flock %s: %w", lockPath, err)
+	}
+	if hot, _ := readSlots(f); info.HasCursor && hot.Cursor > info.Cursor {
+		info.Cursor, info.Refusals = hot.Cursor, hot.Refusals
+	}
+	return info, nil
 }
 
 func readNote(f *os.File) string {

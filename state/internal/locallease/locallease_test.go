@@ -18,17 +18,34 @@ import (
 
 type memDurable struct {
 	c     map[string]int64
+	r     map[string]int // refusals
 	saves int
 }
 
 func (m *memDurable) LoadDurable(_ context.Context, conn string) (poll.Position, bool, error) {
 	c, ok := m.c[conn]
-	return poll.Position{Cursor: c}, ok, nil
+	return poll.Position{Cursor: c, Refusals: m.r[conn]}, ok, nil
 }
 func (m *memDurable) SaveDurable(_ context.Context, conn string, p poll.Position) error {
 	m.saves++
-	if p.Cursor > m.c[conn] {
-		m.c[conn] = p.Cursor
+	if _, ok := m.c[conn]; !ok || p.Cursor > m.c[conn] {
+		m.put(conn, p)
+	}
+	return nil
+}
+func (m *memDurable) put(conn string, p poll.Position) {
+	if m.r == nil {
+		m.r = map[string]int{}
+	}
+	m.c[conn], m.r[conn] = p.Cursor, p.Refusals
+}
+func (m *memDurable) PutDurable(_ context.Context, conn string, p poll.Position, ok bool) error {
+	m.saves++
+	if ok {
+		m.put(conn, p)
+	} else {
+		delete(m.c, conn)
+		delete(m.r, conn)
 	}
 	return nil
 }
@@ -38,9 +55,11 @@ func (m *memDurable) SaveStats(context.Context, string, poll.Stats) error   { re
 func pos(c int64) poll.Position { return poll.Position{Cursor: c} }
 
 func TestHotCursorSurvivesWithoutSyncAndSyncsOnce(t *testing.T) {
-	d := &memDurable{c: map[string]int64{}}
+	d := &memDurable{c: map[string]int64{"a": 0}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
 	l, err := Acquire(d, p, "a", "run-1")
+	require.NoError(t, err)
+	_, _, err = l.Load(context.Background()) // as a cycle does
 	require.NoError(t, err)
 	for i := int64(1); i <= 100; i++ {
 		require.NoError(t, l.Save(context.Background(), pos(i)))
@@ -67,6 +86,8 @@ func TestTornSlotCostsAtMostOneItem(t *testing.T) {
 	l, err := Acquire(d, p, "a", "r")
 	require.NoError(t, err)
 	require.NotNil(t, l.(*lease).m, "the slots are memory-mapped")
+	_, _, err = l.Load(context.Background())
+	require.NoError(t, err)
 	for i := int64(8); i <= 20; i++ {
 		require.NoError(t, l.Save(context.Background(), pos(i)))
 	}
@@ -171,6 +192,106 @@ func TestHotSlotCarriesRefusals(t *testing.T) {
 	old, ok := parseRecord([]byte("cursor 42 " + fmt.Sprintf("%08x", crc32.ChecksumIEEE([]byte("42"))) + "\n"))
 	assert.True(t, ok)
 	assert.Equal(t, poll.Position{Cursor: 42}, old)
+}
+
+// A connection's first cursor is written durably at once; after that the
+// hot cursor runs ahead of it.
+func TestFirstCursorIsDurableAtOnce(t *testing.T) {
+	d := &memDurable{c: map[string]int64{}}
+	l, err := Acquire(d, filepath.Join(t.TempDir(), "s.lock-a"), "a", "r")
+	require.NoError(t, err)
+	_, ok, err := l.Load(context.Background())
+	require.NoError(t, err)
+	require.False(t, ok)
+	for i := int64(1); i <= 5; i++ {
+		require.NoError(t, l.Save(context.Background(), pos(i)))
+	}
+	assert.Equal(t, 1, d.saves)
+	assert.Equal(t, int64(1), d.c["a"])
+	l.(*lease).unlock()
+}
+
+// The state file was deleted (the store has no cursor for the connection):
+// the hot cursor left in the lock file must not come back.
+func TestHotCursorWithoutDurableOneIsStale(t *testing.T) {
+	d := &memDurable{c: map[string]int64{"a": 3}}
+	p := filepath.Join(t.TempDir(), "s.lock-a")
+	l, err := Acquire(d, p, "a", "r")
+	require.NoError(t, err)
+	require.NoError(t, l.Save(context.Background(), pos(50)))
+	l.(*lease).unlock() // killed before a Sync: 50 only in the lock file
+	delete(d.c, "a")    // rm the state file
+
+	for range 2 {
+		l, err = Acquire(d, p, "a", "r2")
+		require.NoError(t, err)
+		c, ok, err := l.Load(context.Background())
+		require.NoError(t, err)
+		assert.False(t, ok, "cursor %d resurrected from the lock file", c.Cursor)
+		l.(*lease).unlock()
+	}
+}
+
+// SetCursor may move the cursor backwards, and ResetCursor forgets it; no
+// hot copy in the lock file outranks either, even after a kill.
+func TestSetCursorAndResetLeaveNoHiddenCursor(t *testing.T) {
+	d := &memDurable{c: map[string]int64{"a": 3}}
+	p := filepath.Join(t.TempDir(), "s.lock-a")
+	ctx := context.Background()
+	l, err := Acquire(d, p, "a", "r")
+	require.NoError(t, err)
+	require.NoError(t, l.Save(ctx, poll.Position{Cursor: 50, Refusals: 2}))
+	l.(*lease).unlock() // killed: 50 hot, 3 durable
+
+	l, err = Acquire(d, p, "a", "operator")
+	require.NoError(t, err)
+	require.NoError(t, l.(poll.CursorSetter).SetCursor(ctx, 5))
+	l.(*lease).unlock()
+	assert.Equal(t, int64(5), d.c["a"])
+
+	l, err = Acquire(d, p, "a", "run")
+	require.NoError(t, err)
+	c, ok, err := l.Load(ctx)
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, pos(5), c, "the streak starts over too")
+	require.NoError(t, l.Save(ctx, pos(9)))
+	require.NoError(t, l.(poll.CursorSetter).ResetCursor(ctx))
+	l.(*lease).unlock()
+
+	l, err = Acquire(d, p, "a", "run")
+	require.NoError(t, err)
+	_, ok, err = l.Load(ctx)
+	require.NoError(t, err)
+	assert.False(t, ok)
+	require.NoError(t, l.Release(ctx))
+}
+
+func TestInspectSeesHolderAndHotCursor(t *testing.T) {
+	d := &memDurable{c: map[string]int64{"a": 3}}
+	p := filepath.Join(t.TempDir(), "s.lock-a")
+	ctx := context.Background()
+	info, err := Inspect(p, poll.StateInfo{HasCursor: true, Cursor: 3})
+	require.NoError(t, err)
+	assert.False(t, info.Lease.Held, "no lock file yet")
+
+	l, err := Acquire(d, p, "a", "run-holder")
+	require.NoError(t, err)
+	require.NoError(t, l.Save(ctx, poll.Position{Cursor: 8, Refusals: 1}))
+	info, err = Inspect(p, poll.StateInfo{HasCursor: true, Cursor: 3})
+	require.NoError(t, err)
+	assert.True(t, info.Lease.Held)
+	assert.Contains(t, info.Lease.Holder, "run-holder")
+	assert.Equal(t, int64(8), info.Cursor, "a run's progress not yet synced")
+	assert.Equal(t, 1, info.Refusals)
+	_, err = Acquire(d, p, "a", "other")
+	require.ErrorIs(t, err, poll.ErrLeaseHeld, "inspecting did not disturb the holder")
+
+	require.NoError(t, l.Release(ctx))
+	info, err = Inspect(p, poll.StateInfo{HasCursor: true, Cursor: 8})
+	require.NoError(t, err)
+	assert.False(t, info.Lease.Held)
+	assert.Empty(t, info.Lease.Holder)
 }
 
 func mustOpen(t *testing.T, p string) *os.File {
