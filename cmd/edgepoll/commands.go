@@ -15,6 +15,7 @@ import (
 // and may stand before or after it.
 type Commands struct {
 	Run        runCmd        `cmd:"" default:"withargs" hidden:"" help:"Run one poll cycle (the default when no command is given)."`
+	State      stateCmd      `cmd:"" help:"Inspect and repair the connection's cursor and lease (the same --state and connector key as a run)."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
 }
 
@@ -53,6 +54,9 @@ func (*runCmd) run(e *cmdEnv) int {
 		return fail(e.stderr, err)
 	}
 	defer app.close()
+	if err := seedFromIlagent(e, app.store, key); err != nil {
+		return fail(e.stderr, err)
+	}
 
 	if e.cli.Loop {
 		return app.loop(e.ctx)

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/ilagent"
+)
+
+// stateCmd: `edgepoll state ...`, the operator's view of and hand on the
+// connection's cursor (cli.md, "Operator commands").
+type stateCmd struct {
+	Show          stateShowCmd      `cmd:"" help:"Show the connection's cursor, when it was written, the lease holder and the refusal streak (read-only; works while a run holds the lease)."`
+	SetCursor     stateSetCursorCmd `cmd:"" name:"set-cursor" help:"Set the cursor: the next cycle polls with after-id=N (lower: replay; higher: skip). Takes the lease."`
+	Reset         stateResetCmd     `cmd:"" help:"Forget the cursor: the next poll has after-id=0. Takes the lease."`
+	ImportIlagent stateImportCmd    `cmd:"" name:"import-ilagent" help:"Take the cursor from the reference agent's (ilagent) SQLite file. Takes the lease."`
+}
+
+type stateShowCmd struct {
+	Output string `name:"output" short:"o" enum:"text,json" default:"text" env:"-" help:"text or json."`
+}
+
+func (*stateShowCmd) needsTarget() bool { return false }
+
+// stateJSON is `state show --output json` (cli.md).
+type stateJSON struct {
+	Connection string    `json:"connection"`
+	Cursor     *int64    `json:"cursor"`
+	UpdatedAt  *string   `json:"updated_at"`
+	Lease      leaseJSON `json:"lease"`
+	Refusals   int       `json:"refusals"`
+}
+
+type leaseJSON struct {
+	Held      bool    `json:"held"`
+	Holder    *string `json:"holder"`
+	ExpiresAt *string `json:"expires_at"`
+}
+
+func rfc3339(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339)
+	return &s
+}
+
+func (c *stateShowCmd) run(e *cmdEnv) int {
+	conn, err := connection(e)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	info, err := inspect(e, conn)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	if c.Output == "json" {
+		out := stateJSON{Connection: conn, UpdatedAt: rfc3339(info.UpdatedAt), Refusals: info.Refusals,
+			Lease: leaseJSON{Held: info.Lease.Held, ExpiresAt: rfc3339(info.Lease.ExpiresAt)}}
+		if info.HasCursor {
+			out.Cursor = &info.Cursor
+		}
+		if info.Lease.Held && info.Lease.Holder != "" {
+			out.Lease.Holder = &info.Lease.Holder
+		}
+		b, _ := json.Marshal(out)
+		fmt.Fprintf(e.stdout, "%s\n", b)
+		return exitOK
+	}
+	printState(e.stdout, e.cli, conn, info)
+	return exitOK
+}
+
+func printState(w io.Writer, cli *CLI, conn string, info poll.StateInfo) {
+	fmt.Fprintf(w, "state       %s\nconnection  %s\n", cli.State, conn)
+	switch {
+	case !info.HasCursor:
+		fmt.Fprintln(w, "cursor      none (the next poll has after-id=0)")
+	case info.UpdatedAt.IsZero():
+		fmt.Fprintf(w, "cursor      %d\n", info.Cursor)
+	default:
+		fmt.Fprintf(w, "cursor      %d (written %s)\n", info.Cursor, info.UpdatedAt.UTC().Format(time.RFC3339))
+	}
+	switch {
+	case !info.Lease.Held:
+		fmt.Fprintln(w, "lease       free")
+	case info.Lease.ExpiresAt.IsZero():
+		fmt.Fprintf(w, "lease       held by %s\n", orUnknown(info.Lease.Holder))
+	default:
+		fmt.Fprintf(w, "lease       held by %s until %s\n", orUnknown(info.Lease.Holder), info.Lease.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "refusals    %d\n", info.Refusals)
+	if cli.ClusterID != "" {
+		fmt.Fprintln(w, "note        --cluster-id is set: in HA mode ilert keeps the cursor, this one is not used")
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "another run"
+	}
+	return s
+}
+
+// connection is the state key of the configured connector key.
+func connection(e *cmdEnv) (string, error) {
+	key, err := connectorKey(e.ctx, e.cli)
+	if err != nil {
+		return "", err
+	}
+	return poll.ConnectionID(key), nil
+}
+
+// inspect reads the connection's state without the lease and without
+// creating anything: a local state file that does not exist is empty state.
+func inspect(e *cmdEnv, conn string) (poll.StateInfo, error) {
+	scheme, path, err := parseState(e.cli.State)
+	if err != nil {
+		return poll.StateInfo{}, &UsageError{Msg: "--state: " + err.Error()}
+	}
+	if scheme != "dynamodb" {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return poll.StateInfo{}, nil
+		}
+	}
+	store, err := openStore(e.ctx, e.cli, e.log)
+	if err != nil {
+		return poll.StateInfo{}, err
+	}
+	defer store.Close()
+	insp, ok := store.(poll.Inspector)
+	if !ok {
+		return poll.StateInfo{}, fmt.Errorf("--state %s: this backend cannot be inspected", scheme)
+	}
+	return insp.Inspect(e.ctx, conn)
+}
+
+// withLease runs fn holding the connection's lease, as a run would take it.
+// If another run holds it: exit 1 naming the holder, nothing changed.
+func withLease(e *cmdEnv, what string, fn func(l poll.Lease, set poll.CursorSetter, cur int64, has bool) error) int {
+	conn, err := connection(e)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	store, err := openStore(e.ctx, e.cli, e.log)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	defer store.Close()
+	l, err := store.Acquire(e.ctx, conn, "edgepoll-"+what+"-"+runID()[len("run-"):])
+	if errors.Is(err, poll.ErrLeaseHeld) {
+		fmt.Fprintf(e.stderr, "edgepoll: error: %s: the lease is taken: %v; nothing changed (stop that run, or wait until it is done)\n", what, err)
+		return exitFailed
+	}
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	set, ok := l.(poll.CursorSetter)
+	if !ok {
+		_ = l.Release(e.ctx)
+		return fail(e.stderr, fmt.Errorf("%s: this state backend cannot rewrite the cursor", what))
+	}
+	cur, has, err := l.Load(e.ctx)
+	if err == nil {
+		err = fn(l, set, cur.Cursor, has)
+	}
+	if rerr := l.Release(e.ctx); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		return fail(e.stderr, fmt.Errorf("%s: %w", what, err))
+	}
+	if e.cli.ClusterID != "" {
+		e.log.Warn("--cluster-id is set: in HA mode ilert keeps the cursor, the one in --state is not used")
+	}
+	return exitOK
+}
+
+func was(cur int64, has bool) any {
+	if !has {
+		return "none"
+	}
+	return cur
+}
+
+type stateSetCursorCmd struct {
+	Cursor int64 `arg:"" name:"N" help:"The edge item id the next poll starts after (after-id=N)."`
+}
+
+func (*stateSetCursorCmd) needsTarget() bool { return false }
+
+func (c *stateSetCursorCmd) run(e *cmdEnv) int {
+	if c.Cursor < 0 {
+		return fail(e.stderr, &UsageError{Msg: "state set-cursor: N must be 0 or more"})
+	}
+	return withLease(e, "set-cursor", func(_ poll.Lease, set poll.CursorSetter, cur int64, has bool) error {
+		if err := set.SetCursor(e.ctx, c.Cursor); err != nil {
+			return err
+		}
+		e.log.Info("cursor set: the next poll has after-id="+fmt.Sprint(c.Cursor), "was", was(cur, has), "cursor", c.Cursor)
+		return nil
+	})
+}
+
+type stateResetCmd struct{}
+
+func (*stateResetCmd) needsTarget() bool { return false }
+
+func (*stateResetCmd) run(e *cmdEnv) int {
+	return withLease(e, "reset", func(_ poll.Lease, set poll.CursorSetter, cur int64, has bool) error {
+		if err := set.ResetCursor(e.ctx); err != nil {
+			return err
+		}
+		e.log.Info("cursor forgotten: the next poll has after-id=0", "was", was(cur, has))
+		return nil
+	})
+}
+
+type stateImportCmd struct {
+	Path  string `arg:"" name:"PATH" type:"path" help:"The reference agent's SQLite file (its -f/--file, default ./ilagent.db3)."`
+	Force bool   `name:"force" env:"-" help:"Move an existing cursor backwards too."`
+}
+
+func (*stateImportCmd) needsTarget() bool { return false }
+
+func (c *stateImportCmd) run(e *cmdEnv) int {
+	key, err := connectorKey(e.ctx, e.cli)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	theirs, err := ilagent.ReadCursor(e.ctx, c.Path, key)
+	if err != nil {
+		return fail(e.stderr, fmt.Errorf("state import-ilagent: %w", err))
+	}
+	return withLease(e, "import-ilagent", func(_ poll.Lease, set poll.CursorSetter, cur int64, has bool) error {
+		switch {
+		case has && theirs == cur:
+			e.log.Info("cursor already at the reference agent's", "cursor", cur)
+			return nil
+		case has && theirs < cur && !c.Force:
+			return fmt.Errorf("refusing to move the cursor backwards from %d to the reference agent's %d (that would deliver %d items again; --force to do it anyway)", cur, theirs, cur-theirs)
+		}
+		if err := set.SetCursor(e.ctx, theirs); err != nil {
+			return err
+		}
+		e.log.Info("cursor imported from the reference agent", "file", c.Path, "was", was(cur, has), "cursor", theirs)
+		return nil
+	})
+}
+
+// seedFromIlagent implements --ilagent-db: while the store has no cursor for
+// the connection, start from the reference agent's (saved at once, so it is
+// logged once and edgepoll's own cursor wins from then on). A missing file,
+// table or row is logged; an unreadable file fails the run rather than start
+// a week early.
+func seedFromIlagent(e *cmdEnv, store poll.Store, key string) error {
+	path := e.cli.IlagentDB
+	if path == "" {
+		return nil
+	}
+	if e.cli.ClusterID != "" {
+		e.log.Warn("--ilagent-db is not used with --cluster-id: in HA mode ilert keeps the cursor")
+		return nil
+	}
+	l, err := store.Acquire(e.ctx, poll.ConnectionID(key), "edgepoll-import-"+runID()[len("run-"):])
+	if err != nil {
+		return nil // held by another run, or a state error the cycle reports
+	}
+	defer l.Release(e.ctx)
+	if _, has, err := l.Load(e.ctx); err != nil || has {
+		return nil
+	}
+	c, err := ilagent.ReadCursor(e.ctx, path, key)
+	if errors.Is(err, ilagent.ErrNothing) {
+		e.log.Info("--ilagent-db: nothing to import; starting without a cursor", "reason", err.Error())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := l.Save(e.ctx, poll.Position{Cursor: c}); err != nil {
+		return err
+	}
+	e.log.Info("starting from the reference agent's cursor (--ilagent-db); edgepoll's own cursor is used from now on", "file", path, "cursor", c)
+	return nil
+}
