@@ -310,3 +310,26 @@ func TestIlagentDBFlagSeedsTheFirstRun(t *testing.T) {
 		assert.Equal(t, []int64{1, 2}, tg.got())
 	})
 }
+
+// show reports the refusal streak kept with the cursor; set-cursor starts it
+// over.
+func TestStateShowRefusals(t *testing.T) {
+	backends, ddb := stateBackendsAll(t)
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			r := newStateRig(t, backend, 3, ddb)
+			tg := newTarget(t)
+			tg.setStatus(func(int64) int { return http.StatusNotFound })
+			res := r.run(t, "--mode", "http", "--http-url", tg.srv.URL)
+			require.Equal(t, 0, res.code, res.stderr)
+			s := r.show(t)
+			assert.Equal(t, 3, s.Refusals)
+			assert.Equal(t, int64(3), *s.Cursor)
+			text := r.run(t, "state", "show")
+			assert.Contains(t, text.stdout, "refusals    3")
+			res = r.run(t, "state", "set-cursor", "1")
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Zero(t, r.show(t).Refusals)
+		})
+	}
+}
