@@ -42,3 +42,18 @@ type CursorSetter interface {
 	SetCursor(ctx context.Context, cursor int64) error
 	ResetCursor(ctx context.Context) error
 }
+
+// Checker is a Sink (or Deliverer) that can tell whether its target is
+// reachable without delivering anything (`edgepoll check`): it returns nil
+// and a short note on what was checked, or the reason it is not.
+type Checker interface {
+	Check(ctx context.Context) (note string, err error)
+}
+
+// Check forwards to the Deliverer's Check, if it has one.
+func (o oneByOne) Check(ctx context.Context) (string, error) {
+	if c, ok := o.d.(Checker); ok {
+		return c.Check(ctx)
+	}
+	return "", nil
+}

@@ -16,6 +16,7 @@ import (
 type Commands struct {
 	Run        runCmd        `cmd:"" default:"withargs" hidden:"" help:"Run one poll cycle (the default when no command is given)."`
 	State      stateCmd      `cmd:"" help:"Inspect and repair the connection's cursor and lease (the same --state and connector key as a run)."`
+	Check      checkCmd      `cmd:"" help:"Check the configuration, the ilert key, the target and the state store, one line each, without delivering anything or moving the cursor."`
 	Completion completionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
 }
 

@@ -55,14 +55,8 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	if cfg.Path == "" {
 		return nil, errors.New("script path is empty")
 	}
-	st, err := os.Stat(cfg.Path)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("script: %w", err)
-	case !st.Mode().IsRegular():
-		return nil, fmt.Errorf("script %s is not a regular file", cfg.Path)
-	case st.Mode().Perm()&0o111 == 0:
-		return nil, fmt.Errorf("script %s is not executable", cfg.Path)
+	if err := executable(cfg.Path); err != nil {
+		return nil, err
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
@@ -246,3 +240,26 @@ func (c *capped) Write(p []byte) (int, error) {
 
 func (c *capped) Len() int       { c.mu.Lock(); defer c.mu.Unlock(); return c.buf.Len() }
 func (c *capped) String() string { c.mu.Lock(); defer c.mu.Unlock(); return c.buf.String() }
+
+// executable checks that path is a regular, executable file.
+func executable(path string) error {
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return fmt.Errorf("script: %w", err)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("script %s is not a regular file", path)
+	case st.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("script %s is not executable", path)
+	}
+	return nil
+}
+
+// Check implements poll.Checker: the script still exists and is executable
+// (it is not run).
+func (s *Sink) Check(context.Context) (string, error) {
+	if err := executable(s.cfg.Path); err != nil {
+		return "", err
+	}
+	return s.cfg.Path + " is executable", nil
+}
