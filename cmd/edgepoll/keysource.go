@@ -7,58 +7,52 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	"github.com/aws/smithy-go"
+	"github.com/edgepoll/edgepoll/internal/awsjson"
 )
 
 // fetchConnectorKey reads the connector key from SSM Parameter Store
 // (--connector-key-parameter, a SecureString read WithDecryption) or Secrets
 // Manager (--connector-key-secret: the SecretString is either the raw key or
-// a JSON object with a field ILERT_EDGE_CONNECTOR_KEY or key). It uses the
-// AWS SDK's default configuration (region, credentials, and endpoint
-// overrides such as AWS_ENDPOINT_URL_SSM). Errors never contain the key.
+// a JSON object with a field ILERT_EDGE_CONNECTOR_KEY or key). Region and
+// credentials are resolved like the AWS SDK does; AWS_ENDPOINT_URL_SSM /
+// AWS_ENDPOINT_URL_SECRETS_MANAGER override the endpoint. Errors never
+// contain the key.
 func fetchConnectorKey(ctx context.Context, cli *CLI) (string, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return "", fmt.Errorf("loading the AWS configuration: %v", err)
-	}
-	var key string
 	switch {
 	case cli.ConnectorKeyParameter != "":
-		out, err := ssm.NewFromConfig(cfg).GetParameter(ctx, &ssm.GetParameterInput{
-			Name:           aws.String(cli.ConnectorKeyParameter),
-			WithDecryption: aws.Bool(true),
-		})
+		c, err := awsjson.New(ctx, awsjson.SSM, 3)
 		if err != nil {
-			return "", fmt.Errorf("reading the connector key from SSM parameter %q: %s", cli.ConnectorKeyParameter, awsErr(err))
+			return "", err
 		}
-		if out.Parameter != nil && out.Parameter.Value != nil {
-			key = strings.TrimSpace(*out.Parameter.Value)
+		var out struct{ Parameter struct{ Value string } }
+		in := map[string]any{"Name": cli.ConnectorKeyParameter, "WithDecryption": true}
+		if err := c.Do(ctx, "GetParameter", in, &out); err != nil {
+			return "", fmt.Errorf("reading the connector key from SSM parameter %q: %v", cli.ConnectorKeyParameter, err)
 		}
+		key := strings.TrimSpace(out.Parameter.Value)
 		if key == "" {
 			return "", fmt.Errorf("SSM parameter %q is empty", cli.ConnectorKeyParameter)
 		}
+		return key, nil
 	case cli.ConnectorKeySecret != "":
-		out, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
-			SecretId: aws.String(cli.ConnectorKeySecret),
-		})
+		c, err := awsjson.New(ctx, awsjson.SecretsManager, 3)
 		if err != nil {
-			return "", fmt.Errorf("reading the connector key from secret %q: %s", cli.ConnectorKeySecret, awsErr(err))
+			return "", err
+		}
+		var out struct{ SecretString *string }
+		if err := c.Do(ctx, "GetSecretValue", map[string]any{"SecretId": cli.ConnectorKeySecret}, &out); err != nil {
+			return "", fmt.Errorf("reading the connector key from secret %q: %v", cli.ConnectorKeySecret, err)
 		}
 		if out.SecretString == nil {
 			return "", fmt.Errorf("secret %q has no SecretString", cli.ConnectorKeySecret)
 		}
-		key, err = keyFromSecretString(*out.SecretString)
+		key, err := keyFromSecretString(*out.SecretString)
 		if err != nil {
 			return "", fmt.Errorf("secret %q: %v", cli.ConnectorKeySecret, err)
 		}
-	default:
-		return "", errors.New("no key source configured")
+		return key, nil
 	}
-	return key, nil
+	return "", errors.New("no key source configured")
 }
 
 // keyFromSecretString accepts the raw key or a JSON object holding it in
@@ -81,17 +75,4 @@ func keyFromSecretString(s string) (string, error) {
 		return "", errors.New("SecretString is empty")
 	}
 	return s, nil
-}
-
-// awsErr renders an AWS error by its code and message only.
-func awsErr(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode() + ": " + ae.ErrorMessage()
-	}
-	var oe *smithy.OperationError
-	if errors.As(err, &oe) {
-		return oe.Err.Error()
-	}
-	return err.Error()
 }

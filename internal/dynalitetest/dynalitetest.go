@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/edgepoll/edgepoll/internal/awsjson"
 	"github.com/edgepoll/edgepoll/internal/testenv"
 )
 
@@ -117,6 +118,13 @@ func start(t testing.TB) *Server {
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
 	})
 	return s
+}
+
+// StoreClient is a client for edgepoll's DynamoDB backend (state/dynamo's
+// Options.Client) talking to this server with the fake credentials.
+func (s *Server) StoreClient() *awsjson.Client {
+	return &awsjson.Client{Service: awsjson.DynamoDB, Endpoint: s.Endpoint, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", "")}
 }
 
 // CreateTable creates a table with the string partition key pk and waits

@@ -114,7 +114,7 @@ func Dynamo(t testing.TB) poll.Store {
 	t.Helper()
 	srv := dynalitetest.Start(t)
 	srv.CreateTable(t, "edgepoll-sinktest")
-	st, err := dynamo.Open(context.Background(), "edgepoll-sinktest", dynamo.Options{Client: srv.Client}, nil)
+	st, err := dynamo.Open(context.Background(), "edgepoll-sinktest", dynamo.Options{Client: srv.StoreClient()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func TestBackends(t *testing.T) {
 			srv := dynalitetest.Shared(t)
 			name := fmt.Sprintf("dl-%d", tables.Add(1))
 			srv.CreateTable(t, name)
-			d, err := OpenDynamo(context.Background(), name, srv.Client)
+			d, err := OpenDynamo(context.Background(), name, srv.StoreClient())
 			require.NoError(t, err)
 			return d
 		},

@@ -4,12 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
+	"github.com/edgepoll/edgepoll/internal/awsjson"
 	"github.com/edgepoll/edgepoll/state/dynamo"
 )
 
@@ -18,12 +14,12 @@ import (
 // the attribute "record" (plus id and connection for readers).
 type Dynamo struct {
 	table string
-	c     *dynamodb.Client
+	c     *awsjson.Client
 }
 
 // OpenDynamo checks the table (string partition key pk). c nil: the SDK's
 // default configuration, as for --state dynamodb:TABLE.
-func OpenDynamo(ctx context.Context, table string, c *dynamodb.Client) (*Dynamo, error) {
+func OpenDynamo(ctx context.Context, table string, c *awsjson.Client) (*Dynamo, error) {
 	c, err := dynamo.Connect(ctx, table, c)
 	if err != nil {
 		return nil, fmt.Errorf("dead letter: %v", err)
@@ -44,17 +40,17 @@ func (d *Dynamo) Append(ctx context.Context, conn string, rec Record) error {
 	if err != nil {
 		return fmt.Errorf("dead letter: %v", err)
 	}
-	_, err = d.c.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(d.table),
-		Item: map[string]types.AttributeValue{
-			"pk":         &types.AttributeValueMemberS{Value: pk(conn, rec.ID)},
-			"id":         &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.ID, 10)},
-			"connection": &types.AttributeValueMemberS{Value: conn},
-			"record":     &types.AttributeValueMemberS{Value: string(b)},
-		},
-	})
+	err = d.c.Do(ctx, "PutItem", struct {
+		TableName string
+		Item      dynamo.Item
+	}{d.table, dynamo.Item{
+		"pk":         dynamo.Str(pk(conn, rec.ID)),
+		"id":         dynamo.Num(rec.ID),
+		"connection": dynamo.Str(conn),
+		"record":     dynamo.Str(string(b)),
+	}}, nil)
 	if err != nil {
-		return fmt.Errorf("dead letter dynamodb %s: %s", d.table, dynamo.AWSError(err))
+		return fmt.Errorf("dead letter dynamodb %s: %v", d.table, err)
 	}
 	return nil
 }
@@ -66,26 +62,34 @@ func (d *Dynamo) Close() error { return nil }
 // them in item order.
 func (d *Dynamo) List(ctx context.Context, conn string) ([]Record, error) {
 	var out []Record
-	p := dynamodb.NewScanPaginator(d.c, &dynamodb.ScanInput{
-		TableName:                 aws.String(d.table),
-		ConsistentRead:            aws.Bool(true),
-		FilterExpression:          aws.String("begins_with(pk, :p)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":p": &types.AttributeValueMemberS{Value: prefix(conn)}},
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("dead letter dynamodb %s: %s", d.table, dynamo.AWSError(err))
+	in := struct {
+		TableName                 string
+		ConsistentRead            bool
+		FilterExpression          string
+		ExpressionAttributeValues dynamo.Item
+		ExclusiveStartKey         dynamo.Item `json:",omitempty"`
+	}{d.table, true, "begins_with(pk, :p)", dynamo.Item{":p": dynamo.Str(prefix(conn))}, nil}
+	for {
+		var page struct {
+			Items            []dynamo.Item
+			LastEvaluatedKey dynamo.Item
+		}
+		if err := d.c.Do(ctx, "Scan", in, &page); err != nil {
+			return nil, fmt.Errorf("dead letter dynamodb %s: %v", d.table, err)
 		}
 		for _, item := range page.Items {
-			s, ok := item["record"].(*types.AttributeValueMemberS)
-			if !ok {
+			s := item["record"].S
+			if s == nil {
 				continue
 			}
-			if rec, err := decode([]byte(s.Value)); err == nil {
+			if rec, err := decode([]byte(*s)); err == nil {
 				out = append(out, rec)
 			}
 		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -94,12 +98,12 @@ func (d *Dynamo) List(ctx context.Context, conn string) ([]Record, error) {
 // Remove deletes conn's records of these ids.
 func (d *Dynamo) Remove(ctx context.Context, conn string, ids ...int64) error {
 	for _, id := range ids {
-		_, err := d.c.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-			TableName: aws.String(d.table),
-			Key:       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk(conn, id)}},
-		})
+		err := d.c.Do(ctx, "DeleteItem", struct {
+			TableName string
+			Key       dynamo.Item
+		}{d.table, dynamo.Item{"pk": dynamo.Str(pk(conn, id))}}, nil)
 		if err != nil {
-			return fmt.Errorf("dead letter dynamodb %s: %s", d.table, dynamo.AWSError(err))
+			return fmt.Errorf("dead letter dynamodb %s: %v", d.table, err)
 		}
 	}
 	return nil

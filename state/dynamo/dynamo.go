@@ -20,6 +20,9 @@
 // it. Single-item conditions are used throughout (no transactions), so the
 // backend works with DynamoDB, DynamoDB Local and dynalite alike.
 // Throttling and transient errors are retried by the SDK's standard retryer.
+// The operations are plain signed JSON requests (internal/awsjson), not the
+// SDK's generated client, whose tables cost every run of edgepoll ~1 ms of
+// start-up and the binary ~2.5 MB.
 package dynamo
 
 import (
@@ -32,13 +35,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
-
+	"github.com/edgepoll/edgepoll/internal/awsjson"
 	"github.com/edgepoll/edgepoll/poll"
 )
 
@@ -46,7 +43,7 @@ import (
 type Options struct {
 	// Client to use; nil loads the SDK's default configuration (region,
 	// credentials, AWS_ENDPOINT_URL_DYNAMODB) with the standard retryer.
-	Client *dynamodb.Client
+	Client *awsjson.Client
 	// LeaseTTL: a lease not renewed for this long may be taken over.
 	// Default 2m: longer than any pause of a healthy run, short enough that
 	// a crashed run (a Lambda timeout, a killed pod) blocks the next only
@@ -62,7 +59,7 @@ type Options struct {
 // Store is a DynamoDB poll.Store.
 type Store struct {
 	table string
-	c     *dynamodb.Client
+	c     *awsjson.Client
 	opt   Options
 	log   *slog.Logger
 }
@@ -105,23 +102,24 @@ func ValidTableName(s string) bool {
 // configuration (region, credentials, AWS_ENDPOINT_URL_DYNAMODB) and the
 // standard retryer, after checking that table exists and has the string
 // partition key pk. The dead letter's DynamoDB backend uses it too.
-func Connect(ctx context.Context, table string, c *dynamodb.Client) (*dynamodb.Client, error) {
+func Connect(ctx context.Context, table string, c *awsjson.Client) (*awsjson.Client, error) {
 	if c == nil {
-		cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = 5 })
-		}))
-		if err != nil {
-			return nil, fmt.Errorf("dynamodb: loading the AWS configuration: %v", err)
+		var err error
+		if c, err = awsjson.New(ctx, awsjson.DynamoDB, 5); err != nil {
+			return nil, fmt.Errorf("dynamodb: %v", err)
 		}
-		c = dynamodb.NewFromConfig(cfg)
 	}
-	out, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
-	if err != nil {
-		return nil, fmt.Errorf("dynamodb table %s: %s", table, AWSError(err))
+	var out struct {
+		Table struct {
+			KeySchema []struct{ AttributeName, KeyType string }
+		}
+	}
+	if err := c.Do(ctx, "DescribeTable", map[string]string{"TableName": table}, &out); err != nil {
+		return nil, fmt.Errorf("dynamodb table %s: %v", table, err)
 	}
 	ok := false
 	for _, k := range out.Table.KeySchema {
-		if aws.ToString(k.AttributeName) == "pk" && k.KeyType == types.KeyTypeHash {
+		if k.AttributeName == "pk" && k.KeyType == "HASH" {
 			ok = true
 		}
 	}
@@ -134,44 +132,58 @@ func Connect(ctx context.Context, table string, c *dynamodb.Client) (*dynamodb.C
 // Close implements poll.Store.
 func (s *Store) Close() error { return nil }
 
-func key(pk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}}
+// Attr is a DynamoDB attribute value of the two types edgepoll uses.
+type Attr struct {
+	S *string `json:"S,omitempty"`
+	N *string `json:"N,omitempty"`
 }
 
-func num(n int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
-}
-func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+// Item is a DynamoDB item (or key) in the JSON protocol's form.
+type Item map[string]Attr
 
-func getNum(item map[string]types.AttributeValue, name string) int64 {
-	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
-		n, _ := strconv.ParseInt(v.Value, 10, 64)
+// Str and Num are attribute values.
+func Str(s string) Attr { return Attr{S: &s} }
+func Num(n int64) Attr  { v := strconv.FormatInt(n, 10); return Attr{N: &v} }
+
+func key(pk string) Item { return Item{"pk": Str(pk)} }
+
+func getNum(it Item, name string) int64 {
+	if v := it[name].N; v != nil {
+		n, _ := strconv.ParseInt(*v, 10, 64)
 		return n
 	}
 	return 0
 }
 
 func isConditionFailed(err error) bool {
-	var cf *types.ConditionalCheckFailedException
-	return errors.As(err, &cf)
+	var ae *awsjson.APIError
+	return errors.As(err, &ae) && ae.Code == "ConditionalCheckFailedException"
 }
 
-// AWSError renders an SDK error by code and message only.
-func AWSError(err error) string { return awsErr(err) }
-
-// awsErr renders an SDK error by code and message only.
-func awsErr(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode() + ": " + ae.ErrorMessage()
-	}
-	return err.Error()
+// update is an UpdateItem request.
+type update struct {
+	TableName                 string
+	Key                       Item
+	UpdateExpression          string
+	ConditionExpression       string
+	ExpressionAttributeNames  map[string]string `json:",omitempty"`
+	ExpressionAttributeValues Item              `json:",omitempty"`
 }
 
-func (s *Store) get(ctx context.Context, pk string) (map[string]types.AttributeValue, error) {
-	out, err := s.c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(pk), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return nil, fmt.Errorf("dynamodb %s: %s", s.table, awsErr(err))
+func (s *Store) update(ctx context.Context, u update) error {
+	u.TableName = s.table
+	return s.c.Do(ctx, "UpdateItem", u, nil)
+}
+
+func (s *Store) get(ctx context.Context, pk string) (Item, error) {
+	var out struct{ Item Item }
+	in := struct {
+		TableName      string
+		Key            Item
+		ConsistentRead bool
+	}{s.table, key(pk), true}
+	if err := s.c.Do(ctx, "GetItem", in, &out); err != nil {
+		return nil, fmt.Errorf("dynamodb %s: %v", s.table, err)
 	}
 	return out.Item, nil
 }
@@ -190,38 +202,43 @@ func (s *Store) Acquire(ctx context.Context, conn, owner string) (poll.Lease, er
 	gen := max(getNum(litem, "gen"), getNum(cur, "gen")) + 1
 	now := s.opt.Now()
 	exp := now.Add(s.opt.LeaseTTL)
-	_, err = s.c.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item: map[string]types.AttributeValue{
-			"pk": str(lpk), "owner": str(owner), "gen": num(gen),
-			"expires_at":  num(exp.UnixMilli()),
-			"acquired_at": str(now.UTC().Format(time.RFC3339Nano)),
-			"ttl":         num(exp.Add(7 * 24 * time.Hour).Unix()),
+	err = s.c.Do(ctx, "PutItem", struct {
+		TableName                 string
+		Item                      Item
+		ConditionExpression       string
+		ExpressionAttributeNames  map[string]string
+		ExpressionAttributeValues Item
+	}{
+		TableName: s.table,
+		Item: Item{
+			"pk": Str(lpk), "owner": Str(owner), "gen": Num(gen),
+			"expires_at":  Num(exp.UnixMilli()),
+			"acquired_at": Str(now.UTC().Format(time.RFC3339Nano)),
+			"ttl":         Num(exp.Add(7 * 24 * time.Hour).Unix()),
 		},
-		ConditionExpression:       aws.String("attribute_not_exists(pk) OR attribute_not_exists(#o) OR expires_at < :now OR #o = :me"),
+		ConditionExpression:       "attribute_not_exists(pk) OR attribute_not_exists(#o) OR expires_at < :now OR #o = :me",
 		ExpressionAttributeNames:  map[string]string{"#o": "owner"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":me": str(owner)},
-	})
+		ExpressionAttributeValues: Item{":now": Num(now.UnixMilli()), ":me": Str(owner)},
+	}, nil)
 	if isConditionFailed(err) {
 		holder := "another run"
-		if o, ok := litem["owner"].(*types.AttributeValueMemberS); ok {
-			holder = o.Value
+		if o := litem["owner"].S; o != nil {
+			holder = *o
 		}
 		return nil, fmt.Errorf("%w (held by %s)", poll.ErrLeaseHeld, holder)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("dynamodb %s: taking the lease: %s", s.table, awsErr(err))
+		return nil, fmt.Errorf("dynamodb %s: taking the lease: %v", s.table, err)
 	}
 	// Fence older generations out of the cursor item at once.
-	_, err = s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
+	err = s.update(ctx, update{
 		Key:                       key(cpk),
-		UpdateExpression:          aws.String("SET gen = :g"),
-		ConditionExpression:       aws.String("attribute_not_exists(gen) OR gen < :g"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":g": num(gen)},
+		UpdateExpression:          "SET gen = :g",
+		ConditionExpression:       "attribute_not_exists(gen) OR gen < :g",
+		ExpressionAttributeValues: Item{":g": Num(gen)},
 	})
 	if err != nil && !isConditionFailed(err) {
-		return nil, fmt.Errorf("dynamodb %s: fencing the cursor: %s", s.table, awsErr(err))
+		return nil, fmt.Errorf("dynamodb %s: fencing the cursor: %v", s.table, err)
 	}
 	if isConditionFailed(err) { // a newer generation raced past us
 		return nil, fmt.Errorf("%w (taken over while acquiring)", poll.ErrLeaseHeld)
@@ -262,13 +279,12 @@ func (l *lease) renew() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.s.opt.RenewEvery)
 		now := l.s.opt.Now()
 		exp := now.Add(l.s.opt.LeaseTTL)
-		_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                 aws.String(l.s.table),
+		err := l.s.update(ctx, update{
 			Key:                       key("lease#" + l.conn),
-			UpdateExpression:          aws.String("SET expires_at = :exp, #t = :ttl"),
-			ConditionExpression:       aws.String("#o = :me AND gen = :g"),
+			UpdateExpression:          "SET expires_at = :exp, #t = :ttl",
+			ConditionExpression:       "#o = :me AND gen = :g",
 			ExpressionAttributeNames:  map[string]string{"#o": "owner", "#t": "ttl"},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":exp": num(exp.UnixMilli()), ":ttl": num(exp.Add(7 * 24 * time.Hour).Unix()), ":me": str(l.owner), ":g": num(l.gen)},
+			ExpressionAttributeValues: Item{":exp": Num(exp.UnixMilli()), ":ttl": Num(exp.Add(7 * 24 * time.Hour).Unix()), ":me": Str(l.owner), ":g": Num(l.gen)},
 		})
 		cancel()
 		l.mu.Lock()
@@ -279,7 +295,7 @@ func (l *lease) renew() {
 			l.lost = true
 			l.s.log.Warn("lease lost to another run", "owner", l.owner)
 		default:
-			l.s.log.Warn("renewing the lease failed; will retry", "err", awsErr(err))
+			l.s.log.Warn("renewing the lease failed; will retry", "err", err)
 		}
 		lost := l.lost
 		l.mu.Unlock()
@@ -304,23 +320,23 @@ func (l *lease) Load(ctx context.Context) (poll.Position, bool, error) {
 	return poll.Position{Cursor: getNum(item, "cursor"), Refusals: int(getNum(item, "refusals"))}, true, nil
 }
 
-func statsOf(item map[string]types.AttributeValue) poll.Stats {
+func statsOf(item Item) poll.Stats {
 	return poll.Stats{Failures: int(getNum(item, "failures")), LastSuccess: getTime(item, "last_success"), LastDelivery: getTime(item, "last_delivery")}
 }
 
-func getTime(item map[string]types.AttributeValue, name string) time.Time {
-	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-		t, _ := time.Parse(time.RFC3339Nano, v.Value)
+func getTime(item Item, name string) time.Time {
+	if v := item[name].S; v != nil {
+		t, _ := time.Parse(time.RFC3339Nano, *v)
 		return t
 	}
 	return time.Time{}
 }
 
-func timeAttr(t time.Time) types.AttributeValue {
+func timeAttr(t time.Time) Attr {
 	if t.IsZero() {
-		return str("")
+		return Str("")
 	}
-	return str(t.UTC().Format(time.RFC3339Nano))
+	return Str(t.UTC().Format(time.RFC3339Nano))
 }
 
 // LoadStats returns the statistics read by Load, or reads them.
@@ -349,18 +365,17 @@ func (l *lease) SaveStats(ctx context.Context, st poll.Stats) error {
 	case lost:
 		return fmt.Errorf("%w: statistics not saved", poll.ErrLeaseLost)
 	}
-	_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(l.s.table),
+	err := l.s.update(ctx, update{
 		Key:                       key("cursor#" + l.conn),
-		UpdateExpression:          aws.String("SET failures = :f, last_success = :s, last_delivery = :d"),
-		ConditionExpression:       aws.String("attribute_not_exists(gen) OR gen <= :g"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":f": num(int64(st.Failures)), ":s": timeAttr(st.LastSuccess), ":d": timeAttr(st.LastDelivery), ":g": num(l.gen)},
+		UpdateExpression:          "SET failures = :f, last_success = :s, last_delivery = :d",
+		ConditionExpression:       "attribute_not_exists(gen) OR gen <= :g",
+		ExpressionAttributeValues: Item{":f": Num(int64(st.Failures)), ":s": timeAttr(st.LastSuccess), ":d": timeAttr(st.LastDelivery), ":g": Num(l.gen)},
 	})
 	if isConditionFailed(err) {
 		return fmt.Errorf("%w: a newer lease owns the connection; statistics not saved", poll.ErrLeaseLost)
 	}
 	if err != nil {
-		return fmt.Errorf("dynamodb %s: saving the run statistics: %s", l.s.table, awsErr(err))
+		return fmt.Errorf("dynamodb %s: saving the run statistics: %v", l.s.table, err)
 	}
 	l.mu.Lock()
 	l.stats = &st
@@ -379,19 +394,18 @@ func (l *lease) Save(ctx context.Context, pos poll.Position) error {
 	case lost || expired:
 		return fmt.Errorf("%w: cursor %d not saved", poll.ErrLeaseLost, cursor)
 	}
-	_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(l.s.table),
+	err := l.s.update(ctx, update{
 		Key:                       key("cursor#" + l.conn),
-		UpdateExpression:          aws.String("SET #c = :c, refusals = :r, gen = :g, updated_at = :at"),
-		ConditionExpression:       aws.String("(attribute_not_exists(gen) OR gen <= :g) AND (attribute_not_exists(#c) OR #c < :c)"),
+		UpdateExpression:          "SET #c = :c, refusals = :r, gen = :g, updated_at = :at",
+		ConditionExpression:       "(attribute_not_exists(gen) OR gen <= :g) AND (attribute_not_exists(#c) OR #c < :c)",
 		ExpressionAttributeNames:  map[string]string{"#c": "cursor"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":c": num(cursor), ":r": num(int64(pos.Refusals)), ":g": num(l.gen), ":at": str(l.s.opt.Now().UTC().Format(time.RFC3339Nano))},
+		ExpressionAttributeValues: Item{":c": Num(cursor), ":r": Num(int64(pos.Refusals)), ":g": Num(l.gen), ":at": Str(l.s.opt.Now().UTC().Format(time.RFC3339Nano))},
 	})
 	if err == nil {
 		return nil
 	}
 	if !isConditionFailed(err) {
-		return fmt.Errorf("dynamodb %s: saving the cursor: %s", l.s.table, awsErr(err))
+		return fmt.Errorf("dynamodb %s: saving the cursor: %v", l.s.table, err)
 	}
 	item, gerr := l.s.get(ctx, "cursor#"+l.conn)
 	if gerr != nil {
@@ -492,16 +506,15 @@ func (l *lease) Release(ctx context.Context) error {
 	l.mu.Unlock()
 	close(l.stop)
 	<-l.stopped
-	_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(l.s.table),
+	err := l.s.update(ctx, update{
 		Key:                       key("lease#" + l.conn),
-		UpdateExpression:          aws.String("REMOVE #o, expires_at"),
-		ConditionExpression:       aws.String("#o = :me AND gen = :g"),
+		UpdateExpression:          "REMOVE #o, expires_at",
+		ConditionExpression:       "#o = :me AND gen = :g",
 		ExpressionAttributeNames:  map[string]string{"#o": "owner"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":me": str(l.owner), ":g": num(l.gen)},
+		ExpressionAttributeValues: Item{":me": Str(l.owner), ":g": Num(l.gen)},
 	})
 	if err != nil && !isConditionFailed(err) {
-		return fmt.Errorf("dynamodb %s: releasing the lease: %s", l.s.table, awsErr(err))
+		return fmt.Errorf("dynamodb %s: releasing the lease: %v", l.s.table, err)
 	}
 	return nil
 }

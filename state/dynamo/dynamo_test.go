@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,7 +40,7 @@ func freshTable(t testing.TB) string {
 }
 
 func open(t testing.TB, table string, opt Options) *Store {
-	opt.Client = srv(t).Client
+	opt.Client = srv(t).StoreClient()
 	s, err := Open(context.Background(), table, opt, nil)
 	require.NoError(t, err)
 	return s
@@ -103,12 +104,12 @@ func TestConcurrentAcquireAcrossConnections(t *testing.T) {
 }
 
 func TestMissingTableAndServerDown(t *testing.T) {
-	_, err := Open(context.Background(), "no-such-table", Options{Client: srv(t).Client}, nil)
+	_, err := Open(context.Background(), "no-such-table", Options{Client: srv(t).StoreClient()}, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no-such-table")
 
 	down := dynalitetest.Start(t)
-	c := down.Client
+	c := down.StoreClient()
 	down.Kill()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -125,7 +126,8 @@ func BenchmarkSave(b *testing.B) {
 	b.Run("baseline-raw-PutItem", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			_, err := srv(b).Client.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(table),
-				Item: map[string]types.AttributeValue{"pk": str("raw"), "cursor": num(int64(i))}})
+				Item: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "raw"},
+					"cursor": &types.AttributeValueMemberN{Value: strconv.Itoa(i)}}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,0 +1,224 @@
+// Package awsjson calls AWS services that speak the JSON protocol
+// (DynamoDB, SSM, Secrets Manager): one SigV4-signed POST per operation,
+// with the SDK's signer, credentials and standard retryer.
+//
+// It replaces the SDK's generated service clients, whose packages build
+// large schema and endpoint tables at program start (about 2 MB allocated
+// by ssm, secretsmanager and dynamodb alone, in every run whether it uses
+// AWS or not) and add ~5 MB to the binary; edgepoll needs five operations.
+package awsjson
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+)
+
+// Service describes one JSON-protocol service.
+type Service struct {
+	SigningName string // "dynamodb": the SigV4 service name and host prefix
+	EnvName     string // "DYNAMODB": AWS_ENDPOINT_URL_<EnvName> overrides the endpoint
+	Target      string // "DynamoDB_20120810": the X-Amz-Target prefix
+	JSONVersion string // "1.0" or "1.1"
+}
+
+// The services edgepoll calls.
+var (
+	DynamoDB       = Service{SigningName: "dynamodb", EnvName: "DYNAMODB", Target: "DynamoDB_20120810", JSONVersion: "1.0"}
+	SSM            = Service{SigningName: "ssm", EnvName: "SSM", Target: "AmazonSSM", JSONVersion: "1.1"}
+	SecretsManager = Service{SigningName: "secretsmanager", EnvName: "SECRETS_MANAGER", Target: "secretsmanager", JSONVersion: "1.1"}
+)
+
+// Client calls one service in one region.
+type Client struct {
+	Service     Service
+	Endpoint    string // scheme://host[:port]
+	Region      string
+	Credentials aws.CredentialsProvider
+	HTTP        *http.Client // nil: http.DefaultClient (honours HTTPS_PROXY)
+	// Retryer decides whether and when a failed call is retried (throttling,
+	// 5xx, connection errors). nil: one attempt.
+	Retryer aws.Retryer
+
+	signer *v4.Signer
+}
+
+// New builds a client from the environment and the SDK's default
+// configuration: region and credentials as the AWS SDK resolves them, the
+// endpoint from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL, else the
+// service's regional endpoint. maxAttempts > 1 enables the SDK's standard
+// retryer with that many attempts.
+func New(ctx context.Context, svc Service, maxAttempts int) (*Client, error) {
+	region, creds, err := defaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading the AWS configuration: %v", err)
+	}
+	c := &Client{Service: svc, Region: region, Credentials: creds}
+	if maxAttempts > 1 {
+		c.Retryer = retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = maxAttempts })
+	}
+	c.Endpoint, err = endpoint(svc, region)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// endpoint resolves the service's endpoint URL.
+func endpoint(svc Service, region string) (string, error) {
+	if !strings.EqualFold(os.Getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), "true") {
+		for _, v := range []string{"AWS_ENDPOINT_URL_" + svc.EnvName, "AWS_ENDPOINT_URL"} {
+			if e := strings.TrimRight(os.Getenv(v), "/"); e != "" {
+				return e, nil
+			}
+		}
+	}
+	if region == "" {
+		return "", fmt.Errorf("%s: no AWS region configured (set AWS_REGION)", svc.SigningName)
+	}
+	host := svc.SigningName
+	if strings.EqualFold(os.Getenv("AWS_USE_FIPS_ENDPOINT"), "true") {
+		host += "-fips"
+	}
+	suffix := "amazonaws.com"
+	if strings.HasPrefix(region, "cn-") {
+		suffix = "amazonaws.com.cn"
+	}
+	return "https://" + host + "." + region + "." + suffix, nil
+}
+
+// APIError is an error answered by the service.
+type APIError struct {
+	Code    string // "ConditionalCheckFailedException"
+	Message string
+	Status  int
+}
+
+func (e *APIError) Error() string {
+	if e.Message == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Message
+}
+
+// ErrorCode and HTTPStatusCode let the SDK's retryer classify the error
+// (throttling codes, 5xx).
+func (e *APIError) ErrorCode() string   { return e.Code }
+func (e *APIError) HTTPStatusCode() int { return e.Status }
+
+// Do calls operation op with the JSON of in and decodes the answer into out
+// (which may be nil).
+func (c *Client) Do(ctx context.Context, op string, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	for attempt := 1; ; attempt++ {
+		err = c.once(ctx, op, body, hash, out)
+		if err == nil || c.Retryer == nil || attempt >= c.Retryer.MaxAttempts() ||
+			ctx.Err() != nil || !c.Retryer.IsErrorRetryable(err) {
+			return err
+		}
+		d, derr := c.Retryer.RetryDelay(attempt, err)
+		if derr != nil {
+			return err
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+}
+
+func (c *Client) once(ctx context.Context, op string, body []byte, hash string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint+"/", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-"+c.Service.JSONVersion)
+	req.Header.Set("X-Amz-Target", c.Service.Target+"."+op)
+	creds, err := c.Credentials.Retrieve(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS credentials: %v", err)
+	}
+	if c.signer == nil {
+		c.signer = v4.NewSigner()
+	}
+	if err := c.signer.SignHTTP(ctx, creds, req, hash, c.Service.SigningName, c.Region, time.Now()); err != nil {
+		return err
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return apiError(resp, data)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s %s: decoding the answer: %v", c.Service.SigningName, op, err)
+	}
+	return nil
+}
+
+// apiError reads a JSON-protocol error: the code from X-Amzn-ErrorType or
+// __type ("com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"),
+// the message from message or Message.
+func apiError(resp *http.Response, data []byte) error {
+	var e struct {
+		Type     string `json:"__type"`
+		Message  string `json:"message"`
+		Message2 string `json:"Message"`
+	}
+	_ = json.Unmarshal(data, &e)
+	code := resp.Header.Get("X-Amzn-ErrorType")
+	if code == "" {
+		code = e.Type
+	}
+	if i := strings.LastIndexByte(code, '#'); i >= 0 {
+		code = code[i+1:]
+	}
+	if i := strings.IndexByte(code, ':'); i >= 0 {
+		code = code[:i]
+	}
+	if code == "" {
+		code = "HTTP" + strconv.Itoa(resp.StatusCode)
+	}
+	msg := e.Message
+	if msg == "" {
+		msg = e.Message2
+	}
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	return &APIError{Code: code, Message: msg, Status: resp.StatusCode}
+}
