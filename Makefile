@@ -8,13 +8,18 @@ BIN       := bin/edgepoll
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/edgepoll/edgepoll/poll.Version=$(VERSION)
 GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
+# lambda.norpc: aws-lambda-go without its net/rpc mode (the retired go1.x
+# runtime; it drags in encoding/gob and html/template). The Lambda bootstrap
+# adds the tag lambda: no SQLite or JSON-file state (Lambda cannot keep it).
+TAGS        := lambda.norpc
+LAMBDA_TAGS := lambda.norpc,lambda
 
 .PHONY: all build demo test test-deps lint unit race infra-test bench clean
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgepoll
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgepoll
 
 demo: build
 	$(GO) run ./cmd/edgepoll-demo -bin $(BIN)
@@ -24,6 +29,7 @@ test-deps:
 
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags '$(LAMBDA_TAGS)' ./cmd/edgepoll
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 unit:
@@ -49,4 +55,4 @@ clean:
 # AWS SAM (BuildMethod: makefile): `sam build` calls this for EdgepollFunction.
 ARTIFACTS_DIR ?= .aws-sam/build/EdgepollFunction
 build-EdgepollFunction:
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags lambda.norpc -ldflags '$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./cmd/edgepoll
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags '$(LAMBDA_TAGS)' -ldflags '$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./cmd/edgepoll

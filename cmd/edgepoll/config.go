@@ -534,6 +534,9 @@ func parseState(s string) (scheme, rest string, err error) {
 	}
 	switch scheme {
 	case "sqlite", "json":
+		if !localStateBuilt {
+			return "", "", fmt.Errorf("%s: this is the Lambda bootstrap (built with -tags lambda), which keeps no local state: Lambda's filesystem does not persist between invocations; use dynamodb:TABLE", scheme)
+		}
 		if rest == "" {
 			return "", "", fmt.Errorf("%s: needs a file path", scheme)
 		}

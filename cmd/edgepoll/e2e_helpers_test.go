@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,33 +14,51 @@ import (
 	"github.com/edgepoll/edgepoll/internal/testenv"
 )
 
-// The end-to-end tests run the real binary, built once per test run.
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+// Build tags of the two artifacts, as the Makefile sets them (TAGS for
+// `make build`, LAMBDA_TAGS for `make build-EdgepollFunction`;
+// TestMakefileTags keeps them in step).
+const (
+	generalTags = "lambda.norpc"
+	lambdaTags  = "lambda.norpc,lambda"
 )
 
-func edgepollBin(t testing.TB) string {
+// The end-to-end tests run the real binaries, each built once per test run.
+var (
+	binMu    sync.Mutex
+	binPaths = map[string]string{}
+)
+
+// edgepollBin is the general binary, built like `make build`.
+func edgepollBin(t testing.TB) string { return builtBin(t, generalTags) }
+
+// bootstrapBin is the Lambda bootstrap, built like `make
+// build-EdgepollFunction` (for the host architecture).
+func bootstrapBin(t testing.TB) string { return builtBin(t, lambdaTags) }
+
+func builtBin(t testing.TB, tags string) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "edgepoll-bin-")
-		if err != nil {
-			binErr = err
-			return
+	binMu.Lock()
+	defer binMu.Unlock()
+	if p, ok := binPaths[tags]; ok {
+		if p == "" {
+			t.Fatalf("go build -tags %s failed earlier", tags)
 		}
-		binPath = filepath.Join(dir, "edgepoll")
-		cmd := exec.Command("go", "build", "-o", binPath, ".")
-		cmd.Dir = filepath.Join(testenv.RepoRoot(), "cmd", "edgepoll")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+		return p
 	}
-	return binPath
+	binPaths[tags] = ""
+	dir, err := os.MkdirTemp("", "edgepoll-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "edgepoll")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-o", p, ".")
+	cmd.Dir = filepath.Join(testenv.RepoRoot(), "cmd", "edgepoll")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags %s: %v\n%s", tags, err, out)
+	}
+	binPaths[tags] = p
+	return p
 }
 
 // result of one run of the binary.
@@ -59,7 +76,11 @@ func baseEnv(extra ...string) []string {
 
 func runBin(t testing.TB, env []string, args ...string) result {
 	t.Helper()
-	bin := edgepollBin(t) // built before the clock starts: a first build on a loaded machine is slow
+	return runBinary(t, edgepollBin(t), env, args...)
+}
+
+func runBinary(t testing.TB, bin string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

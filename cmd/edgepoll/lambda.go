@@ -154,6 +154,12 @@ func lambdaLogger(cli *CLI, w io.Writer) *slog.Logger {
 // invocation fails with this message) and to the log, then exits.
 func lambdaInitError(log *slog.Logger, typ, msg string, code int) int {
 	log.Error("init failed", "err", msg)
+	postLambdaInitError(typ, msg)
+	return code
+}
+
+// postLambdaInitError posts an init error to the Lambda Runtime API.
+func postLambdaInitError(typ, msg string) {
 	body, _ := json.Marshal(map[string]any{"errorMessage": msg, "errorType": typ})
 	url := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/init/error"
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
@@ -165,5 +171,4 @@ func lambdaInitError(log *slog.Logger, typ, msg string, code int) int {
 			resp.Body.Close()
 		}
 	}
-	return code
 }

@@ -9,8 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -115,35 +115,6 @@ func newFakeSSM(t *testing.T, name, value string) *fakeSSM {
 	}))
 	t.Cleanup(f.srv.Close)
 	return f
-}
-
-var (
-	bootstrapOnce sync.Once
-	bootstrapPath string
-	bootstrapErr  error
-)
-
-// bootstrapBin builds the Lambda artifact exactly like `make build-EdgepollFunction`
-// (for the host architecture).
-func bootstrapBin(t *testing.T) string {
-	bootstrapOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "edgepoll-lambda-")
-		if err != nil {
-			bootstrapErr = err
-			return
-		}
-		bootstrapPath = filepath.Join(dir, "bootstrap")
-		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bootstrapPath, ".")
-		cmd.Dir = filepath.Join(testenv.RepoRoot(), "cmd", "edgepoll")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			bootstrapErr = fmt.Errorf("go build bootstrap: %v\n%s", err, out)
-		}
-	})
-	if bootstrapErr != nil {
-		t.Fatal(bootstrapErr)
-	}
-	return bootstrapPath
 }
 
 type lambdaRig struct {
@@ -266,21 +237,52 @@ func TestLambdaLeaseHeldIsNotAnError(t *testing.T) {
 	assert.Equal(t, 0, s.Polls)
 }
 
+// Local state inside Lambda is refused at init, reported to the Runtime
+// API: by the Lambda bootstrap when it validates the configuration (it has
+// no local backends), and by the general binary when it starts serving
+// Lambda.
 func TestLambdaRefusesLocalState(t *testing.T) {
-	rt := newFakeRuntime(t)
-	cmd := exec.Command(bootstrapBin(t))
-	cmd.Env = baseEnv("AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(rt.srv.URL, "http://"),
-		"ILERT_EDGE_CONNECTOR_KEY="+e2eKey, "EDGEPOLL_MODE=stdout", "EDGEPOLL_STATE=sqlite:/tmp/x.db")
-	out, err := cmd.CombinedOutput()
-	require.Error(t, err, "init failure exits non-zero")
-	assert.Contains(t, string(out), "EDGEPOLL_STATE")
-	select {
-	case body := <-rt.initErr:
-		assert.Contains(t, body, "EDGEPOLL_STATE")
-	case <-time.After(5 * time.Second):
-		t.Fatal("no init error reported to the runtime API")
+	for name, bin := range map[string]func(testing.TB) string{"bootstrap": bootstrapBin, "general": edgepollBin} {
+		t.Run(name, func(t *testing.T) {
+			rt := newFakeRuntime(t)
+			cmd := exec.Command(bin(t))
+			cmd.Env = baseEnv("AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(rt.srv.URL, "http://"),
+				"ILERT_EDGE_CONNECTOR_KEY="+e2eKey, "EDGEPOLL_MODE=stdout", "EDGEPOLL_STATE=sqlite:/tmp/x.db")
+			out, err := cmd.CombinedOutput()
+			require.Error(t, err, "init failure exits non-zero")
+			assert.Contains(t, string(out), "EDGEPOLL_STATE")
+			select {
+			case body := <-rt.initErr:
+				assert.Contains(t, body, "EDGEPOLL_STATE")
+				assert.Contains(t, body, "dynamodb:TABLE")
+			case <-time.After(5 * time.Second):
+				t.Fatal("no init error reported to the runtime API")
+			}
+			assert.NotContains(t, string(out), e2eKey)
+		})
 	}
-	assert.NotContains(t, string(out), e2eKey)
+}
+
+// The Lambda bootstrap leaves SQLite and the JSON file out: outside Lambda
+// too, local state is a usage error naming the flag as it was set.
+func TestLambdaBuildHasNoLocalState(t *testing.T) {
+	e := newEnv(t, 1)
+	r := runBinary(t, bootstrapBin(t), e.vars(), "--mode", "stdout", "--state", "sqlite:"+t.TempDir()+"/s.db")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "--state: sqlite: this is the Lambda bootstrap")
+	assert.Empty(t, r.stdout)
+	r = runBinary(t, bootstrapBin(t), append(e.vars(), "EDGEPOLL_STATE=json:"+t.TempDir()+"/s.json"), "--mode", "stdout")
+	assert.Equal(t, 2, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "EDGEPOLL_STATE: json: this is the Lambda bootstrap")
+	assert.Empty(t, e.api.Requests(), "nothing polled")
+}
+
+// The tests build the binaries with the Makefile's tags.
+func TestMakefileTags(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "Makefile"))
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^TAGS\s*:=\s*`+regexp.QuoteMeta(generalTags)+`$`, string(mk))
+	assert.Regexp(t, `(?m)^LAMBDA_TAGS\s*:=\s*`+regexp.QuoteMeta(lambdaTags)+`$`, string(mk))
 }
 
 func TestLambdaHonoursLogLevel(t *testing.T) {

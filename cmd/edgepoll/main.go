@@ -79,8 +79,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 	namer := newFlagNamer(k, args)
 	kctx, err := k.Parse(args)
 	if err != nil {
-		fmt.Fprintf(stderr, "edgepoll: error: %s\n", namer.rewrite(err.Error()))
-		return nil, nil, exitUsage, true
+		return nil, nil, usageError(stderr, namer.rewrite(err.Error())), true
 	}
 	cmd = &cli.Run
 	if sel := kctx.Selected(); sel != nil && sel.Target.CanAddr() {
@@ -91,16 +90,24 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 	cli.noTarget = !cmd.needsTarget()
 	if cli.Config != "" {
 		if cli.fleet, err = loadFleet(k, cli, namer); err != nil {
-			fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
-			return nil, nil, exitUsage, true
+			return nil, nil, usageError(stderr, err.Error()), true
 		}
 		return cli, cmd, 0, false
 	}
 	if err := cli.validate(namer); err != nil {
-		fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
-		return nil, nil, exitUsage, true
+		return nil, nil, usageError(stderr, err.Error()), true
 	}
 	return cli, cmd, 0, false
+}
+
+// usageError prints a configuration error; inside AWS Lambda it is also
+// reported to the Runtime API, so the invocation fails with this message.
+func usageError(stderr io.Writer, msg string) int {
+	fmt.Fprintf(stderr, "edgepoll: error: %s\n", msg)
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		postLambdaInitError("ConfigError", msg)
+	}
+	return exitUsage
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -14,8 +14,6 @@ import (
 	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
 	stdoutsink "github.com/edgepoll/edgepoll/sinks/stdout"
 	"github.com/edgepoll/edgepoll/state/dynamo"
-	"github.com/edgepoll/edgepoll/state/jsonfile"
-	"github.com/edgepoll/edgepoll/state/sqlite"
 )
 
 // openStore opens the --state backend.
@@ -24,15 +22,10 @@ func openStore(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Store, err
 	if err != nil {
 		return nil, &UsageError{Msg: "--state: " + err.Error()}
 	}
-	switch scheme {
-	case "sqlite":
-		return sqlite.Open(ctx, rest, log)
-	case "json":
-		return jsonfile.Open(ctx, rest, log)
-	case "dynamodb":
+	if scheme == "dynamodb" {
 		return dynamo.Open(ctx, rest, dynamo.Options{}, log)
 	}
-	return nil, &UsageError{Msg: "--state: unknown scheme " + scheme}
+	return openLocalStore(ctx, scheme, rest, log)
 }
 
 // newSink builds the --mode target.
