@@ -22,7 +22,8 @@ const (
 	lambdaTags  = "lambda.norpc,lambda"
 )
 
-// The end-to-end tests run the real binaries, each built once per test run.
+// The end-to-end tests run the real binaries, each built once per test run
+// like the release artifacts (stripped).
 var (
 	binMu    sync.Mutex
 	binPaths = map[string]string{}
@@ -51,7 +52,7 @@ func builtBin(t testing.TB, tags string) string {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, "edgepoll")
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-o", p, ".")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-ldflags", "-s -w", "-o", p, ".")
 	cmd.Dir = filepath.Join(testenv.RepoRoot(), "cmd", "edgepoll")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
