@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
-	"github.com/edgepoll/edgepoll/state/ilagent"
 )
 
 // stateCmd: `edgepoll state ...`, the operator's view of and hand on the
@@ -233,7 +232,7 @@ func (c *stateImportCmd) run(e *cmdEnv) int {
 	if err != nil {
 		return fail(e.stderr, err)
 	}
-	theirs, err := ilagent.ReadCursor(e.ctx, c.Path, key)
+	theirs, err := readIlagentCursor(e.ctx, c.Path, key)
 	if err != nil {
 		return fail(e.stderr, fmt.Errorf("state import-ilagent: %w", err))
 	}
@@ -275,8 +274,8 @@ func seedFromIlagent(e *cmdEnv, store poll.Store, key string) error {
 	if _, has, err := l.Load(e.ctx); err != nil || has {
 		return nil
 	}
-	c, err := ilagent.ReadCursor(e.ctx, path, key)
-	if errors.Is(err, ilagent.ErrNothing) {
+	c, err := readIlagentCursor(e.ctx, path, key)
+	if errors.Is(err, errIlagentNothing) {
 		e.log.Info("--ilagent-db: nothing to import; starting without a cursor", "reason", err.Error())
 		return nil
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/edgepoll/edgepoll/poll"
@@ -13,9 +14,15 @@ import (
 // build-EdgepollFunction`) has no local state backends: Lambda's filesystem
 // does not persist between invocations, and leaving SQLite out halves the
 // binary. --state sqlite:/json: is refused when the configuration is
-// validated.
+// validated; the reference agent's SQLite file cannot be read either.
 const localStateBuilt = false
 
 func openLocalStore(context.Context, string, string, *slog.Logger) (poll.Store, error) {
 	return nil, &UsageError{Msg: "--state: only dynamodb:TABLE is built into the Lambda bootstrap"}
+}
+
+var errIlagentNothing = errors.New("nothing to import")
+
+func readIlagentCursor(context.Context, string, string) (int64, error) {
+	return 0, errors.New("reading the reference agent's SQLite file is not built into the Lambda bootstrap; import with the general edgepoll binary")
 }

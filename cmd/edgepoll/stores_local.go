@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/ilagent"
 	"github.com/edgepoll/edgepoll/state/jsonfile"
 	"github.com/edgepoll/edgepoll/state/sqlite"
 )
@@ -24,3 +25,9 @@ func openLocalStore(ctx context.Context, scheme, path string, log *slog.Logger) 
 	}
 	return nil, &UsageError{Msg: "--state: unknown scheme " + scheme}
 }
+
+// The reference agent's SQLite file (--ilagent-db, state import-ilagent).
+var (
+	readIlagentCursor = ilagent.ReadCursor
+	errIlagentNothing = ilagent.ErrNothing
+)

@@ -423,9 +423,9 @@ func (l *lease) Save(ctx context.Context, pos poll.Position) error {
 // SetCursor implements poll.CursorSetter: any value, backwards too, fenced
 // like Save by the lease generation.
 func (l *lease) SetCursor(ctx context.Context, cursor int64) error {
-	return l.put(ctx, "SET #c = :c, refusals = :r, gen = :g, updated_at = :at", map[string]types.AttributeValue{
-		":r": num(0),
-		":c": num(cursor), ":at": str(l.s.opt.Now().UTC().Format(time.RFC3339Nano)),
+	return l.put(ctx, "SET #c = :c, refusals = :r, gen = :g, updated_at = :at", Item{
+		":r": Num(0),
+		":c": Num(cursor), ":at": Str(l.s.opt.Now().UTC().Format(time.RFC3339Nano)),
 	})
 }
 
@@ -435,7 +435,7 @@ func (l *lease) ResetCursor(ctx context.Context) error {
 	return l.put(ctx, "SET gen = :g REMOVE #c, refusals, updated_at", nil)
 }
 
-func (l *lease) put(ctx context.Context, update string, values map[string]types.AttributeValue) error {
+func (l *lease) put(ctx context.Context, expr string, values Item) error {
 	l.mu.Lock()
 	lost, done, expired := l.lost, l.done, l.s.opt.Now().After(l.expires)
 	l.mu.Unlock()
@@ -446,14 +446,13 @@ func (l *lease) put(ctx context.Context, update string, values map[string]types.
 		return fmt.Errorf("%w: cursor not changed", poll.ErrLeaseLost)
 	}
 	if values == nil {
-		values = map[string]types.AttributeValue{}
+		values = Item{}
 	}
-	values[":g"] = num(l.gen)
-	_, err := l.s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(l.s.table),
+	values[":g"] = Num(l.gen)
+	err := l.s.update(ctx, update{
 		Key:                       key("cursor#" + l.conn),
-		UpdateExpression:          aws.String(update),
-		ConditionExpression:       aws.String("attribute_not_exists(gen) OR gen <= :g"),
+		UpdateExpression:          expr,
+		ConditionExpression:       "attribute_not_exists(gen) OR gen <= :g",
 		ExpressionAttributeNames:  map[string]string{"#c": "cursor"},
 		ExpressionAttributeValues: values,
 	})
@@ -461,7 +460,7 @@ func (l *lease) put(ctx context.Context, update string, values map[string]types.
 		return fmt.Errorf("%w: a newer lease owns the cursor; not changed", poll.ErrLeaseLost)
 	}
 	if err != nil {
-		return fmt.Errorf("dynamodb %s: writing the cursor: %s", l.s.table, awsErr(err))
+		return fmt.Errorf("dynamodb %s: writing the cursor: %v", l.s.table, err)
 	}
 	return nil
 }
@@ -475,18 +474,16 @@ func (s *Store) Inspect(ctx context.Context, conn string) (poll.StateInfo, error
 	}
 	if _, ok := cur["cursor"]; ok {
 		info.HasCursor, info.Cursor, info.Refusals = true, getNum(cur, "cursor"), int(getNum(cur, "refusals"))
-		if at, ok := cur["updated_at"].(*types.AttributeValueMemberS); ok {
-			info.UpdatedAt, _ = time.Parse(time.RFC3339Nano, at.Value)
-		}
+		info.UpdatedAt = getTime(cur, "updated_at")
 	}
 	li, err := s.get(ctx, "lease#"+conn)
 	if err != nil {
 		return info, err
 	}
-	if o, ok := li["owner"].(*types.AttributeValueMemberS); ok {
+	if o := li["owner"].S; o != nil {
 		exp := time.UnixMilli(getNum(li, "expires_at"))
 		if exp.After(s.opt.Now()) {
-			info.Lease = poll.LeaseInfo{Held: true, Holder: o.Value, ExpiresAt: exp.UTC()}
+			info.Lease = poll.LeaseInfo{Held: true, Holder: *o, ExpiresAt: exp.UTC()}
 		}
 	}
 	return info, nil
