@@ -7,20 +7,25 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
@@ -43,13 +48,25 @@ type object struct {
 
 var docSep = regexp.MustCompile(`(?m)^---\s*$`)
 
-// loadManifests decodes every document of every file in k8s/.
-func loadManifests(t *testing.T) []object {
-	files, err := filepath.Glob("k8s/*.yaml")
+// manifestFiles are the YAML files under k8s/, as paths relative to it.
+func manifestFiles(t *testing.T) []string {
+	var files []string
+	err := filepath.WalkDir("k8s", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") {
+			files = append(files, p)
+		}
+		return err
+	})
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
+	return files
+}
+
+// loadManifests decodes every document of every file under k8s/; an
+// object's file is its path relative to k8s/ ("ha-daemon/deployment.yaml").
+func loadManifests(t *testing.T) []object {
 	var out []object
-	for _, f := range files {
+	for _, f := range manifestFiles(t) {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
 		for _, doc := range docSep.Split(string(b), -1) {
@@ -74,6 +91,8 @@ func loadManifests(t *testing.T) []object {
 				v = &corev1.PersistentVolumeClaim{}
 			case "ServiceAccount":
 				v = &corev1.ServiceAccount{}
+			case "PrometheusRule":
+				v = &monitoringv1.PrometheusRule{}
 			case "Kustomization":
 				v = &struct {
 					APIVersion string   `json:"apiVersion"`
@@ -84,7 +103,8 @@ func loadManifests(t *testing.T) []object {
 				t.Fatalf("%s: unexpected kind %q", f, meta.Kind)
 			}
 			require.NoError(t, decodeStrict([]byte(doc), v), "%s (%s)", f, meta.Kind)
-			out = append(out, object{file: filepath.Base(f), kind: meta.Kind, value: v})
+			rel, _ := filepath.Rel("k8s", f)
+			out = append(out, object{file: rel, kind: meta.Kind, value: v})
 		}
 	}
 	return out
@@ -162,9 +182,9 @@ func checkPodSecurity(t *testing.T, name string, ps corev1.PodSpec) {
 func TestCronJobs(t *testing.T) {
 	objs := loadManifests(t)
 	vars := edgepollEnvVars(t)
-	pvc := find[*corev1.PersistentVolumeClaim](objs, "pvc.yaml")
+	pvc := find[*corev1.PersistentVolumeClaim](objs, "oneshot-sqlite/pvc.yaml")
 	require.NotNil(t, pvc)
-	for _, file := range []string{"cronjob.yaml", "cronjob-dynamodb.yaml"} {
+	for _, file := range []string{"oneshot-sqlite/cronjob.yaml", "oneshot-dynamodb/cronjob.yaml"} {
 		cj := find[*batchv1.CronJob](objs, file)
 		require.NotNil(t, cj, file)
 		assert.Equal(t, "* * * * *", cj.Spec.Schedule, file)
@@ -185,7 +205,7 @@ func TestCronJobs(t *testing.T) {
 				state = e.Value
 			}
 		}
-		if file == "cronjob.yaml" {
+		if file == "oneshot-sqlite/cronjob.yaml" {
 			require.True(t, strings.HasPrefix(state, "sqlite:/var/lib/edgepoll/"), state)
 			require.Len(t, ps.Volumes, 1)
 			require.NotNil(t, ps.Volumes[0].PersistentVolumeClaim)
@@ -237,6 +257,19 @@ func TestDeploymentPDBAndService(t *testing.T) {
 	svc := find[*corev1.Service](objs, "")
 	require.NotNil(t, svc)
 	assert.Equal(t, d.Spec.Selector.MatchLabels, svc.Spec.Selector)
+	assert.True(t, svc.Spec.PublishNotReadyAddresses, "a replica that is not ready is the one whose metrics matter")
+
+	// The replicas are spread over zones and kept off one node.
+	require.NotEmpty(t, ps.TopologySpreadConstraints)
+	tsc := ps.TopologySpreadConstraints[0]
+	assert.Equal(t, "topology.kubernetes.io/zone", tsc.TopologyKey)
+	assert.Equal(t, d.Spec.Selector.MatchLabels, tsc.LabelSelector.MatchLabels)
+	require.NotNil(t, ps.Affinity)
+	require.NotNil(t, ps.Affinity.PodAntiAffinity)
+	anti := ps.Affinity.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution
+	require.NotEmpty(t, anti)
+	assert.Equal(t, "kubernetes.io/hostname", anti[0].PodAffinityTerm.TopologyKey)
+	assert.Equal(t, d.Spec.Selector.MatchLabels, anti[0].PodAffinityTerm.LabelSelector.MatchLabels)
 	assert.Equal(t, port.Name, svc.Spec.Ports[0].TargetPort.StrVal)
 }
 
@@ -246,16 +279,85 @@ func TestSecretIsAPlaceholder(t *testing.T) {
 	assert.Contains(t, s.StringData["ILERT_EDGE_CONNECTOR_KEY"], "REPLACE")
 }
 
-func TestKustomizationListsExistingFiles(t *testing.T) {
-	k := find[*struct {
-		APIVersion string   `json:"apiVersion"`
-		Kind       string   `json:"kind"`
-		Resources  []string `json:"resources"`
-	}](loadManifests(t), "")
-	require.NotNil(t, k)
-	for _, r := range k.Resources {
-		_, err := os.Stat(filepath.Join("k8s", r))
-		assert.NoError(t, err, r)
+// kustomizations are the ways of running edgepoll on Kubernetes, one
+// directory each, and what each must deploy.
+var kustomizations = map[string][]string{
+	"oneshot-sqlite":   {"CronJob", "PersistentVolumeClaim"},
+	"oneshot-dynamodb": {"CronJob", "ServiceAccount"},
+	"ha-daemon":        {"Deployment", "PodDisruptionBudget", "Service"},
+}
+
+// Every kustomization renders with kustomize itself (as kubectl apply -k
+// does), deploys exactly one kind of deliverer, and no kustomization.yaml
+// anywhere else could deploy two (k8s/ itself has none).
+func TestKustomizationsDeployOneWayOfRunning(t *testing.T) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	fsys := filesys.MakeFsOnDisk()
+	found := map[string]bool{}
+	for _, f := range manifestFiles(t) {
+		if filepath.Base(f) == "kustomization.yaml" {
+			dir, _ := filepath.Rel("k8s", filepath.Dir(f))
+			found[dir] = true
+		}
+	}
+	want := map[string]bool{}
+	for dir := range kustomizations {
+		want[dir] = true
+	}
+	assert.Equal(t, want, found, "one kustomization per way of running, none in k8s/ itself")
+	for dir, kinds := range kustomizations {
+		t.Run(dir, func(t *testing.T) {
+			rm, err := k.Run(fsys, filepath.Join("k8s", dir))
+			require.NoError(t, err)
+			var got []string
+			deliverers := 0
+			for _, r := range rm.Resources() {
+				got = append(got, r.GetKind())
+				switch r.GetKind() {
+				case "CronJob", "Deployment", "StatefulSet", "DaemonSet", "Job", "Pod":
+					deliverers++
+				}
+			}
+			assert.ElementsMatch(t, kinds, got)
+			assert.Equal(t, 1, deliverers, "exactly one deliverer: %v", got)
+			assert.False(t, slices.Contains(got, "CronJob") && slices.Contains(got, "Deployment"), "a CronJob and a Deployment would both deliver: %v", got)
+		})
+	}
+}
+
+// The PrometheusRule decodes strictly into the Prometheus Operator's types
+// (loadManifests) and covers what an operator must hear about; every
+// metric it uses is one edgepoll exports.
+func TestPrometheusRule(t *testing.T) {
+	pr := find[*monitoringv1.PrometheusRule](loadManifests(t), "prometheusrule.yaml")
+	require.NotNil(t, pr)
+	assert.Equal(t, "monitoring.coreos.com/v1", pr.APIVersion)
+	src, err := os.ReadFile("../metrics/metrics.go")
+	require.NoError(t, err)
+	exported := map[string]bool{}
+	for _, m := range regexp.MustCompile(`Name: "(edgepoll_[a-z_]+)"`).FindAllStringSubmatch(string(src), -1) {
+		exported[m[1]] = true
+	}
+	require.Contains(t, exported, "edgepoll_ready")
+	alerts := map[string]string{}
+	for _, g := range pr.Spec.Groups {
+		for _, r := range g.Rules {
+			require.NotEmpty(t, r.Alert, "alerting rules only")
+			alerts[r.Alert] = r.Expr.String()
+			assert.NotEmpty(t, r.Labels["severity"], r.Alert)
+			assert.NotEmpty(t, r.Annotations["summary"], r.Alert)
+			for _, m := range regexp.MustCompile(`edgepoll_[a-z_]+`).FindAllString(r.Expr.String(), -1) {
+				assert.True(t, exported[m], "%s: %s is not a metric edgepoll exports", r.Alert, m)
+			}
+		}
+	}
+	for alert, metric := range map[string]string{
+		"EdgepollNotReady":     "edgepoll_ready",
+		"EdgepollNoDelivery":   "edgepoll_last_delivery_timestamp_seconds",
+		"EdgepollDeadLetters":  "edgepoll_dead_letters_total",
+		"EdgepollItemsSkipped": `edgepoll_items_total{outcome="skipped"}`,
+	} {
+		assert.Contains(t, alerts[alert], metric, alert)
 	}
 }
 
