@@ -72,25 +72,20 @@ type Sink struct {
 // Header values shared by every request (never modified by the transport).
 var jsonContentType = []string{"application/json"}
 
-// New validates cfg and builds the sink.
+// New validates cfg (check, the same rules as Options.Validate) and builds
+// the sink.
 func New(cfg Config, log *slog.Logger) (*Sink, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, errors.New("URL must be an absolute http(s) URL")
-	}
-	method := strings.ToUpper(cfg.Method)
-	if method == "" {
-		method = nethttp.MethodPost
-	}
-	if method != nethttp.MethodPost && method != nethttp.MethodPut {
-		return nil, fmt.Errorf("method %q: must be POST or PUT", cfg.Method)
-	}
-	if (cfg.AuthHeader == "") != (cfg.AuthValue == "") {
-		return nil, errors.New("auth header and auth value must be set together")
+	if cfg.Method == "" {
+		cfg.Method = nethttp.MethodPost
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(cfg.URL)
+	method := strings.ToUpper(strings.TrimSpace(cfg.Method))
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "edgepoll/" + poll.Version
 	}
@@ -133,9 +128,6 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		sk.hdr, sk.val = nethttp.CanonicalHeaderKey(cfg.AuthHeader), []string{cfg.AuthValue}
 	}
 	for _, c := range cfg.RetryStatus {
-		if c < 400 || c > 499 {
-			return nil, fmt.Errorf("retry status %d: must be a 4xx status", c)
-		}
 		if sk.retry == nil {
 			sk.retry = map[int]bool{}
 		}

@@ -69,24 +69,17 @@ type Sink struct {
 	conns *connErrors
 }
 
-// New validates cfg and creates the client (which connects lazily).
+// New validates cfg (check, the same rules as Options.Validate) and creates
+// the client (which connects lazily).
 func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if len(cfg.Brokers) == 0 {
-		return nil, &poll.ConfigError{Field: "Brokers", Msg: "at least one broker is required"}
-	}
-	for _, b := range cfg.Brokers {
-		if _, p, err := net.SplitHostPort(b); err != nil || p == "" {
-			return nil, &poll.ConfigError{Field: "Brokers", Msg: fmt.Sprintf("%q is not host:port", b)}
-		}
-	}
-	if cfg.Topic == "" {
-		return nil, &poll.ConfigError{Field: "Topic", Msg: "is required"}
-	}
 	if cfg.DeliveryTimeout <= 0 {
 		cfg.DeliveryTimeout = 30 * time.Second
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.ClientID == "" {
 		cfg.ClientID = "edgepoll"
@@ -120,15 +113,12 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, &poll.ConfigError{Field: "Brokers", Msg: err.Error()}
+		return nil, &poll.ConfigError{Field: "kafka-brokers", Msg: err.Error()}
 	}
 	return &Sink{cfg: cfg, cl: cl, log: log, conns: conns}, nil
 }
 
 func mechanism(cfg Config) (sasl.Mechanism, error) {
-	if cfg.Username == "" || cfg.Password == "" {
-		return nil, &poll.ConfigError{Field: "Username", Msg: "SASL needs a user name and a password"}
-	}
 	switch strings.ToLower(cfg.SASLMechanism) {
 	case "plain":
 		return plain.Auth{User: cfg.Username, Pass: cfg.Password}.AsMechanism(), nil
@@ -137,7 +127,7 @@ func mechanism(cfg Config) (sasl.Mechanism, error) {
 	case "scram-sha-512":
 		return scram.Auth{User: cfg.Username, Pass: cfg.Password}.AsSha512Mechanism(), nil
 	}
-	return nil, &poll.ConfigError{Field: "SASLMechanism", Msg: "must be plain, scram-sha-256 or scram-sha-512"}
+	return nil, &poll.ConfigError{Field: "kafka-sasl-mechanism", Msg: "must be plain, scram-sha-256 or scram-sha-512"}
 }
 
 // Record builds the record of an event.

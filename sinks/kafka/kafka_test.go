@@ -7,7 +7,6 @@ import (
 	"net"
 	"sort"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -222,20 +221,27 @@ func TestTLS(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for field, cfg := range map[string]Config{
-		"Brokers":       {Topic: "t"},
-		"Topic":         {Brokers: []string{"h:1"}},
-		"SASLMechanism": {Brokers: []string{"h:1"}, Topic: "t", SASLMechanism: "gssapi", Username: "u", Password: "p"},
-		"Username":      {Brokers: []string{"h:1"}, Topic: "t", SASLMechanism: "plain"},
-		"CAFile":        {Brokers: []string{"h:1"}, Topic: "t", CAFile: "/nonexistent"},
-		"CertFile":      {Brokers: []string{"h:1"}, Topic: "t", TLS: true, CertFile: "/x"},
+		"kafka-brokers":        {Topic: "t"},
+		"topic":                {Brokers: []string{"h:1"}},
+		"kafka-sasl-mechanism": {Brokers: []string{"h:1"}, Topic: "t", SASLMechanism: "gssapi", Username: "u", Password: "p"},
+		"kafka-ca":             {Brokers: []string{"h:1"}, Topic: "t", CAFile: "/nonexistent"},
+		"kafka-cert":           {Brokers: []string{"h:1"}, Topic: "t", TLS: true, CertFile: "/x"},
 	} {
 		_, err := New(cfg, nil)
 		var ce *poll.ConfigError
 		require.ErrorAs(t, err, &ce, field)
 		assert.Equal(t, field, ce.Field)
 	}
-	_, err := New(Config{Brokers: []string{"nohost"}, Topic: "t"}, nil)
-	assert.True(t, strings.Contains(err.Error(), "Brokers"))
+	_, err := New(Config{Brokers: []string{"h:1"}, Topic: "t", SASLMechanism: "plain"}, nil)
+	var ce *poll.ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "kafka-sasl-mechanism", ce.Field, "SASL without user and password")
+	_, err = New(Config{Brokers: []string{"nohost"}, Topic: "t"}, nil)
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "kafka-brokers", ce.Field)
+	_, err = New(Config{Brokers: []string{"h:70000"}, Topic: "t"}, nil)
+	require.ErrorAs(t, err, &ce, "the port range is checked by the sink itself too (one set of rules)")
+	assert.Equal(t, "kafka-brokers", ce.Field)
 }
 
 // BenchmarkKafka: 1000 records of ~1 KiB against kfake, in one run: this

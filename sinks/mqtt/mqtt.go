@@ -27,7 +27,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,35 +82,21 @@ type connection struct {
 	sess *pubSession
 }
 
-// New validates cfg and connects (bounded by ConnectTimeout). A refused
+// New validates cfg (check, the same rules as Options.Validate) and connects (bounded by ConnectTimeout). A refused
 // connection (bad credentials, not authorized, TLS failure) fails at once
 // with the broker's reason.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	switch {
-	case cfg.Host == "":
-		return nil, &poll.ConfigError{Field: "Host", Msg: "is required"}
-	case cfg.Topic == "":
-		return nil, &poll.ConfigError{Field: "Topic", Msg: "is required"}
-	case strings.ContainsAny(cfg.Topic, "+#\x00"):
-		return nil, &poll.ConfigError{Field: "Topic", Msg: "must not contain + or #"}
-	case cfg.QoS < 0 || cfg.QoS > 2:
-		return nil, &poll.ConfigError{Field: "QoS", Msg: "must be 0, 1 or 2"}
-	case cfg.Password != "" && cfg.Username == "":
-		return nil, &poll.ConfigError{Field: "Password", Msg: "needs a user name"}
-	case (cfg.CertFile == "") != (cfg.KeyFile == ""):
-		return nil, &poll.ConfigError{Field: "CertFile", Msg: "certificate and key go together"}
-	}
 	if cfg.Port == 0 {
 		cfg.Port = 1883
 	}
-	if cfg.Port < 1 || cfg.Port > 65535 {
-		return nil, &poll.ConfigError{Field: "Port", Msg: "must be 1..65535"}
-	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 10 * time.Second
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 30 * time.Second

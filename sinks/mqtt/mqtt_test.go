@@ -183,13 +183,13 @@ func (k *killAfter) Send(ctx context.Context, evs []poll.Event, report func(int,
 
 func TestConfigErrors(t *testing.T) {
 	for field, cfg := range map[string]Config{
-		"Host":     {Topic: "t"},
-		"Topic":    {Host: "h", Topic: "a/+/b"},
-		"QoS":      {Host: "h", Topic: "t", QoS: 3},
-		"Port":     {Host: "h", Topic: "t", Port: 70000},
-		"Password": {Host: "h", Topic: "t", Password: "p"},
-		"CertFile": {Host: "h", Topic: "t", CertFile: "/x"},
-		"CAFile":   {Host: "h", Topic: "t", CAFile: "/nonexistent"},
+		"mqtt-host":     {Topic: "t"},
+		"topic":         {Host: "h", Topic: "a/+/b"},
+		"mqtt-qos":      {Host: "h", Topic: "t", QoS: 3},
+		"mqtt-port":     {Host: "h", Topic: "t", Port: 70000},
+		"mqtt-password": {Host: "h", Topic: "t", Password: "p"},
+		"mqtt-cert":     {Host: "h", Topic: "t", CertFile: "/x"},
+		"mqtt-ca":       {Host: "h", Topic: "t", CAFile: "/nonexistent"},
 	} {
 		_, err := New(context.Background(), cfg, nil)
 		var ce *poll.ConfigError

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/sinks"
 )
 
 // Config configures the script sink.
@@ -37,6 +38,10 @@ type Config struct {
 	// GuardMain. Default: this executable with GuardEnv set, which works
 	// when main (or TestMain) calls GuardMain first.
 	Guard []string
+	// Secrets are values the script must not see: a variable of edgepoll's
+	// environment whose value is one of them is not passed on, whatever
+	// its name (edgepoll gives every secret it holds).
+	Secrets []string
 }
 
 // stderrTail is how much of a failed script's stderr its error carries.
@@ -50,16 +55,14 @@ type Sink struct {
 	guard *guard
 }
 
-// New validates cfg and builds the sink.
+// New validates cfg (check, the same rules as Options.Validate) and builds
+// the sink.
 func New(cfg Config, log *slog.Logger) (*Sink, error) {
-	if cfg.Path == "" {
-		return nil, errors.New("script path is empty")
-	}
-	if err := executable(cfg.Path); err != nil {
-		return nil, err
-	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.MaxOutput <= 0 {
 		cfg.MaxOutput = 4 << 10
@@ -67,23 +70,26 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Sink{cfg: cfg, env: scrubEnv(os.Environ()), log: log}
+	s := &Sink{cfg: cfg, env: scrubEnv(os.Environ(), cfg.Secrets), log: log}
 	s.guard = startGuard(cfg.Guard, log)
 	return s, nil
 }
 
-// scrubEnv drops edgepoll's secrets and the ILERT_* metadata variables (set
-// per event) from the environment passed to the script.
-func scrubEnv(env []string) []string {
+// scrubEnv drops every variable whose value is one of edgepoll's secrets
+// (whatever its name: ILERT_EDGE_CONNECTOR_KEY, a --config file's
+// ILERT_KEY_NOC or NOC_TOKEN, ...) and the ILERT_* namespace, which carries
+// the per-event metadata.
+func scrubEnv(env, secrets []string) []string {
+	withhold := make(map[string]bool, len(secrets))
+	for _, v := range secrets {
+		if v != "" {
+			withhold[v] = true
+		}
+	}
 	out := env[:0:0]
 	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		up := strings.ToUpper(name)
-		switch {
-		case strings.HasPrefix(up, "ILERT_"):
-			continue // ILERT_EDGE_CONNECTOR_KEY, ILERT_HEARTBEAT_KEY, ILERT_EDGE_HTTP_AUTH_VALUE, metadata
-		case strings.HasPrefix(up, "EDGEPOLL_") && (strings.Contains(up, "PASSWORD") || strings.Contains(up, "KEY") ||
-			strings.Contains(up, "SECRET") || strings.Contains(up, "AUTH") || strings.Contains(up, "HEARTBEAT")):
+		name, val, _ := strings.Cut(kv, "=")
+		if withhold[val] || withhold[strings.TrimSpace(val)] || strings.HasPrefix(strings.ToUpper(name), "ILERT_") {
 			continue
 		}
 		out = append(out, kv)
@@ -246,11 +252,11 @@ func executable(path string) error {
 	st, err := os.Stat(path)
 	switch {
 	case err != nil:
-		return fmt.Errorf("script: %w", err)
+		return sinks.ShortPathErr(err)
 	case !st.Mode().IsRegular():
-		return fmt.Errorf("script %s is not a regular file", path)
+		return fmt.Errorf("%s is not a regular file", path)
 	case st.Mode().Perm()&0o111 == 0:
-		return fmt.Errorf("script %s is not executable", path)
+		return fmt.Errorf("%s is not executable", path)
 	}
 	return nil
 }

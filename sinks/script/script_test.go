@@ -38,8 +38,9 @@ func TestStdinAndEnvExact(t *testing.T) {
 	t.Setenv("EDGEPOLL_KAFKA_PASSWORD", "kafka-secret")
 	t.Setenv("EDGEPOLL_HTTP_AUTH_VALUE", "auth-secret")
 	t.Setenv("UNRELATED_VAR", "kept")
+	t.Setenv("NOC_TOKEN", "noc-secret") // a --config file's http-auth-value-env
 	p := writeScript(t, `cat > `+out+`.stdin; env > `+out+`.env`)
-	s, err := New(Config{Path: p}, nil)
+	s, err := New(Config{Path: p, Secrets: []string{"iec1-secret", "hb-secret", "mqtt-secret", "kafka-secret", "auth-secret", "noc-secret"}}, nil)
 	require.NoError(t, err)
 	payload := `{"id":"100","eventType":"alert-created","timestamp":"2026-05-04T10:00:00.000Z","big":123456789012345678901234567890,"u":"Grüße\n"}`
 	require.NoError(t, s.Deliver(context.Background(), poll.NewEvent(42, []byte(payload))))
@@ -49,7 +50,7 @@ func TestStdinAndEnvExact(t *testing.T) {
 	for _, want := range []string{"ILERT_EVENT_TYPE=alert-created", "ILERT_ALERT_ID=100", "ILERT_EDGE_ITEM_ID=42", "ILERT_TIMESTAMP=2026-05-04T10:00:00.000Z", "UNRELATED_VAR=kept"} {
 		assert.Contains(t, string(env), want+"\n")
 	}
-	for _, secret := range []string{"iec1-secret", "hb-secret", "mqtt-secret", "kafka-secret", "auth-secret"} {
+	for _, secret := range []string{"iec1-secret", "hb-secret", "mqtt-secret", "kafka-secret", "auth-secret", "noc-secret"} {
 		assert.NotContains(t, string(env), secret)
 	}
 }
