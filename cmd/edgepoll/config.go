@@ -15,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/sinks"
 	"github.com/edgepoll/edgepoll/state/deadletter"
 	"github.com/edgepoll/edgepoll/state/dynamo"
 )
@@ -53,39 +54,10 @@ type CLI struct {
 
 	Mode string `name:"mode" aliases:"edge_mode" env:"EDGEPOLL_MODE" help:"Delivery target: http, kafka, mqtt, script or stdout (required)." placeholder:"MODE" group:"Target"`
 
-	HTTPURL         string  `name:"http-url" aliases:"edge_http_url" help:"http: target URL (required for http)." group:"HTTP"`
-	HTTPMethod      string  `name:"http-method" aliases:"edge_http_method" default:"POST" help:"http: POST or PUT." group:"HTTP"`
-	HTTPAuthHeader  string  `name:"http-auth-header" aliases:"edge_http_auth_header" help:"http: name of an auth header sent with every request (needs a value)." group:"HTTP"`
-	HTTPAuthValue   string  `name:"http-auth-value" aliases:"edge_http_auth_value" env:"ILERT_EDGE_HTTP_AUTH_VALUE,EDGEPOLL_HTTP_AUTH_VALUE" help:"http: the auth header's value (secret; prefer the environment)." group:"HTTP" secret:""`
-	HTTPTimeout     Seconds `name:"http-timeout" default:"30s" help:"http: timeout of one delivery request (the reference agent's 30s)." group:"HTTP"`
-	HTTPRetryStatus string  `name:"http-retry-status" help:"http: comma-separated 4xx statuses that are retryable instead of skipped, e.g. 401,403,404 (408, 429 and 5xx always are)." placeholder:"LIST" group:"HTTP"`
-
-	KafkaBrokers         string  `name:"kafka-brokers" aliases:"kafka_brokers" help:"kafka: comma-separated host:port list (required for kafka)." group:"Kafka"`
-	Topic                string  `name:"topic" aliases:"edge_topic" help:"kafka, mqtt: target topic (required for kafka and mqtt)." group:"Kafka and MQTT"`
-	KafkaTLS             bool    `name:"kafka-tls" help:"kafka: connect with TLS." group:"Kafka"`
-	KafkaCA              string  `name:"kafka-ca" help:"kafka: CA certificate file (PEM) for TLS; implies --kafka-tls." type:"path" group:"Kafka"`
-	KafkaCert            string  `name:"kafka-cert" help:"kafka: client certificate file (PEM) for mutual TLS." type:"path" group:"Kafka"`
-	KafkaKey             string  `name:"kafka-key" help:"kafka: client key file (PEM) for mutual TLS." type:"path" group:"Kafka"`
-	KafkaSASLMechanism   string  `name:"kafka-sasl-mechanism" help:"kafka: SASL mechanism: plain, scram-sha-256 or scram-sha-512." group:"Kafka"`
-	KafkaUsername        string  `name:"kafka-username" help:"kafka: SASL user name." group:"Kafka"`
-	KafkaPassword        string  `name:"kafka-password" env:"EDGEPOLL_KAFKA_PASSWORD" help:"kafka: SASL password (secret; prefer the environment)." group:"Kafka" secret:""`
-	KafkaDeliveryTimeout Seconds `name:"kafka-delivery-timeout" default:"30s" help:"kafka: how long a record may take to be acknowledged before the cycle fails." group:"Kafka"`
-
-	MQTTHost           string  `name:"mqtt-host" short:"m" aliases:"mqtt_host" help:"mqtt: broker host (required for mqtt)." group:"MQTT"`
-	MQTTPort           int     `name:"mqtt-port" short:"q" aliases:"mqtt_port" default:"1883" help:"mqtt: broker port." group:"MQTT"`
-	MQTTQoS            int     `name:"mqtt-qos" aliases:"mqtt_qos" default:"0" help:"mqtt: QoS 0, 1 or 2 (1 or 2: an item counts as delivered once the broker acknowledged it)." group:"MQTT"`
-	MQTTUsername       string  `name:"mqtt-username" aliases:"mqtt_username" help:"mqtt: user name." group:"MQTT"`
-	MQTTPassword       string  `name:"mqtt-password" aliases:"mqtt_password" env:"EDGEPOLL_MQTT_PASSWORD" help:"mqtt: password (secret; prefer the environment)." group:"MQTT" secret:""`
-	MQTTTLS            bool    `name:"mqtt-tls" aliases:"mqtt_tls" help:"mqtt: connect with TLS." group:"MQTT"`
-	MQTTCA             string  `name:"mqtt-ca" aliases:"mqtt_ca" help:"mqtt: CA certificate file (PEM); implies --mqtt-tls." type:"path" group:"MQTT"`
-	MQTTCert           string  `name:"mqtt-cert" aliases:"mqtt_client_cert" help:"mqtt: client certificate file (PEM) for mutual TLS." type:"path" group:"MQTT"`
-	MQTTKey            string  `name:"mqtt-key" aliases:"mqtt_client_key" help:"mqtt: client key file (PEM) for mutual TLS." type:"path" group:"MQTT"`
-	MQTTClientID       string  `name:"mqtt-client-id" help:"mqtt: client id (default: edgepoll- and random hex, unique per run)." group:"MQTT"`
-	MQTTName           string  `name:"mqtt-name" short:"n" aliases:"mqtt_name" help:"mqtt: client id NAME-edge, as the reference agent names it (instead of --mqtt-client-id)." placeholder:"NAME" group:"MQTT"`
-	MQTTConnectTimeout Seconds `name:"mqtt-connect-timeout" default:"10s" help:"mqtt: bound on connecting to the broker." group:"MQTT"`
-
-	Script        string  `name:"script" aliases:"edge_script" help:"script: path of an executable run once per item (required for script)." group:"Script"`
-	ScriptTimeout Seconds `name:"script-timeout" default:"30s" help:"script: timeout of one run; then its whole process group is killed." group:"Script"`
+	// The targets' own flags: sinks.Shared (--topic) and each registered
+	// target's configuration type (see targets.go).
+	sinks.Shared `embed:""`
+	kong.Plugins
 
 	State                 string `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: sqlite:PATH, json:PATH or dynamodb:TABLE." group:"State"`
 	DeadLetter            string `name:"dead-letter" help:"Keep every item skipped as non-retryable here, durably, before the cursor moves past it: file:PATH (JSON lines) or dynamodb:TABLE. If it cannot be written, the item is not skipped." placeholder:"file:PATH|dynamodb:TABLE" group:"Delivery guards"`
@@ -115,12 +87,15 @@ type CLI struct {
 
 	// fleet is the validated --config file, one entry per connection.
 	fleet []*fleetConn
+	// targets are the registered targets' configurations, by mode (the
+	// same values kong fills through Plugins).
+	targets map[string]sinks.Target
+	// secrets are the values of every secret this process holds (secret
+	// flags, connector keys): the script sink withholds them.
+	secrets []string
 
 	noTarget bool // the command delivers nothing: --mode is not required
 }
-
-// Modes of delivery.
-var modes = []string{"http", "kafka", "mqtt", "script", "stdout"}
 
 // UsageError is a configuration error: exit 2.
 type UsageError struct{ Msg string }
@@ -314,6 +289,16 @@ func (n flagNamer) secretValues() []string {
 	return vals
 }
 
+// configError names the flag of a target's *poll.ConfigError (whose Field
+// is the flag's long name) the way the user set it.
+func (n flagNamer) configError(err error) error {
+	var ce *poll.ConfigError
+	if errors.As(err, &ce) {
+		return n.errf(ce.Field, "%s", ce.Msg)
+	}
+	return &UsageError{Msg: err.Error()}
+}
+
 func (n flagNamer) errf(flag, format string, args ...any) error {
 	return &UsageError{Msg: n.name(flag) + ": " + fmt.Sprintf(format, args...)}
 }
@@ -326,144 +311,16 @@ func (c *CLI) validate(n flagNamer) error {
 		return n.errf("api-url", "must be an absolute http(s) URL")
 	}
 	c.Mode = strings.ToLower(strings.TrimSpace(c.Mode))
-	switch c.Mode {
-	case "":
-		if c.noTarget {
-			break
-		}
-		return n.errf("mode", "is required (one of %s)", strings.Join(modes, ", "))
-	case "http":
-		if c.HTTPURL == "" {
-			return n.errf("http-url", "is required with --mode http")
-		}
-		hu, err := url.Parse(c.HTTPURL)
-		if err != nil || (hu.Scheme != "http" && hu.Scheme != "https") || hu.Host == "" {
-			return n.errf("http-url", "must be an absolute http(s) URL")
-		}
-		c.HTTPMethod = strings.ToUpper(strings.TrimSpace(c.HTTPMethod))
-		if c.HTTPMethod != "POST" && c.HTTPMethod != "PUT" {
-			return n.errf("http-method", "must be POST or PUT")
-		}
-		if c.HTTPAuthHeader != "" && c.HTTPAuthValue == "" {
-			return n.errf("http-auth-header", "is set but has no value (set --http-auth-value or ILERT_EDGE_HTTP_AUTH_VALUE)")
-		}
-		if c.HTTPAuthHeader == "" && c.HTTPAuthValue != "" {
-			return n.errf("http-auth-value", "is set but --http-auth-header is not")
-		}
-		if c.HTTPAuthHeader != "" && !validHeaderName(c.HTTPAuthHeader) {
-			return n.errf("http-auth-header", "is not a valid HTTP header name")
-		}
-		if poll.ContainsControl(c.HTTPAuthValue) {
-			return n.errf("http-auth-value", "contains control characters")
-		}
-		if c.HTTPTimeout.D() <= 0 {
-			return n.errf("http-timeout", "must be positive")
-		}
-		if _, err := retryStatuses(c.HTTPRetryStatus); err != nil {
-			return n.errf("http-retry-status", "%v", err)
-		}
-	case "kafka":
-		if strings.TrimSpace(c.KafkaBrokers) == "" {
-			return n.errf("kafka-brokers", "is required with --mode kafka")
-		}
-		for _, b := range splitList(c.KafkaBrokers) {
-			if err := hostPort(b); err != nil {
-				return n.errf("kafka-brokers", "%q: %v", b, err)
-			}
-		}
-		if c.Topic == "" {
-			return n.errf("topic", "is required with --mode kafka")
-		}
-		switch strings.ToLower(c.KafkaSASLMechanism) {
-		case "", "plain", "scram-sha-256", "scram-sha-512":
-		default:
-			return n.errf("kafka-sasl-mechanism", "must be plain, scram-sha-256 or scram-sha-512")
-		}
-		if poll.ContainsControl(c.KafkaPassword) {
-			return n.errf("kafka-password", "contains control characters")
-		}
-		if c.KafkaSASLMechanism != "" && (c.KafkaUsername == "" || c.KafkaPassword == "") {
-			return n.errf("kafka-sasl-mechanism", "needs --kafka-username and --kafka-password (or EDGEPOLL_KAFKA_PASSWORD)")
-		}
-		if c.KafkaSASLMechanism == "" && (c.KafkaUsername != "" || c.KafkaPassword != "") {
-			return n.errf("kafka-username", "needs --kafka-sasl-mechanism")
-		}
-		if (c.KafkaCert == "") != (c.KafkaKey == "") {
-			return n.errf("kafka-cert", "--kafka-cert and --kafka-key go together")
-		}
-		for flag, p := range map[string]string{"kafka-ca": c.KafkaCA, "kafka-cert": c.KafkaCert, "kafka-key": c.KafkaKey} {
-			if err := readableFile(p); err != nil {
-				return n.errf(flag, "%v", err)
-			}
-		}
-		if c.KafkaDeliveryTimeout.D() <= 0 {
-			return n.errf("kafka-delivery-timeout", "must be positive")
-		}
-	case "mqtt":
-		if c.MQTTHost == "" {
-			return n.errf("mqtt-host", "is required with --mode mqtt")
-		}
-		if c.MQTTPort < 1 || c.MQTTPort > 65535 {
-			return n.errf("mqtt-port", "must be 1..65535")
-		}
-		if c.MQTTQoS < 0 || c.MQTTQoS > 2 {
-			return n.errf("mqtt-qos", "must be 0, 1 or 2")
-		}
-		if c.Topic == "" {
-			return n.errf("topic", "is required with --mode mqtt")
-		}
-		if strings.ContainsAny(c.Topic, "+#\x00") {
-			return n.errf("topic", "must not contain the wildcards + or #")
-		}
-		if poll.ContainsControl(c.MQTTPassword) {
-			return n.errf("mqtt-password", "contains control characters")
-		}
-		if c.MQTTPassword != "" && c.MQTTUsername == "" {
-			return n.errf("mqtt-password", "is set but --mqtt-username is not")
-		}
-		if (c.MQTTCert == "") != (c.MQTTKey == "") {
-			return n.errf("mqtt-cert", "--mqtt-cert and --mqtt-key go together")
-		}
-		if c.MQTTName != "" {
-			if c.MQTTClientID != "" {
-				return n.errf("mqtt-name", "and --mqtt-client-id are mutually exclusive")
-			}
-			c.MQTTClientID = c.MQTTName + "-edge"
-		}
-		if poll.ContainsControl(c.MQTTClientID) {
-			flag := "mqtt-client-id"
-			if c.MQTTName != "" {
-				flag = "mqtt-name"
-			}
-			return n.errf(flag, "contains control characters")
-		}
-		for flag, p := range map[string]string{"mqtt-ca": c.MQTTCA, "mqtt-cert": c.MQTTCert, "mqtt-key": c.MQTTKey} {
-			if err := readableFile(p); err != nil {
-				return n.errf(flag, "%v", err)
-			}
-		}
-		if c.MQTTConnectTimeout.D() <= 0 {
-			return n.errf("mqtt-connect-timeout", "must be positive")
-		}
-	case "script":
-		if c.Script == "" {
-			return n.errf("script", "is required with --mode script")
-		}
-		st, err := os.Stat(c.Script)
-		switch {
-		case err != nil:
-			return n.errf("script", "%v", shortPathErr(err))
-		case !st.Mode().IsRegular():
-			return n.errf("script", "%s is not a regular file", c.Script)
-		case st.Mode().Perm()&0o111 == 0:
-			return n.errf("script", "%s is not executable", c.Script)
-		}
-		if c.ScriptTimeout.D() <= 0 {
-			return n.errf("script-timeout", "must be positive")
-		}
-	case "stdout":
+	switch t := c.targets[c.Mode]; {
+	case c.Mode == "" && c.noTarget:
+	case c.Mode == "":
+		return n.errf("mode", "is required (one of %s)", strings.Join(modes(), ", "))
+	case t == nil:
+		return n.errf("mode", "unknown mode %q (one of %s)", c.Mode, strings.Join(modes(), ", "))
 	default:
-		return n.errf("mode", "unknown mode %q (one of %s)", c.Mode, strings.Join(modes, ", "))
+		if err := t.Validate(c.Shared); err != nil {
+			return n.configError(err)
+		}
 	}
 
 	if _, _, err := parseState(c.State); err != nil {
@@ -557,78 +414,7 @@ func interval(d time.Duration) error {
 	return nil
 }
 
-// retryStatuses parses --http-retry-status: comma-separated 4xx codes.
-func retryStatuses(s string) ([]int, error) {
-	var out []int
-	for _, p := range splitList(s) {
-		code, err := strconv.Atoi(p)
-		if err != nil || code < 400 || code > 499 {
-			return nil, fmt.Errorf("%q is not a 4xx status (408, 429 and 5xx are always retryable)", p)
-		}
-		out = append(out, code)
-	}
-	return out, nil
-}
-
 func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func hostPort(s string) error {
-	h, p, err := net.SplitHostPort(s)
-	if err != nil || h == "" {
-		return errors.New("want host:port")
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil || n < 1 || n > 65535 {
-		return errors.New("port must be 1..65535")
-	}
-	return nil
-}
-
-func readableFile(p string) error {
-	if p == "" {
-		return nil
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return shortPathErr(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return shortPathErr(err)
-	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", p)
-	}
-	return nil
-}
-
-func shortPathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %v", pe.Path, pe.Err)
-	}
-	return err
-}
-
-func validHeaderName(h string) bool {
-	for _, r := range h {
-		if r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r) {
-			return false
-		}
-	}
-	return h != ""
 }

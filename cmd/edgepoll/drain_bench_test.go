@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/latencyproxy"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
+	httpsink "github.com/edgepoll/edgepoll/sinks/http"
 	"github.com/edgepoll/edgepoll/sinks/sinktest"
 )
 
@@ -60,8 +61,9 @@ func benchDrain(b *testing.B, rtt time.Duration, backend string) {
 		api.Push(key, payloads...)
 		apiSrv := api.Start()
 		defer apiSrv.Close()
-		cli := &CLI{APIURL: apiSrv.URL, Mode: "http", HTTPURL: url, HTTPMethod: "POST",
-			HTTPTimeout: Seconds(10 * time.Second), State: backend + ":" + filepath.Join(b.TempDir(), "state")}
+		cli := newCLI()
+		cli.APIURL, cli.Mode, cli.State = apiSrv.URL, "http", backend+":"+filepath.Join(b.TempDir(), "state")
+		*cli.targets["http"].(*httpsink.Options) = httpsink.Options{URL: url, Method: "POST", Timeout: 10 * time.Second}
 		a, err := build(context.Background(), cli, key, "bench", log, io.Discard)
 		if err != nil {
 			b.Fatal(err)

@@ -322,3 +322,36 @@ func TestFleetConfigErrorsExit2NamingConnectionAndKey(t *testing.T) {
 	assert.Equal(t, 2, res.code)
 	assert.Contains(t, res.stderr, "EDGEPOLL_CONFIG: ")
 }
+
+// A script target sees no secret of edgepoll's, whatever the variable that
+// holds it is called (key-env and X-env name arbitrary variables).
+func TestFleetScriptGetsNoSecret(t *testing.T) {
+	r := newFleetRig(t, 2, 1)
+	out := filepath.Join(r.dir, "env.out")
+	script := filepath.Join(r.dir, "dump.sh")
+	require.NoError(t, os.WriteFile(script, []byte("#!/bin/sh\nenv >> "+out+"\n"), 0o755))
+	cfg := filepath.Join(r.dir, "edgepoll.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`state: sqlite:%s
+connections:
+  - name: conn-00
+    key-env: KEY_conn_00
+    mode: script
+    script: %s
+  - name: conn-01
+    key-env: KEY_conn_01
+    mode: http
+    http-url: %s/conn-01
+    http-auth-header: X-Token
+    http-auth-value-env: NOC_TOKEN
+`, filepath.Join(r.dir, "state.db"), script, r.tg.srv.URL)), 0o644))
+	res := runBin(t, r.vars("NOC_TOKEN=noc-Secret-Token", "UNRELATED=kept"), "--config", cfg)
+	require.Equal(t, 0, res.code, res.stderr)
+	env, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.Contains(t, string(env), "UNRELATED=kept")
+	assert.Contains(t, string(env), "ILERT_EDGE_ITEM_ID=1")
+	for _, secret := range []string{"noc-Secret-Token", fleetKey("conn-00"), fleetKey("conn-01")} {
+		assert.NotContains(t, string(env), secret)
+	}
+	assert.Len(t, r.tg.ids("conn-01"), 1)
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"sort"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/alecthomas/kong"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/edgepoll/edgepoll/sinks"
 )
 
 // fleetConn is one connection of a --config file: its name, its whole
@@ -164,7 +167,7 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 	cfgFlag := n.name("config")
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fileError("%s: %v", cfgFlag, shortPathErr(err))
+		return nil, fileError("%s: %v", cfgFlag, sinks.ShortPathErr(err))
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
@@ -260,7 +263,31 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 		}
 		out = append(out, fc)
 	}
+	// Every script target withholds every secret of every connection.
+	var all []string
+	for _, fc := range out {
+		all = append(all, fc.CLI.secrets...)
+		all = append(all, fc.Key)
+	}
+	for _, fc := range out {
+		fc.CLI.secrets = all
+	}
+	base.secrets = all
 	return out, nil
+}
+
+// secretValues are the values of the secret flags (tagged secret:"") that k
+// parsed.
+func secretValues(k *kong.Kong) []string {
+	var out []string
+	for _, f := range k.Model.Flags {
+		if f.Tag.Has("secret") {
+			if v := f.Value.Target.String(); v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
 }
 
 // loadConn builds and validates connection i.
@@ -288,14 +315,17 @@ func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, schema fleetSchema
 	}
 	prefix := fc.Label() + ": "
 
-	// The connection's configuration: the command line's, with its own
-	// parser so that file values land in this copy only.
-	cli := *base
-	cli.fleet = nil
-	ck, err := kong.New(&cli, kong.Name("edgepoll"))
+	// The connection's configuration: the command line and environment
+	// parsed again into fresh target configurations, then the file on top.
+	cli := newCLI()
+	ck, err := newParser(cli, io.Discard, io.Discard)
+	if err == nil {
+		_, err = ck.Parse(n.args)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("internal error: %v", err)
 	}
+	cli.noTarget = base.noTarget
 	flags := map[string]*kong.Flag{}
 	for _, f := range ck.Model.Flags {
 		flags[f.Name] = f
@@ -391,6 +421,7 @@ func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, schema fleetSchema
 	if err := cli.validate(flagNamer{args: n.args, flags: n.flags, file: names}); err != nil {
 		return nil, err
 	}
-	fc.CLI = &cli
+	cli.secrets = secretValues(ck)
+	fc.CLI = cli
 	return fc, nil
 }

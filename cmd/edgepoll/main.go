@@ -17,8 +17,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 	"github.com/willabides/kongplete"
@@ -44,20 +46,8 @@ type kongExit struct{ code int }
 // parse parses args (and the environment) into a validated CLI and the
 // command to run.
 func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code int, done bool) {
-	cli = &CLI{}
-	k, err := kong.New(cli,
-		kong.Name("edgepoll"),
-		kong.Description("Pull ilert edge-connection events and deliver them in order, at least once, to a target in your network.\n\n"+
-			"One invocation runs one poll cycle and exits (0 ok, 1 cycle failed, 2 usage or configuration error); --loop runs as a daemon.\n"+
-			"The connector key is read from ILERT_EDGE_CONNECTOR_KEY (never a flag). Every flag can also be set as EDGEPOLL_<FLAG_NAME> unless another variable is shown."),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(c int) { panic(kongExit{c}) }),
-		kong.DefaultEnvars("EDGEPOLL"),
-		kong.Vars{"version": "edgepoll " + poll.Version},
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true, FlagsLast: true, NoExpandSubcommands: true}),
-		kong.ValueFormatter(helpWithAliases),
-		kong.Help(helpPrinter),
-	)
+	cli = newCLI()
+	k, err := newParser(cli, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "edgepoll: internal error: %v\n", err)
 		return nil, nil, exitUsage, true
@@ -97,6 +87,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 	if err := cli.validate(namer); err != nil {
 		return nil, nil, usageError(stderr, err.Error()), true
 	}
+	cli.secrets = secretValues(k)
 	return cli, cmd, 0, false
 }
 
@@ -108,6 +99,37 @@ func usageError(stderr io.Writer, msg string) int {
 		postLambdaInitError("ConfigError", msg)
 	}
 	return exitUsage
+}
+
+// newParser is edgepoll's kong parser for cli (the command line, and each
+// connection of a --config file).
+func newParser(cli *CLI, stdout, stderr io.Writer) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("edgepoll"),
+		kong.Description("Pull ilert edge-connection events and deliver them in order, at least once, to a target in your network.\n\n"+
+			"One invocation runs one poll cycle and exits (0 ok, 1 cycle failed, 2 usage or configuration error); --loop runs as a daemon.\n"+
+			"The connector key is read from ILERT_EDGE_CONNECTOR_KEY (never a flag). Every flag can also be set as EDGEPOLL_<FLAG_NAME> unless another variable is shown."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { panic(kongExit{c}) }),
+		kong.DefaultEnvars("EDGEPOLL"),
+		kong.Vars{"version": "edgepoll " + poll.Version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, FlagsLast: true, NoExpandSubcommands: true}),
+		kong.ValueFormatter(helpWithAliases),
+		kong.Help(helpPrinter),
+		// Every duration flag takes plain seconds ("15") or a Go duration.
+		kong.TypeMapper(reflect.TypeOf(time.Duration(0)), kong.MapperFunc(func(ctx *kong.DecodeContext, target reflect.Value) error {
+			var v string
+			if err := ctx.Scan.PopValueInto("duration", &v); err != nil {
+				return err
+			}
+			var s Seconds
+			if err := s.UnmarshalText([]byte(v)); err != nil {
+				return err
+			}
+			target.SetInt(int64(s))
+			return nil
+		})),
+	)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -29,6 +29,7 @@ type app struct {
 // build turns a validated CLI into a runnable app. owner names this run in
 // leases (a run id, or the Lambda request id per invocation).
 func build(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, stdout io.Writer) (*app, error) {
+	cli.secrets = append(cli.secrets, key)
 	store, err := openStore(ctx, cli, log)
 	if err != nil {
 		return nil, err
