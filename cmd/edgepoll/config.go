@@ -16,8 +16,8 @@ import (
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks"
+	"github.com/edgepoll/edgepoll/state"
 	"github.com/edgepoll/edgepoll/state/deadletter"
-	"github.com/edgepoll/edgepoll/state/dynamo"
 )
 
 // Seconds is a duration flag that takes plain seconds ("15") or a Go
@@ -383,28 +383,24 @@ func (c *CLI) validate(n flagNamer) error {
 	return nil
 }
 
-// parseState splits a --state value into scheme and rest.
-func parseState(s string) (scheme, rest string, err error) {
+// parseState finds the backend of a --state value and checks the rest.
+func parseState(s string) (b state.Backend, rest string, err error) {
 	scheme, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return "", "", fmt.Errorf("%q: want sqlite:PATH, json:PATH or dynamodb:TABLE", s)
+	forms := make([]string, len(stores))
+	for i, st := range stores {
+		forms[i] = st.Form
+		if ok && st.Scheme == scheme {
+			return st, rest, st.Validate(rest)
+		}
 	}
-	switch scheme {
-	case "sqlite", "json":
-		if !localStateBuilt {
-			return "", "", fmt.Errorf("%s: this is the Lambda bootstrap (built with -tags lambda), which keeps no local state: Lambda's filesystem does not persist between invocations; use dynamodb:TABLE", scheme)
-		}
-		if rest == "" {
-			return "", "", fmt.Errorf("%s: needs a file path", scheme)
-		}
-	case "dynamodb":
-		if !dynamo.ValidTableName(rest) {
-			return "", "", fmt.Errorf("dynamodb: %q is not a valid table name (3-255 of A-Z a-z 0-9 _ - .)", rest)
-		}
-	default:
-		return "", "", fmt.Errorf("unknown scheme %q: want sqlite:PATH, json:PATH or dynamodb:TABLE", scheme)
+	want := strings.Join(forms, ", ")
+	switch {
+	case !ok:
+		return b, "", fmt.Errorf("%q: want %s", s, want)
+	case !localStateBuilt && (scheme == "sqlite" || scheme == "json"):
+		return b, "", fmt.Errorf("%s: this is the Lambda bootstrap (built with -tags lambda), which keeps no local state: Lambda's filesystem does not persist between invocations; use dynamodb:TABLE", scheme)
 	}
-	return scheme, rest, nil
+	return b, "", fmt.Errorf("unknown scheme %q: want %s", scheme, want)
 }
 
 func interval(d time.Duration) error {

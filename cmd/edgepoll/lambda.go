@@ -57,7 +57,7 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 	log := lambdaLogger(cli, stderr)
 	ctx := context.Background()
 
-	if scheme, _, _ := parseState(cli.State); scheme != "dynamodb" {
+	if b, _, _ := parseState(cli.State); b.Scheme != "dynamodb" {
 		return lambdaInitError(log, "ConfigError", fmt.Sprintf(
 			"EDGEPOLL_STATE: %q keeps state on the Lambda filesystem, which does not persist between invocations; use dynamodb:TABLE", cli.State), exitUsage)
 	}

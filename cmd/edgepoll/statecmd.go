@@ -118,11 +118,11 @@ func connection(e *cmdEnv) (string, error) {
 // inspect reads the connection's state without the lease and without
 // creating anything: a local state file that does not exist is empty state.
 func inspect(e *cmdEnv, conn string) (poll.StateInfo, error) {
-	scheme, path, err := parseState(e.cli.State)
+	b, path, err := parseState(e.cli.State)
 	if err != nil {
 		return poll.StateInfo{}, &UsageError{Msg: "--state: " + err.Error()}
 	}
-	if scheme != "dynamodb" {
+	if b.Scheme != "dynamodb" {
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			return poll.StateInfo{}, nil
 		}
@@ -134,7 +134,7 @@ func inspect(e *cmdEnv, conn string) (poll.StateInfo, error) {
 	defer store.Close()
 	insp, ok := store.(poll.Inspector)
 	if !ok {
-		return poll.StateInfo{}, fmt.Errorf("--state %s: this backend cannot be inspected", scheme)
+		return poll.StateInfo{}, fmt.Errorf("--state %s: this backend cannot be inspected", b.Scheme)
 	}
 	return insp.Inspect(e.ctx, conn)
 }

@@ -5,9 +5,8 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
 
-	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
 )
 
 // localStateBuilt: the Lambda bootstrap (built with -tags lambda, see `make
@@ -17,9 +16,8 @@ import (
 // validated; the reference agent's SQLite file cannot be read either.
 const localStateBuilt = false
 
-func openLocalStore(context.Context, string, string, *slog.Logger) (poll.Store, error) {
-	return nil, &UsageError{Msg: "--state: only dynamodb:TABLE is built into the Lambda bootstrap"}
-}
+// localStores: none in the Lambda bootstrap.
+var localStores []state.Backend
 
 var errIlagentNothing = errors.New("nothing to import")
 

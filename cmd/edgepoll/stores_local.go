@@ -3,10 +3,7 @@
 package main
 
 import (
-	"context"
-	"log/slog"
-
-	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
 	"github.com/edgepoll/edgepoll/state/ilagent"
 	"github.com/edgepoll/edgepoll/state/jsonfile"
 	"github.com/edgepoll/edgepoll/state/sqlite"
@@ -16,14 +13,10 @@ import (
 // The Lambda bootstrap (-tags lambda) leaves them out.
 const localStateBuilt = true
 
-func openLocalStore(ctx context.Context, scheme, path string, log *slog.Logger) (poll.Store, error) {
-	switch scheme {
-	case "sqlite":
-		return sqlite.Open(ctx, path, log)
-	case "json":
-		return jsonfile.Open(ctx, path, log)
-	}
-	return nil, &UsageError{Msg: "--state: unknown scheme " + scheme}
+// localStores are the state backends on local files, one line each.
+var localStores = []state.Backend{
+	sqlite.Backend,
+	jsonfile.Backend,
 }
 
 // The reference agent's SQLite file (--ilagent-db, state import-ilagent).

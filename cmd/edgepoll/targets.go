@@ -14,19 +14,24 @@ import (
 	mqttsink "github.com/edgepoll/edgepoll/sinks/mqtt"
 	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
 	stdoutsink "github.com/edgepoll/edgepoll/sinks/stdout"
+	"github.com/edgepoll/edgepoll/state"
 	"github.com/edgepoll/edgepoll/state/dynamo"
 )
 
+// stores are the state backends (--state) this binary is built with:
+// adding one is its package under state/ (a state.Backend that passes the
+// contract tests) plus one line here or in stores_local.go.
+var stores = append([]state.Backend{
+	dynamo.Backend,
+}, localStores...)
+
 // openStore opens the --state backend.
 func openStore(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Store, error) {
-	scheme, rest, err := parseState(cli.State)
+	b, rest, err := parseState(cli.State)
 	if err != nil {
 		return nil, &UsageError{Msg: "--state: " + err.Error()}
 	}
-	if scheme == "dynamodb" {
-		return dynamo.Open(ctx, rest, dynamo.Options{}, log)
-	}
-	return openLocalStore(ctx, scheme, rest, log)
+	return b.Open(ctx, rest, log)
 }
 
 // targets are edgepoll's delivery targets (--mode). Adding one is its own

@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edgepoll/edgepoll/state"
 	"io"
 	"log/slog"
 	"strconv"
@@ -63,6 +64,18 @@ type Store struct {
 	opt   Options
 	log   *slog.Logger
 }
+
+// Backend registers --state dynamodb:TABLE.
+var Backend = state.Backend{Scheme: "dynamodb", Form: "dynamodb:TABLE",
+	Validate: func(table string) error {
+		if !ValidTableName(table) {
+			return fmt.Errorf("dynamodb: %q is not a valid table name (3-255 of A-Z a-z 0-9 _ - .)", table)
+		}
+		return nil
+	},
+	Open: func(ctx context.Context, table string, log *slog.Logger) (poll.Store, error) {
+		return Open(ctx, table, Options{}, log)
+	}}
 
 // Open checks the table exists and has the string partition key pk.
 func Open(ctx context.Context, table string, opt Options, log *slog.Logger) (*Store, error) {

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgepoll/edgepoll/state"
 	"io"
 	"log/slog"
 	"os"
@@ -58,6 +59,18 @@ type Store struct {
 	path string
 	log  *slog.Logger
 }
+
+// Backend registers --state json:PATH.
+var Backend = state.Backend{Scheme: "json", Form: "json:PATH",
+	Validate: func(path string) error {
+		if path == "" {
+			return errors.New("json: needs a file path")
+		}
+		return nil
+	},
+	Open: func(ctx context.Context, path string, log *slog.Logger) (poll.Store, error) {
+		return Open(ctx, path, log)
+	}}
 
 // Open checks that path is usable: its directory exists, and the file, if
 // present, parses.

@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/edgepoll/edgepoll/state"
 	"io"
 	"log/slog"
 	"time"
@@ -32,6 +33,19 @@ type Store struct {
 	db   *sql.DB
 	save *sql.Stmt // prepared once: parsing SQL costs more than the update
 	log  *slog.Logger
+}
+
+// Backend registers --state sqlite:PATH.
+var Backend = state.Backend{Scheme: "sqlite", Form: "sqlite:PATH", Validate: needPath,
+	Open: func(ctx context.Context, path string, log *slog.Logger) (poll.Store, error) {
+		return Open(ctx, path, log)
+	}}
+
+func needPath(path string) error {
+	if path == "" {
+		return errors.New("sqlite: needs a file path")
+	}
+	return nil
 }
 
 // Open opens (creating if needed) the database at path. A file that is not
