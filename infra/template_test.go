@@ -192,6 +192,45 @@ func check(tmpl map[string]any, makefile string, envVars map[string]bool) []stri
 	if !foundSchedule {
 		bad("no ScheduleV2 event")
 	}
+	// Lambda itself must not retry a failed run either.
+	eic, _ := props["EventInvokeConfig"].(map[string]any)
+	if eic["MaximumRetryAttempts"] != float64(0) {
+		bad("EventInvokeConfig.MaximumRetryAttempts %v, want 0 (Lambda retries would overlap the schedule)", eic["MaximumRetryAttempts"])
+	}
+	if age, _ := eic["MaximumEventAgeInSeconds"].(float64); age == 0 || age > 120 {
+		bad("EventInvokeConfig.MaximumEventAgeInSeconds %v is not short", eic["MaximumEventAgeInSeconds"])
+	}
+	// Logs are kept for a bounded time, in the log group the function uses.
+	lg, _ := res["LogGroup"].(map[string]any)
+	if lg["Type"] != "AWS::Logs::LogGroup" || fmt.Sprint(lg["Properties"].(map[string]any)["RetentionInDays"]) != "map[Ref:LogRetentionDays]" {
+		bad("no LogGroup with RetentionInDays from LogRetentionDays")
+	}
+	if lc, _ := props["LoggingConfig"].(map[string]any); fmt.Sprint(lc["LogGroup"]) != "map[Ref:LogGroup]" {
+		bad("the function does not log to LogGroup")
+	}
+	// Alarms on failed runs and on runs close to the timeout.
+	alarms := map[string]bool{}
+	for _, r := range res {
+		r := r.(map[string]any)
+		if r["Type"] != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		b, _ := json.Marshal(r["Properties"])
+		for _, m := range []string{"Errors", "Duration"} {
+			if strings.Contains(string(b), `"MetricName":"`+m+`"`) && strings.Contains(string(b), `"Ref":"EdgepollFunction"`) {
+				alarms[m] = true
+			}
+		}
+		if m := string(b); strings.Contains(m, "Duration") && !strings.Contains(m, "FunctionTimeout") {
+			bad("the Duration alarm is not relative to FunctionTimeout")
+		}
+		if !strings.Contains(string(b), `"AlarmActions":{"Fn::If":["HasAlarmTopic"`) {
+			bad("an alarm does not notify AlarmTopicArn")
+		}
+	}
+	if !alarms["Errors"] || !alarms["Duration"] {
+		bad("alarms on Errors and Duration missing: %v", alarms)
+	}
 	table, _ := res["StateTable"].(map[string]any)
 	tp, _ := table["Properties"].(map[string]any)
 	if table["Type"] != "AWS::DynamoDB::Table" || table["DeletionPolicy"] != "Retain" {
@@ -312,7 +351,7 @@ func TestTemplateChecksCatchMistakes(t *testing.T) {
 	mutations := map[string]func(string) string{
 		"runtime": func(s string) string { return strings.Replace(s, "provided.al2023", "go1.x", 1) },
 		"retries": func(s string) string {
-			return strings.Replace(s, "MaximumRetryAttempts: 0", "MaximumRetryAttempts: 2", 1)
+			return strings.Replace(s, "MaximumRetryAttempts: 0\n        MaximumEventAgeInSeconds", "MaximumRetryAttempts: 2\n        MaximumEventAgeInSeconds", 1)
 		},
 		"timeout": func(s string) string { return strings.Replace(s, "Default: 50", "Default: 90", 1) },
 		"ttl":     func(s string) string { return strings.Replace(s, "AttributeName: ttl", "AttributeName: expires", 1) },
@@ -325,6 +364,16 @@ func TestTemplateChecksCatchMistakes(t *testing.T) {
 			return strings.Replace(s, "DeletionPolicy: Retain", "DeletionPolicy: Delete", 1)
 		},
 		"buildmeth": func(s string) string { return strings.Replace(s, "BuildMethod: makefile", "BuildMethod: go1.x", 1) },
+		"schedule retries": func(s string) string {
+			return strings.Replace(s, "MaximumRetryAttempts: 0\n              MaximumEventAgeInSeconds", "MaximumRetryAttempts: 1\n              MaximumEventAgeInSeconds", 1)
+		},
+		"no invoke config": func(s string) string { return strings.Replace(s, "EventInvokeConfig:", "EventInvokeConfigX:", 1) },
+		"no retention": func(s string) string {
+			return strings.Replace(s, "RetentionInDays: !Ref LogRetentionDays", "RetentionInDays: 30", 1)
+		},
+		"no alarm": func(s string) string {
+			return strings.Replace(s, "MetricName: Errors", "MetricName: Throttles", 1)
+		},
 	}
 	for name, mutate := range mutations {
 		mutated := mutate(string(src))
@@ -335,4 +384,166 @@ func TestTemplateChecksCatchMistakes(t *testing.T) {
 	// And the schema itself rejects an unknown property of a SAM function.
 	bad := strings.Replace(string(src), "      Handler: bootstrap", "      Handler: bootstrap\n      Handlr: typo", 1)
 	assert.Error(t, validate(t, loadTemplate(t, []byte(bad))))
+}
+
+// eval resolves the intrinsic functions a deployment would, for the given
+// parameter values (CloudFormation's own semantics for Ref, Fn::If,
+// Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition, Fn::Sub); AWS::NoValue
+// drops the key.
+type evaluator struct {
+	params map[string]string
+	conds  map[string]any
+}
+
+var noValue = &struct{}{}
+
+func (e *evaluator) cond(name string) bool {
+	v, ok := e.conds[name]
+	if !ok {
+		panic("unknown condition " + name)
+	}
+	return e.eval(v) == true
+}
+
+func (e *evaluator) eval(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 1 {
+			for k, a := range x {
+				args, _ := a.([]any)
+				switch k {
+				case "Ref":
+					if a == "AWS::NoValue" {
+						return noValue
+					}
+					if p, ok := e.params[a.(string)]; ok {
+						return p
+					}
+					return "<" + a.(string) + ">"
+				case "Condition":
+					return e.cond(a.(string))
+				case "Fn::If":
+					if e.cond(args[0].(string)) {
+						return e.eval(args[1])
+					}
+					return e.eval(args[2])
+				case "Fn::Equals":
+					return fmt.Sprint(e.eval(args[0])) == fmt.Sprint(e.eval(args[1]))
+				case "Fn::Not":
+					return e.eval(args[0]) != true
+				case "Fn::And", "Fn::Or":
+					all, any := true, false
+					for _, c := range args {
+						b := e.eval(c) == true
+						all, any = all && b, any || b
+					}
+					return map[bool]bool{true: all, false: any}[k == "Fn::And"]
+				case "Fn::Sub":
+					return regexp.MustCompile(`\$\{([^}]+)\}`).ReplaceAllStringFunc(a.(string), func(m string) string {
+						return fmt.Sprint(e.eval(map[string]any{"Ref": m[2 : len(m)-1]}))
+					})
+				}
+			}
+		}
+		out := map[string]any{}
+		for k, c := range x {
+			if r := e.eval(c); r != noValue {
+				out[k] = r
+			}
+		}
+		return out
+	case []any:
+		var out []any
+		for _, c := range x {
+			if r := e.eval(c); r != noValue {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	return v
+}
+
+// deploy evaluates the template for params (defaults filled in): the
+// function's environment, and the descriptions of the rules that fail.
+func deploy(t *testing.T, tmpl map[string]any, params map[string]string) (env map[string]any, failed []string) {
+	t.Helper()
+	all := map[string]string{}
+	for name, p := range tmpl["Parameters"].(map[string]any) {
+		if d, ok := p.(map[string]any)["Default"]; ok {
+			all[name] = fmt.Sprint(d)
+		}
+	}
+	for k, v := range params {
+		require.Contains(t, all, k, "parameter %s", k)
+		all[k] = v
+	}
+	e := &evaluator{params: all, conds: tmpl["Conditions"].(map[string]any)}
+	for _, r := range tmpl["Rules"].(map[string]any) {
+		r := r.(map[string]any)
+		if c, ok := r["RuleCondition"]; ok && e.eval(c) != true {
+			continue
+		}
+		for _, a := range r["Assertions"].([]any) {
+			a := a.(map[string]any)
+			if e.eval(a["Assert"]) != true {
+				failed = append(failed, a["AssertDescription"].(string))
+			}
+		}
+	}
+	fn := e.eval(tmpl["Resources"].(map[string]any)["EdgepollFunction"]).(map[string]any)
+	env = fn["Properties"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
+	return env, failed
+}
+
+// Each mode requires its own settings and no other mode's, and the function
+// gets the variables of the chosen mode only.
+func TestTemplateParametersAndConditions(t *testing.T) {
+	src, _ := readTemplate(t)
+	tmpl := loadTemplate(t, src)
+	vars := edgepollEnvVars(t)
+	keys := func(env map[string]any) []string {
+		var out []string
+		for k := range env {
+			require.True(t, vars[k], "%s is not a variable edgepoll reads", k)
+			out = append(out, k)
+		}
+		return out
+	}
+	common := []string{"EDGEPOLL_STATE", "EDGEPOLL_MODE", "EDGEPOLL_LOG_FORMAT", "EDGEPOLL_DEAD_LETTER"}
+
+	env, failed := deploy(t, tmpl, map[string]string{"Mode": "http", "HttpUrl": "https://hook.internal/x"})
+	assert.Empty(t, failed)
+	assert.ElementsMatch(t, append([]string{"EDGEPOLL_HTTP_URL", "EDGEPOLL_HTTP_METHOD"}, common...), keys(env))
+	assert.Equal(t, "dynamodb:<StateTable>", env["EDGEPOLL_DEAD_LETTER"])
+
+	_, failed = deploy(t, tmpl, map[string]string{"Mode": "http"})
+	assert.Equal(t, []string{"Mode http needs HttpUrl."}, failed)
+	_, failed = deploy(t, tmpl, map[string]string{"Mode": "http", "HttpUrl": "https://x", "HttpAuthHeader": "Authorization"})
+	assert.Len(t, failed, 1)
+	env, failed = deploy(t, tmpl, map[string]string{"Mode": "http", "HttpUrl": "https://x", "HttpAuthHeader": "Authorization",
+		"HttpAuthValueSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:hook", "HttpAuthValueSecretKey": "token"})
+	assert.Empty(t, failed)
+	assert.Equal(t, "{{resolve:secretsmanager:arn:aws:secretsmanager:eu-west-1:1:secret:hook:SecretString:token}}", env["EDGEPOLL_HTTP_AUTH_VALUE"])
+
+	env, failed = deploy(t, tmpl, map[string]string{"Mode": "kafka", "KafkaBrokers": "b-1:9096", "Topic": "ilert",
+		"KafkaSaslMechanism": "scram-sha-512", "KafkaUsername": "edgepoll", "KafkaPasswordParameterName": "/edgepoll/kafka", "DeadLetter": "none"})
+	assert.Empty(t, failed, "no HttpUrl needed in kafka mode")
+	assert.ElementsMatch(t, []string{"EDGEPOLL_STATE", "EDGEPOLL_MODE", "EDGEPOLL_LOG_FORMAT", "EDGEPOLL_TOPIC", "EDGEPOLL_KAFKA_BROKERS",
+		"EDGEPOLL_KAFKA_TLS", "EDGEPOLL_KAFKA_SASL_MECHANISM", "EDGEPOLL_KAFKA_USERNAME", "EDGEPOLL_KAFKA_PASSWORD"}, keys(env))
+	assert.Equal(t, "{{resolve:ssm:/edgepoll/kafka}}", env["EDGEPOLL_KAFKA_PASSWORD"])
+	_, failed = deploy(t, tmpl, map[string]string{"Mode": "kafka", "KafkaSaslMechanism": "plain"})
+	assert.Len(t, failed, 4, "brokers, topic, user, password: %v", failed)
+
+	env, failed = deploy(t, tmpl, map[string]string{"Mode": "mqtt", "MqttHost": "broker.internal", "Topic": "ilert/events",
+		"MqttUsername": "edgepoll", "MqttPasswordSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:mqtt", "HeartbeatKeySecretArn": "arn:hb"})
+	assert.Empty(t, failed)
+	assert.ElementsMatch(t, append([]string{"EDGEPOLL_TOPIC", "EDGEPOLL_MQTT_HOST", "EDGEPOLL_MQTT_PORT", "EDGEPOLL_MQTT_QOS",
+		"EDGEPOLL_MQTT_TLS", "EDGEPOLL_MQTT_USERNAME", "EDGEPOLL_MQTT_PASSWORD", "ILERT_HEARTBEAT_KEY"}, common...), keys(env))
+	_, failed = deploy(t, tmpl, map[string]string{"Mode": "mqtt"})
+	assert.Len(t, failed, 2)
+
+	env, failed = deploy(t, tmpl, map[string]string{"Mode": "stdout"})
+	assert.Empty(t, failed)
+	assert.ElementsMatch(t, common, keys(env))
 }
