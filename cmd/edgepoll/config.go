@@ -82,6 +82,7 @@ type CLI struct {
 
 	Config      string `name:"config" env:"EDGEPOLL_CONFIG" help:"YAML file declaring several edge connections, each with its own key (key-env) and target; every flag's long name is a key (see README)." type:"path" group:"Connections"`
 	MaxParallel int    `name:"max-parallel" default:"4" help:"With --config: how many connections run a cycle at the same time." process:"" group:"Connections"`
+	Connection  string `name:"connection" help:"With --config: only this connection of the file (for a run, state and check commands)." placeholder:"NAME" process:"" group:"Connections"`
 
 	Commands `embed:""`
 
@@ -90,6 +91,8 @@ type CLI struct {
 	// targets are the registered targets' configurations, by mode (the
 	// same values kong fills through Plugins).
 	targets map[string]sinks.Target
+	// key is a --config connection's connector key (from its key-env).
+	key string
 	// secrets are the values of every secret this process holds (secret
 	// flags, connector keys): the script sink withholds them.
 	secrets []string
@@ -373,6 +376,9 @@ func (c *CLI) validate(n flagNamer) error {
 	case "text", "json":
 	default:
 		return n.errf("log-format", "must be text or json")
+	}
+	if c.Connection != "" && c.Config == "" {
+		return n.errf("connection", "needs --config")
 	}
 	if c.MaxParallel < 1 || c.MaxParallel > 1000 {
 		return n.errf("max-parallel", "must be 1..1000")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -354,4 +355,52 @@ connections:
 		assert.NotContains(t, string(env), secret)
 	}
 	assert.Len(t, r.tg.ids("conn-01"), 1)
+}
+
+func TestFleetStateShowListsEveryConnection(t *testing.T) {
+	r := newFleetRig(t, 3, 5)
+	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\n")
+	res := runBin(t, r.vars(), "--config", cfg, "--connection", "conn-01")
+	require.Equal(t, 0, res.code, res.stderr)
+	assert.Len(t, r.tg.ids("conn-01"), 5)
+	assert.Empty(t, r.tg.ids("conn-00"), "--connection runs that connection only")
+
+	res = runBin(t, r.vars(), "state", "show", "--config", cfg, "--output", "json")
+	require.Equal(t, 0, res.code, res.stderr)
+	var shown []struct {
+		Name       string `json:"name"`
+		Connection string `json:"connection"`
+		Cursor     *int64 `json:"cursor"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.stdout), &shown), res.stdout)
+	require.Len(t, shown, 3)
+	for i, s := range shown {
+		assert.Equal(t, r.names[i], s.Name)
+		assert.NotEmpty(t, s.Connection)
+		if s.Name == "conn-01" {
+			require.NotNil(t, s.Cursor)
+			assert.Equal(t, int64(5), *s.Cursor)
+		} else {
+			assert.Nil(t, s.Cursor)
+		}
+	}
+	res = runBin(t, r.vars(), "state", "show", "--config", cfg)
+	require.Equal(t, 0, res.code, res.stderr)
+	for _, n := range r.names {
+		assert.Contains(t, res.stdout, "name        "+n+"\n")
+	}
+	noSecrets(t, r, res.stdout, res.stderr)
+
+	// A command on one connection needs --connection.
+	res = runBin(t, r.vars(), "state", "reset", "--config", cfg)
+	assert.Equal(t, 2, res.code, res.stderr)
+	assert.Contains(t, res.stderr, "--connection")
+	res = runBin(t, r.vars(), "state", "set-cursor", "2", "--config", cfg, "--connection", "conn-01")
+	require.Equal(t, 0, res.code, res.stderr)
+	res = runBin(t, r.vars(), "--config", cfg, "--connection", "conn-01")
+	require.Equal(t, 0, res.code, res.stderr)
+	assert.Equal(t, []int64{1, 2, 3, 4, 5, 3, 4, 5}, r.tg.ids("conn-01"), "replayed after set-cursor 2")
+	res = runBin(t, r.vars(), "--config", cfg, "--connection", "nope")
+	assert.Equal(t, 2, res.code)
+	assert.Contains(t, res.stderr, "--connection: \"nope\" is not a connection")
 }

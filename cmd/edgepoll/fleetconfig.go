@@ -273,6 +273,14 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 		fc.CLI.secrets = all
 	}
 	base.secrets = all
+	if base.Connection != "" {
+		for _, fc := range out {
+			if fc.Name == base.Connection {
+				return []*fleetConn{fc}, nil
+			}
+		}
+		return nil, fileError("%s: %q is not a connection of %s", n.name("connection"), base.Connection, path)
+	}
 	return out, nil
 }
 
@@ -422,6 +430,7 @@ func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, schema fleetSchema
 		return nil, err
 	}
 	cli.secrets = secretValues(ck)
+	cli.key = fc.Key
 	fc.CLI = cli
 	return fc, nil
 }

@@ -143,6 +143,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext(log)
 	defer stop()
+	if cli.fleet != nil {
+		switch cmd.(type) {
+		case *runCmd, *stateShowCmd, *completionCmd: // they serve every connection of the file
+		default:
+			if len(cli.fleet) != 1 {
+				return usageError(stderr, "--connection: this command works on one connection of the --config file: name it with --connection NAME")
+			}
+			cli = cli.fleet[0].CLI
+		}
+	}
 	return cmd.run(&cmdEnv{ctx: ctx, cli: cli, log: log, stdout: stdout, stderr: stderr})
 }
 
@@ -209,6 +219,9 @@ func signalContext(log *slog.Logger) (context.Context, func()) {
 // SSM / Secrets Manager when configured. Surrounding white space (a trailing
 // newline of a secret file) is not part of the key.
 func connectorKey(ctx context.Context, cli *CLI) (string, error) {
+	if cli.key != "" { // a --config connection's, from its key-env
+		return cli.key, nil
+	}
 	source := "ILERT_EDGE_CONNECTOR_KEY"
 	var key string
 	switch {

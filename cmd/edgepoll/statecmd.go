@@ -50,6 +50,9 @@ func rfc3339(t time.Time) *string {
 }
 
 func (c *stateShowCmd) run(e *cmdEnv) int {
+	if e.cli.fleet != nil {
+		return c.runFleet(e)
+	}
 	conn, err := connection(e)
 	if err != nil {
 		return fail(e.stderr, err)
@@ -59,20 +62,69 @@ func (c *stateShowCmd) run(e *cmdEnv) int {
 		return fail(e.stderr, err)
 	}
 	if c.Output == "json" {
-		out := stateJSON{Connection: conn, UpdatedAt: rfc3339(info.UpdatedAt), Refusals: info.Refusals,
-			Lease: leaseJSON{Held: info.Lease.Held, ExpiresAt: rfc3339(info.Lease.ExpiresAt)}}
-		if info.HasCursor {
-			out.Cursor = &info.Cursor
-		}
-		if info.Lease.Held && info.Lease.Holder != "" {
-			out.Lease.Holder = &info.Lease.Holder
-		}
-		b, _ := json.Marshal(out)
+		b, _ := json.Marshal(toStateJSON(conn, info))
 		fmt.Fprintf(e.stdout, "%s\n", b)
 		return exitOK
 	}
 	printState(e.stdout, e.cli, conn, info)
 	return exitOK
+}
+
+func toStateJSON(conn string, info poll.StateInfo) stateJSON {
+	out := stateJSON{Connection: conn, UpdatedAt: rfc3339(info.UpdatedAt), Refusals: info.Refusals,
+		Lease: leaseJSON{Held: info.Lease.Held, ExpiresAt: rfc3339(info.Lease.ExpiresAt)}}
+	if info.HasCursor {
+		out.Cursor = &info.Cursor
+	}
+	if info.Lease.Held && info.Lease.Holder != "" {
+		out.Lease.Holder = &info.Lease.Holder
+	}
+	return out
+}
+
+// fleetStateJSON is one connection of `state show --config FILE --output
+// json`: its name, then what state show says of one connection.
+type fleetStateJSON struct {
+	Name string `json:"name"`
+	stateJSON
+}
+
+// runFleet lists every connection of the --config file (text: one block
+// each; json: an array). A connection whose state cannot be read is
+// reported and makes the exit 1; the others are still listed.
+func (c *stateShowCmd) runFleet(e *cmdEnv) int {
+	code := exitOK
+	var all []fleetStateJSON
+	for i, fc := range e.cli.fleet {
+		ce := &cmdEnv{ctx: e.ctx, cli: fc.CLI, log: e.log, stdout: e.stdout, stderr: e.stderr}
+		conn, err := connection(ce)
+		var info poll.StateInfo
+		if err == nil {
+			info, err = inspect(ce, conn)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "edgepoll: error: %s: %v\n", fc.Label(), err)
+			code = exitFailed
+			continue
+		}
+		if c.Output == "json" {
+			all = append(all, fleetStateJSON{Name: fc.Name, stateJSON: toStateJSON(conn, info)})
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(e.stdout)
+		}
+		fmt.Fprintf(e.stdout, "name        %s\n", fc.Name)
+		printState(e.stdout, fc.CLI, conn, info)
+	}
+	if c.Output == "json" {
+		if all == nil {
+			all = []fleetStateJSON{}
+		}
+		b, _ := json.Marshal(all)
+		fmt.Fprintf(e.stdout, "%s\n", b)
+	}
+	return code
 }
 
 func printState(w io.Writer, cli *CLI, conn string, info poll.StateInfo) {
