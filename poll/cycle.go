@@ -143,7 +143,16 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		return context.WithTimeout(context.WithoutCancel(hard), persistTimeout)
 	}
 
-	lease, err := c.Store.Acquire(hard, c.Conn, c.Owner)
+	// Taking the lease and loading the cursor wait for the store at most
+	// storeTimeout, and not past a stop request: a store that never answers
+	// fails the cycle, bounded, and SIGTERM ends the wait at once.
+	sctx, cancelStore := context.WithTimeout(soft, storeTimeout)
+	defer cancelStore()
+	lease, err := c.Store.Acquire(sctx, c.Conn, c.Owner)
+	if err != nil && soft.Err() != nil {
+		sum.Stopped = true
+		return sum, nil
+	}
 	if errors.Is(err, ErrLeaseHeld) {
 		log.Info("lease held by another run; not polling")
 		sum.LeaseHeld = true
@@ -164,11 +173,19 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		}
 	}()
 
-	pos, _, err := lease.Load(hard)
+	pos, _, err := lease.Load(sctx)
+	if err != nil && soft.Err() != nil {
+		sum.Stopped = true
+		return sum, nil
+	}
 	if err != nil {
 		return sum, &CycleError{Kind: "state", Reason: "load", Err: fmt.Errorf("loading the cursor: %w", err)}
 	}
-	if sum.Stats, err = lease.LoadStats(hard); err != nil {
+	if sum.Stats, err = lease.LoadStats(sctx); err != nil {
+		if soft.Err() != nil {
+			sum.Stopped = true
+			return sum, nil
+		}
 		return sum, &CycleError{Kind: "state", Reason: "load", Err: fmt.Errorf("loading the run statistics: %w", err)}
 	}
 	statsLoaded = true
@@ -221,7 +238,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 				prefetch.cancel()
 				<-prefetch.done
 			}
-			batch, err = c.Client.Poll(hard, q)
+			batch, err = c.Client.Poll(soft, q) // a stop request cancels a poll at once
 		}
 		sum.Polls++
 		prefetch = nil
@@ -263,7 +280,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		}
 		sum.Polled += len(items)
 		if batch.Full && c.HA == nil && sum.Polls < maxPolls && len(batch.Items) > 0 {
-			prefetch = c.prefetch(hard, batch.Items[len(batch.Items)-1].ID)
+			prefetch = c.prefetch(soft, batch.Items[len(batch.Items)-1].ID)
 		}
 		if len(items) > 0 {
 			log.Debug("polled", "items", len(items), "first", items[0].ID, "last", items[len(items)-1].ID, "full", batch.Full)
@@ -315,6 +332,9 @@ func (c *Cycle) saveStats(ctx context.Context, log *slog.Logger, lease Lease, su
 func SkipLimitError(limit int, last error) error {
 	return fmt.Errorf("%d consecutive items refused by the target (last: %s): target misconfigured? (--skip-limit)", limit, refusalName(last))
 }
+
+// storeTimeout bounds taking the lease and loading the cursor.
+const storeTimeout = 10 * time.Second
 
 func (c *Cycle) persistTimeout() time.Duration {
 	if c.PersistTimeout <= 0 {

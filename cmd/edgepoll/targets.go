@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks"
@@ -25,12 +26,19 @@ var stores = append([]state.Backend{
 	dynamo.Backend,
 }, localStores...)
 
+// storeOpenTimeout bounds opening the state store (DynamoDB's DescribeTable
+// with the SDK's retries, a locked SQLite file): a store that never answers
+// fails the run instead of hanging it.
+const storeOpenTimeout = 30 * time.Second
+
 // openStore opens the --state backend.
 func openStore(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Store, error) {
 	b, rest, err := parseState(cli.State)
 	if err != nil {
 		return nil, &UsageError{Msg: "--state: " + err.Error()}
 	}
+	ctx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
+	defer cancel()
 	return b.Open(ctx, rest, log)
 }
 

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
@@ -73,8 +74,8 @@ var Backend = state.Backend{Scheme: "json", Form: "json:PATH",
 	}}
 
 // Open checks that path is usable: its directory exists, and the file, if
-// present, parses.
-func Open(_ context.Context, path string, log *slog.Logger) (*Store, error) {
+// present, parses. Temp files a killed run left behind are removed.
+func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -85,7 +86,48 @@ func Open(_ context.Context, path string, log *slog.Logger) (*Store, error) {
 	if _, err := s.read(); err != nil {
 		return nil, err
 	}
+	s.removeStaleTemps(ctx)
 	return s, nil
+}
+
+// tmpPattern names the temp files of update (os.CreateTemp's pattern).
+func (s *Store) tmpPattern() string { return "." + filepath.Base(s.path) + ".tmp-*" }
+
+// temps lists the temp files of update in the state file's directory.
+func (s *Store) temps() []string {
+	dir := filepath.Dir(s.path)
+	entries, _ := os.ReadDir(dir)
+	prefix := strings.TrimSuffix(s.tmpPattern(), "*")
+	var out []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), prefix) {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// removeStaleTemps removes the temp files of runs killed in the middle of
+// an update. Every update creates and renames (or removes) its temp file
+// under the file lock, so with the lock held any temp file left is stale;
+// without the lock (held elsewhere for longer than a moment) nothing is
+// touched: a later Open cleans up.
+func (s *Store) removeStaleTemps(ctx context.Context) {
+	if len(s.temps()) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	lk, err := filelock.AcquireContext(ctx, s.path+".lock")
+	if err != nil {
+		return
+	}
+	defer lk.Unlock()
+	for _, p := range s.temps() {
+		if err := os.Remove(p); err == nil {
+			s.log.Info("removed the temp file of an interrupted state write", "file", p)
+		}
+	}
 }
 
 // read parses the file; an absent file is empty state.
@@ -142,8 +184,8 @@ func (s *Store) LoadDurable(_ context.Context, conn string) (poll.Position, bool
 }
 
 // SaveDurable implements locallease.Durable.
-func (s *Store) SaveDurable(_ context.Context, conn string, p poll.Position) error {
-	return s.update(func(f *file) bool {
+func (s *Store) SaveDurable(ctx context.Context, conn string, p poll.Position) error {
+	return s.update(ctx, func(f *file) bool {
 		if e, ok := f.Cursors[conn]; ok && e.Cursor >= p.Cursor {
 			return false
 		}
@@ -163,8 +205,8 @@ func (s *Store) LoadStats(_ context.Context, conn string) (poll.Stats, error) {
 }
 
 // SaveStats implements locallease.Durable.
-func (s *Store) SaveStats(_ context.Context, conn string, st poll.Stats) error {
-	return s.update(func(f *file) bool {
+func (s *Store) SaveStats(ctx context.Context, conn string, st poll.Stats) error {
+	return s.update(ctx, func(f *file) bool {
 		if f.Stats == nil {
 			f.Stats = map[string]stats{}
 		}
@@ -175,8 +217,8 @@ func (s *Store) SaveStats(_ context.Context, conn string, st poll.Stats) error {
 
 // PutDurable implements locallease.Durable: the operator's rewrite, any
 // position (or none).
-func (s *Store) PutDurable(_ context.Context, conn string, p poll.Position, ok bool) error {
-	return s.update(func(f *file) bool {
+func (s *Store) PutDurable(ctx context.Context, conn string, p poll.Position, ok bool) error {
+	return s.update(ctx, func(f *file) bool {
 		if !ok {
 			_, had := f.Cursors[conn]
 			delete(f.Cursors, conn)
@@ -208,10 +250,11 @@ func (s *Store) Inspect(_ context.Context, conn string) (poll.StateInfo, error) 
 
 // update does a read-modify-write of the whole file under the file lock and
 // replaces it atomically (temp file + rename) when change reports a change.
-func (s *Store) update(change func(*file) bool) error {
-	lk, err := filelock.Acquire(s.path + ".lock")
+// Waiting for the file lock ends when ctx is done.
+func (s *Store) update(ctx context.Context, change func(*file) bool) error {
+	lk, err := filelock.AcquireContext(ctx, s.path+".lock")
 	if err != nil {
-		return fmt.Errorf("state %s: %v", s.path, err)
+		return fmt.Errorf("state %s: %w", s.path, err)
 	}
 	defer lk.Unlock()
 	f, err := s.read()
@@ -225,7 +268,7 @@ func (s *Store) update(change func(*file) bool) error {
 	if err != nil {
 		return fmt.Errorf("state %s: %v", s.path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), "."+filepath.Base(s.path)+".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(s.path), s.tmpPattern())
 	if err != nil {
 		return fmt.Errorf("state %s: %v", s.path, unwrapPath(err))
 	}

@@ -10,12 +10,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/state/contract"
+	"github.com/edgepoll/edgepoll/state/internal/filelock"
 )
 
 const writerEnv = "EDGEPOLL_JSONFILE_WRITER"
@@ -152,4 +154,56 @@ func TestConcurrentProcessesShareOneFile(t *testing.T) {
 
 func BenchmarkSave(b *testing.B) {
 	contract.BenchSave(b, "jsonfile", func(path string) (poll.Store, error) { return Open(context.Background(), path, nil) })
+}
+
+// Temp files of runs killed in the middle of a write are removed at open,
+// under the file lock (so never one being written); other files stay.
+func TestOpenRemovesStaleTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "state.json")
+	stale := []string{".state.json.tmp-123", ".state.json.tmp-abc"}
+	keep := []string{".other.json.tmp-1", "state.json.tmp-1", ".state.json.tmpx"}
+	for _, n := range append(append([]string{}, stale...), keep...) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, n), []byte("{"), 0o600))
+	}
+
+	// While another process holds the file lock, nothing is removed.
+	lk, err := filelock.Acquire(p + ".lock")
+	require.NoError(t, err)
+	_, err = Open(context.Background(), p, nil)
+	require.NoError(t, err)
+	for _, n := range stale {
+		assert.FileExists(t, filepath.Join(dir, n))
+	}
+	require.NoError(t, lk.Unlock())
+
+	_, err = Open(context.Background(), p, nil)
+	require.NoError(t, err)
+	for _, n := range stale {
+		assert.NoFileExists(t, filepath.Join(dir, n))
+	}
+	for _, n := range keep {
+		assert.FileExists(t, filepath.Join(dir, n))
+	}
+}
+
+// A durable write waits for the file lock only until its context is done.
+func TestSaveGivesUpOnAHeldLock(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "state.json")
+	s, err := Open(context.Background(), p, nil)
+	require.NoError(t, err)
+	lk, err := filelock.Acquire(p + ".lock")
+	require.NoError(t, err)
+	defer lk.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.SaveDurable(ctx, "c", poll.Position{Cursor: 5}) }()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Contains(t, err.Error(), "waiting for the lock")
+	case <-time.After(30 * time.Second):
+		t.Fatal("SaveDurable ignored its context while the lock was held")
+	}
 }

@@ -1,6 +1,8 @@
 package filelock
 
 import (
+	"context"
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -40,4 +42,31 @@ func TestMutualExclusion(t *testing.T) {
 	if _, err := Acquire(filepath.Join(t.TempDir(), "missing", "x")); err == nil {
 		t.Fatal("missing dir must fail")
 	}
+}
+
+// A lock held for ever (here by another open file description) fails the
+// wait once the context is done, instead of blocking.
+func TestAcquireContextGivesUp(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.lock")
+	held, err := Acquire(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	l, err := AcquireContext(ctx, p)
+	if err == nil {
+		l.Unlock()
+		t.Fatal("took a held lock")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want the context's error, got %v", err)
+	}
+	held.Unlock()
+	l, err = AcquireContext(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Unlock()
 }
