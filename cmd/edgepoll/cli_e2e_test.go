@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -225,4 +226,32 @@ func TestOneShotClusterWithoutInstanceWarns(t *testing.T) {
 	r = runBin(t, e.vars(), "--mode", "stdout", "--state", e.state("json"), "--cluster-id", "c1", "--instance-id", "i1")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.NotContains(t, r.stderr, "WARN")
+}
+
+// Under --log-format json (or EDGEPOLL_LOG_FORMAT=json) a start-up error is
+// a JSON line too, whether the command line did not parse, did not
+// validate, or the run could not start.
+func TestStartupErrorsAreJSONUnderJSONLogs(t *testing.T) {
+	cases := []struct {
+		env  []string
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"ILERT_EDGE_CONNECTOR_KEY=k"}, []string{"--log-format", "json", "--poll-interval", "soon"}, 2, "--poll-interval"},
+		{[]string{"ILERT_EDGE_CONNECTOR_KEY=k"}, []string{"--log-format=json", "--mode", "smtp"}, 2, "--mode"},
+		{[]string{"ILERT_EDGE_CONNECTOR_KEY=k", "EDGEPOLL_LOG_FORMAT=json"}, []string{"--no-such-flag"}, 2, "--no-such-flag"},
+		{[]string{"EDGEPOLL_LOG_FORMAT=json"}, []string{"--mode", "stdout"}, 2, "ILERT_EDGE_CONNECTOR_KEY"},
+		{[]string{"ILERT_EDGE_CONNECTOR_KEY=k"}, []string{"--log-format", "json", "--mode", "stdout", "--state", "json:/nonexistent/dir/s.json"}, 1, "/nonexistent/dir"},
+	}
+	for _, tc := range cases {
+		r := runBin(t, baseEnv(tc.env...), tc.args...)
+		assert.Equal(t, tc.code, r.code, "%q: %s", tc.args, r.stderr)
+		line := strings.TrimSpace(r.stderr)
+		var rec map[string]any
+		if assert.NoError(t, json.Unmarshal([]byte(line), &rec), "%q: not one JSON line: %q", tc.args, r.stderr) {
+			assert.Equal(t, "ERROR", rec["level"])
+			assert.Contains(t, rec["err"], tc.want)
+		}
+	}
 }

@@ -55,6 +55,7 @@ type LambdaResult struct {
 // and each invocation runs one cycle bounded by the invocation's deadline.
 func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 	log := lambdaLogger(cli, stderr)
+	slog.SetDefault(log) // aws-lambda-go logs a failed invocation with log.Printf
 	ctx := context.Background()
 
 	if b, _, _ := parseState(cli.State); b.Scheme != "dynamodb" {
@@ -147,6 +148,7 @@ func lambdaLogger(cli *CLI, w io.Writer) *slog.Logger {
 	if text || os.Getenv("EDGEPOLL_LOG_FORMAT") == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
+	opts.ReplaceAttr = durationSeconds
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 

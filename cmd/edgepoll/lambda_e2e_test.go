@@ -214,6 +214,12 @@ func TestLambdaFailedCycleIsInvocationError(t *testing.T) {
 	require.NoError(t, json.Unmarshal(res.body, &e), string(res.body))
 	assert.Contains(t, e.ErrorMessage, "http_503")
 	assert.Equal(t, []int64{1, 2, 3}, r.tg.got())
+	// aws-lambda-go logs the failure with the standard log package: it goes
+	// through the JSON logger like every other line.
+	require.Eventually(t, func() bool { return strings.Contains(r.logs.String(), "errorMessage") }, 10*time.Second, 10*time.Millisecond)
+	for _, line := range strings.Split(strings.TrimSpace(r.logs.String()), "\n") {
+		assert.True(t, json.Valid([]byte(line)), "a log line that is not JSON: %q", line)
+	}
 
 	r.tg.setStatus(nil)
 	s := summaryOf(t, r.rt.invoke(t, "fail-2", 30*time.Second))

@@ -49,7 +49,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 	cli = newCLI()
 	k, err := newParser(cli, stdout, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "edgepoll: internal error: %v\n", err)
+		printError(stderr, "internal error: "+err.Error())
 		return nil, nil, exitUsage, true
 	}
 	defer func() {
@@ -67,6 +67,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 	// Shell completion: answers and exits when the shell asks (COMP_LINE).
 	kongplete.Complete(k, kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))
 	namer := newFlagNamer(k, args)
+	startupJSON = jsonLogsWanted(args)
 	kctx, err := k.Parse(args)
 	if err != nil {
 		return nil, nil, usageError(stderr, namer.rewrite(err.Error())), true
@@ -94,7 +95,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 // usageError prints a configuration error; inside AWS Lambda it is also
 // reported to the Runtime API, so the invocation fails with this message.
 func usageError(stderr io.Writer, msg string) int {
-	fmt.Fprintf(stderr, "edgepoll: error: %s\n", msg)
+	printError(stderr, msg)
 	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		postLambdaInitError("ConfigError", msg)
 	}
@@ -137,7 +138,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if done {
 		return code
 	}
+	startupJSON = cli.LogFormat == "json"
 	log := newLogger(cli, stderr)
+	// The standard log package (used by libraries, e.g. aws-lambda-go for a
+	// failed invocation) writes through the same logger.
+	slog.SetDefault(log)
 	if _, isRun := cmd.(*runCmd); isRun && os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		return runLambda(cli, log, stderr)
 	}
@@ -184,9 +189,47 @@ func helpWithAliases(v *kong.Value) string {
 	return help + " [ilagent: " + strings.Join(names, ", ") + "]"
 }
 
+// startupJSON: start-up errors are printed as JSON log lines (--log-format
+// json), else as "edgepoll: error: ...".
+var startupJSON bool
+
+// jsonLogsWanted tells, before the command line is parsed (its errors
+// are start-up errors too), whether JSON logs were asked for: the last
+// --log-format on the command line, else EDGEPOLL_LOG_FORMAT, else inside
+// Lambda its log format (JSON unless Text).
+func jsonLogsWanted(args []string) bool {
+	format := ""
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if v, ok := strings.CutPrefix(a, "--log-format="); ok {
+			format = v
+		} else if a == "--log-format" && i+1 < len(args) {
+			format = args[i+1]
+		}
+	}
+	if format == "" {
+		format = os.Getenv("EDGEPOLL_LOG_FORMAT")
+	}
+	if format == "" && os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		return !strings.EqualFold(os.Getenv("AWS_LAMBDA_LOG_FORMAT"), "text")
+	}
+	return format == "json"
+}
+
+// printError prints a start-up error: one line, plain or JSON.
+func printError(stderr io.Writer, msg string) {
+	if startupJSON {
+		slog.New(slog.NewJSONHandler(stderr, nil)).Error("edgepoll: error", "err", msg)
+		return
+	}
+	fmt.Fprintf(stderr, "edgepoll: error: %s\n", msg)
+}
+
 // fail prints a start-up error; a UsageError is exit 2, anything else 1.
 func fail(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "edgepoll: error: %v\n", err)
+	printError(stderr, err.Error())
 	var ue *UsageError
 	if errors.As(err, &ue) {
 		return exitUsage
@@ -215,6 +258,9 @@ func signalContext(log *slog.Logger) (context.Context, func()) {
 	return ctx, func() { signal.Stop(ch); cancel() }
 }
 
+// keyFetchTimeout bounds reading the key from SSM or Secrets Manager.
+const keyFetchTimeout = 20 * time.Second
+
 // connectorKey reads the connector key: from ILERT_EDGE_CONNECTOR_KEY, or from
 // SSM / Secrets Manager when configured. Surrounding white space (a trailing
 // newline of a secret file) is not part of the key.
@@ -230,7 +276,9 @@ func connectorKey(ctx context.Context, cli *CLI) (string, error) {
 		if cli.ConnectorKeySecret != "" {
 			source = "--connector-key-secret"
 		}
-		k, err := fetchConnectorKey(ctx, cli)
+		fctx, cancel := context.WithTimeout(ctx, keyFetchTimeout)
+		k, err := fetchConnectorKey(fctx, cli)
+		cancel()
 		if err != nil {
 			return "", err
 		}
@@ -263,7 +311,17 @@ func newLogger(cli *CLI, w io.Writer) *slog.Logger {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if cli.LogFormat == "json" {
+		opts.ReplaceAttr = durationSeconds
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationSeconds is the JSON logs' ReplaceAttr: a time.Duration is written
+// as float seconds (slog's JSON handler writes nanoseconds).
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.Float64(a.Key, a.Value.Duration().Seconds())
+	}
+	return a
 }
