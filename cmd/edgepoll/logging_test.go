@@ -29,4 +29,3 @@ func TestJSONLogDurationsAreSeconds(t *testing.T) {
 	newLogger(&CLI{LogFormat: "text"}, &out).Info("x", "duration", 1500*time.Millisecond)
 	assert.Contains(t, out.String(), "duration=1.5s")
 }
-

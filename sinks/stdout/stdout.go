@@ -106,4 +106,3 @@ func (s *Sink) cutBack(start int64) bool {
 
 // Close implements poll.Deliverer (nothing is buffered).
 func (s *Sink) Close() error { return nil }
-
