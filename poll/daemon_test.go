@@ -216,23 +216,23 @@ func TestHeartbeatOnlyWhileHealthy(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hb.Run(ctx); close(done) }()
+	// tick wakes the heartbeat and waits until it sleeps again: the
+	// iteration (health check, ping, report) is over before the test changes
+	// the health, so each tick sees exactly the state set before it.
+	sleep := clock.next(t)
 	tick := func() {
-		s := clock.next(t)
-		assert.Equal(t, 30*time.Second, s.d)
-		s.wake <- true
+		assert.Equal(t, 30*time.Second, sleep.d)
+		sleep.wake <- true
+		sleep = clock.next(t)
 	}
+	setHealthy := func(h bool) { mu.Lock(); healthy = h; mu.Unlock() }
 	tick()
 	tick() // ping 2 fails: reported, loop goes on
-	mu.Lock()
-	healthy = false
-	mu.Unlock()
+	setHealthy(false)
 	tick()
 	tick()
-	mu.Lock()
-	healthy = true
-	mu.Unlock()
+	setHealthy(true)
 	tick()
-	clock.next(t)
 	cancel()
 	<-done
 	mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -90,8 +91,16 @@ func Start(t testing.TB) *Server {
 func start(t testing.TB) *Server {
 	t.Helper()
 	bin := testenv.LookPath(t, "dynalite", "bash scripts/test-deps.sh", ".tools/dynalite/node_modules/.bin/dynalite")
+	node := testenv.LookPath(t, "node", "apt-get install nodejs (scripts/test-deps.sh)")
+	// dynalite's command line listens on every interface; its module is
+	// started here on loopback only.
+	cli, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		t.Fatalf("dynalite: %v", err)
+	}
 	port := freePort(t)
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+	cmd := exec.Command(node, "-e", `require(process.argv[1])({createTableMs: 0, deleteTableMs: 0, updateTableMs: 0}).listen(+process.argv[2], "127.0.0.1")`,
+		filepath.Dir(cli), strconv.Itoa(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting dynalite: %v", err)

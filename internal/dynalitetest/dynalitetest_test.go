@@ -2,6 +2,10 @@ package dynalitetest
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,5 +21,34 @@ func TestStartAndCreateTable(t *testing.T) {
 	}
 	if got := aws.ToString(out.Table.KeySchema[0].AttributeName); got != "pk" {
 		t.Fatalf("key %q", got)
+	}
+}
+
+// dynalite listens on loopback only, never on every interface.
+func TestListensOnLoopbackOnly(t *testing.T) {
+	s := Start(t)
+	_, portStr, _ := strings.Cut(strings.TrimPrefix(s.Endpoint, "http://"), ":")
+	port, _ := strconv.Atoi(portStr)
+	want := fmt.Sprintf(":%04X", port)
+	var listening []string
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) > 3 && fields[3] == "0A" && strings.HasSuffix(fields[1], want) { // LISTEN
+				listening = append(listening, fields[1])
+			}
+		}
+	}
+	if len(listening) == 0 {
+		t.Skip("no listening socket found in /proc/net/tcp*")
+	}
+	for _, addr := range listening {
+		if addr != "0100007F"+want {
+			t.Errorf("dynalite listens on %s (hex), not 127.0.0.1", addr)
+		}
 	}
 }
