@@ -14,10 +14,11 @@ import (
 // `edgepoll [flags]` contract says; the root flags apply to every command
 // and may stand before or after it.
 type Commands struct {
-	Run        runCmd        `cmd:"" default:"withargs" hidden:"" help:"Run one poll cycle (the default when no command is given)."`
-	State      stateCmd      `cmd:"" help:"Inspect and repair the connection's cursor and lease (the same --state and connector key as a run)."`
-	Check      checkCmd      `cmd:"" help:"Check the configuration, the ilert key, the target and the state store, one line each, without delivering anything or moving the cursor."`
-	Completion completionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
+	Run         runCmd        `cmd:"" default:"withargs" hidden:"" help:"Run one poll cycle (the default when no command is given)."`
+	State       stateCmd      `cmd:"" help:"Inspect and repair the connection's cursor and lease (the same --state and connector key as a run)."`
+	Check       checkCmd      `cmd:"" help:"Check the configuration, the ilert key, the target and the state store, one line each, without delivering anything or moving the cursor."`
+	DeadLetters deadLetterCmd `cmd:"" name:"dead-letter" help:"List or replay the items skipped as non-retryable (--dead-letter)."`
+	Completion  completionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
 }
 
 // cmdEnv is what a command runs with.

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/deadletter"
+)
+
+// deadLetterCmd: `edgepoll dead-letter list|replay --dead-letter SPEC`.
+type deadLetterCmd struct {
+	List   deadLetterListCmd   `cmd:"" help:"Print the connection's dead-lettered items: id, reason, skipped_at (oldest first)."`
+	Replay deadLetterReplayCmd `cmd:"" help:"Deliver every dead-lettered item to the configured target, in order, with its original metadata; remove what was delivered; stop at the first failure (exit 1)."`
+}
+
+// openDeadLetter opens --dead-letter for the connection of the configured key.
+func openDeadLetter(e *cmdEnv) (deadletter.Store, string, error) {
+	if e.cli.DeadLetter == "" {
+		return nil, "", &UsageError{Msg: "--dead-letter: is required (file:PATH or dynamodb:TABLE, as the runs write it)"}
+	}
+	conn, err := connection(e)
+	if err != nil {
+		return nil, "", err
+	}
+	dl, err := deadletter.Open(e.ctx, e.cli.DeadLetter)
+	if err != nil {
+		return nil, "", err
+	}
+	return dl, conn, nil
+}
+
+type deadLetterListCmd struct{}
+
+func (*deadLetterListCmd) needsTarget() bool { return false }
+
+func (*deadLetterListCmd) run(e *cmdEnv) int {
+	dl, conn, err := openDeadLetter(e)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	defer dl.Close()
+	recs, err := dl.List(e.ctx, conn)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	for _, r := range recs {
+		fmt.Fprintf(e.stdout, "%d\t%s\t%s\n", r.ID, r.Reason, r.SkippedAt.UTC().Format(time.RFC3339))
+	}
+	e.log.Info("dead letter listed", "items", len(recs), "dead_letter", e.cli.DeadLetter)
+	return exitOK
+}
+
+type deadLetterReplayCmd struct{}
+
+func (*deadLetterReplayCmd) needsTarget() bool { return true }
+
+func (*deadLetterReplayCmd) run(e *cmdEnv) int {
+	dl, conn, err := openDeadLetter(e)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	defer dl.Close()
+	recs, err := dl.List(e.ctx, conn)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	if len(recs) == 0 {
+		e.log.Info("the dead letter is empty: nothing to replay", "dead_letter", e.cli.DeadLetter)
+		return exitOK
+	}
+	sink, err := newSink(e.ctx, e.cli, e.log, e.stdout)
+	if err != nil {
+		return fail(e.stderr, err)
+	}
+	defer sink.Close()
+	for i, r := range recs {
+		if err := deliverOne(e.ctx, sink, poll.NewEvent(r.ID, r.Payload)); err != nil {
+			e.log.Error("replay stopped: the rest stays in the dead letter", "item", r.ID, "replayed", i, "left", len(recs)-i, "err", err)
+			return exitFailed
+		}
+		// Removed as soon as delivered: a replay stopped later redelivers nothing twice.
+		if err := dl.Remove(e.ctx, conn, r.ID); err != nil {
+			e.log.Error("delivered but not removed from the dead letter (a next replay delivers it again)", "item", r.ID, "err", err)
+			return exitFailed
+		}
+		e.log.Info("replayed", "item", r.ID, "reason_skipped", r.Reason)
+	}
+	e.log.Info("dead letter replayed", "items", len(recs))
+	return exitOK
+}
+
+// deliverOne hands one event to the sink and waits for its result.
+func deliverOne(ctx context.Context, sink poll.Sink, ev poll.Event) error {
+	res := errors.New("not delivered (stopped)")
+	sink.Send(ctx, []poll.Event{ev}, func(_ int, err error) bool {
+		res = err
+		return false
+	})
+	return res
+}
