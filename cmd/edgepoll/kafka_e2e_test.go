@@ -39,11 +39,14 @@ func TestKafkaModeEndToEnd(t *testing.T) {
 	}
 	assert.Len(t, got, 250)
 
-	// Unreachable brokers: exit 1 in bounded time, cursor unchanged.
-	e.api.Push(e2eKey, []byte(`{"id":"1"}`))
+	// Unreachable brokers: exit 1 in bounded time, cursor unchanged; the
+	// cause is named once at the default log level, not once per item.
+	e.api.Push(e2eKey, []byte(`{"id":"1"}`), []byte(`{"id":"2"}`), []byte(`{"id":"3"}`))
 	start := time.Now()
 	r = runBin(t, e.vars(), "--mode", "kafka", "--kafka-brokers", "127.0.0.1:1", "--topic", "edge", "--state", e.state("sqlite"),
 		"--kafka-delivery-timeout", "2s")
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Less(t, time.Since(start), 15*time.Second)
+	assert.Equal(t, 1, strings.Count(r.stderr, "connection refused"), r.stderr)
+	assert.Contains(t, r.stderr, "(and 2 more items)")
 }

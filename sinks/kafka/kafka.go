@@ -13,8 +13,6 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +21,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -34,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/sinks/internal/netcause"
 	"github.com/edgepoll/edgepoll/sinks/internal/tlsconf"
 )
 
@@ -229,32 +227,16 @@ func lastRetryErr(err error) error {
 
 // causeReason is the bounded reason of a broker or connection error.
 func causeReason(err error) string {
-	var (
-		ke   *kerr.Error
-		dns  *net.DNSError
-		nerr net.Error
-		cve  *tls.CertificateVerificationError
-		uae  x509.UnknownAuthorityError
-		he   x509.HostnameError
-		rhe  tls.RecordHeaderError
-		ae   tls.AlertError
-	)
+	var ke *kerr.Error
 	switch {
 	case errors.Is(err, errSASL):
 		return "sasl_auth_failed"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection_refused"
-	case errors.As(err, &dns):
-		return "dns"
-	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &he), errors.As(err, &rhe), errors.As(err, &ae),
-		strings.Contains(err.Error(), "tls:"):
-		return "tls"
+	case netcause.Reason(err) != "":
+		return netcause.Reason(err)
 	case errors.As(err, &ke):
 		return kafkaReason(ke)
 	case strings.Contains(err.Error(), "invalid large response size"):
 		return "not_kafka" // franz-go's guess (HTTP, TLS) is in the message
-	case errors.As(err, &nerr) && nerr.Timeout():
-		return "connect_timeout"
 	}
 	return "broker_connection"
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/sinks/internal/netcause"
 	"github.com/edgepoll/edgepoll/sinks/internal/tlsconf"
 )
 
@@ -154,7 +155,7 @@ func (s *Sink) connect(ctx context.Context) (*connection, error) {
 		raw = conn
 	}
 	if err != nil {
-		return nil, poll.Retryable("connect", fmt.Errorf("mqtt: connecting to %s: %v", addr, err))
+		return nil, connectError(addr, err)
 	}
 	sess := newPubSession()
 	cc := newCoalescingConn(conn, raw)
@@ -186,7 +187,7 @@ func (s *Sink) connect(ctx context.Context) (*connection, error) {
 		if ca != nil && ca.ReasonCode >= 0x80 {
 			return nil, poll.Retryable("connect_refused", fmt.Errorf("mqtt connect refused: %s (0x%02x)", connackReason(ca.ReasonCode), ca.ReasonCode))
 		}
-		return nil, poll.Retryable("connect", fmt.Errorf("mqtt: connecting to %s: %v", addr, err))
+		return nil, connectError(addr, err)
 	}
 	s.log.Debug("mqtt connected", "broker", addr, "client_id", clientID, "receive_maximum", sess.window())
 	return &connection{conn: cc, cl: cl, sess: sess}, nil
@@ -288,6 +289,16 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		fail("ack_timeout", fmt.Errorf("mqtt broker did not acknowledge within %s", s.cfg.AckTimeout))
 		s.drop(c)
 	}
+}
+
+// connectError is a failed connection, its reason naming the cause
+// (connection_refused, dns, tls, connect_timeout) where it is known.
+func connectError(addr string, err error) error {
+	reason := netcause.Reason(err)
+	if reason == "" {
+		reason = "connect"
+	}
+	return poll.Retryable(reason, fmt.Errorf("mqtt: connecting to %s: %v", addr, err))
 }
 
 func isDone(cl *paho.Client) bool {

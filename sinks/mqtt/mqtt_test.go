@@ -84,7 +84,8 @@ func TestPasswordAuth(t *testing.T) {
 		Password: "wrong-Pass", ConnectTimeout: 10 * time.Second}, nil)
 	require.Error(t, err)
 	assert.Less(t, time.Since(start), 3*time.Second, "refused fast, not retried until the timeout")
-	assert.Contains(t, err.Error(), "mqtt connect refused")
+	assert.Contains(t, err.Error(), "mqtt connect refused: not authorized (0x87)")
+	assert.Equal(t, "connect_refused", poll.ReasonOf(err))
 	assert.NotContains(t, err.Error(), "wrong-Pass")
 	assert.False(t, poll.IsPermanent(err))
 	_, err = New(context.Background(), Config{Host: "127.0.0.1", Port: b.Port, Topic: topic}, nil)
@@ -105,6 +106,8 @@ func TestTLSAndClientCertificates(t *testing.T) {
 	_, err := New(context.Background(), Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, TLS: true}, nil)
 	require.Error(t, err)
 	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Equal(t, "tls", poll.ReasonOf(err), "%v", err)
+	assert.Contains(t, err.Error(), "certificate")
 
 	mtls := mosquittotest.Start(t, tlsConf+"require_certificate true\n")
 	_, err = New(context.Background(), Config{Host: "127.0.0.1", Port: mtls.Port, Topic: topic, CAFile: certs.CAFile, ConnectTimeout: 3 * time.Second}, nil)
@@ -121,6 +124,8 @@ func TestUnreachableBrokerBounded(t *testing.T) {
 	_, err := New(context.Background(), Config{Host: "127.0.0.1", Port: mosquittotest.FreePort(t), Topic: topic, ConnectTimeout: time.Second}, nil)
 	require.Error(t, err)
 	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Equal(t, "connection_refused", poll.ReasonOf(err))
+	assert.Contains(t, err.Error(), "connection refused")
 }
 
 // Only items whose own PUBACK arrived count: with a broker that acknowledges

@@ -270,24 +270,28 @@ func (s *pubSession) connection() io.Writer {
 	return s.conn
 }
 
-// end completes the pending packet id with r (running its callback after
-// s.mu is released) and frees its slot.
+// end completes the pending packet id with r, running its callback after
+// s.mu is released, and only then frees its slot: the next publish never
+// overtakes the report of the one it replaces, so what is acknowledged but
+// not yet reported stays within the window.
 func (s *pubSession) end(id uint16, r *packets.ControlPacket) {
 	s.mu.Lock()
 	p, ok := s.pending[id]
+	slots := s.slots
+	if ok {
+		delete(s.pending, id)
+	}
+	s.mu.Unlock()
 	if !ok {
-		s.mu.Unlock()
 		return // an ack for nothing pending: ignore
 	}
-	delete(s.pending, id)
+	completion{p: p, r: *r}.run()
 	if p.publish {
 		select {
-		case <-s.slots:
+		case <-slots:
 		default:
 		}
 	}
-	s.mu.Unlock()
-	completion{p: p, r: *r}.run()
 }
 
 // Ack implements session.SessionManager: acknowledges a PUBLISH received

@@ -240,3 +240,28 @@ func TestPubSessionRefusesQoSAboveTheBrokersMaximum(t *testing.T) {
 	assert.ErrorContains(t, err, "maximum QoS is 1")
 	assert.Empty(t, w.Bytes())
 }
+
+// An acknowledged publish frees its slot only after its callback ran: the
+// next publish never overtakes the report of the one it replaces, so what
+// a crash can redeliver stays within the Receive Maximum.
+func TestPubSessionSlotFreedAfterTheCallback(t *testing.T) {
+	s, _ := connected(t, 1)
+	inCallback, release := make(chan struct{}), make(chan struct{})
+	a, err := add(t, s, func(packets.ControlPacket) { close(inCallback); <-release })
+	require.NoError(t, err)
+	go func() {
+		_ = s.PacketReceived(&packets.ControlPacket{Content: &packets.Puback{PacketID: a.PacketID}}, nil)
+	}()
+	<-inCallback
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	queued, err := s.publish(ctx, &packets.Publish{QoS: 1, Topic: "t"}, nil)
+	if queued {
+		close(release)
+		t.Fatal("a publish took the slot of one whose callback had not returned")
+	}
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	close(release)
+	_, err = add(t, s, nil)
+	assert.NoError(t, err, "the slot is free once the callback returned")
+}
