@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -251,24 +248,9 @@ func TestSIGKILLMidDrainLosesNothing(t *testing.T) {
 			tg := newTarget(t)
 			tg.setDelay(2 * time.Millisecond)
 			args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state(backend)}
-			kills := 0
-			for _, at := range []int{37, 150, 151, 290} {
-				cmd := exec.Command(edgepollBin(t), args...)
-				cmd.Env = e.vars()
-				stderr, _ := cmd.StderrPipe()
-				require.NoError(t, cmd.Start())
-				go io.Copy(io.Discard, bufio.NewReader(stderr))
-				deadline := time.Now().Add(30 * time.Second)
-				for len(tg.got()) < at && time.Now().Before(deadline) {
-					time.Sleep(200 * time.Microsecond)
-				}
-				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-				_ = cmd.Wait()
-				kills++
-			}
-			r := runBin(t, e.vars(), args...)
-			require.Equal(t, 0, r.code, r.stderr)
-			checkAtLeastOnceInOrder(t, tg.got(), n, kills)
+			kills := killDrain(t, e.vars(), args, func() int { return len(tg.got()) }, []int{37, 150, 151, 290}, nil)
+			checkAtLeastOnceInOrder(t, tg.got(), n, kills*boundSequentialLocal)
+			checkRestarts(t, redeliveredAtRestarts(tg.got()), kills, boundSequentialLocal)
 		})
 	}
 }
