@@ -20,6 +20,16 @@ import (
 // Footprint benchmarks of the real binaries (issue 12): start-up of an empty
 // cycle against a bare Go GET, peak RSS of a 5 KiB drain, binary sizes.
 
+// benchBin is the binary the footprint benchmarks run: the general build,
+// or the one named by EDGEPOLL_BENCH_BIN (to measure another build, such
+// as an older commit's, with the same harness).
+func benchBin(b *testing.B) string {
+	if p := os.Getenv("EDGEPOLL_BENCH_BIN"); p != "" {
+		return p
+	}
+	return edgepollBin(b)
+}
+
 // bareGetBin builds testdata/bareget, the start-up baseline.
 func bareGetBin(b *testing.B) string {
 	p := filepath.Join(b.TempDir(), "bareget")
@@ -105,7 +115,7 @@ func vmHWM(path string) float64 {
 // iteration runs both, alternating, and the ratio is of the summed times.
 // Issue 12 target: ratio <= 1.5.
 func BenchmarkStartup(b *testing.B) {
-	bin, bare := edgepollBin(b), bareGetBin(b)
+	bin, bare := benchBin(b), bareGetBin(b)
 	api := ilerttest.New(e2eKey)
 	srv := api.Start()
 	defer srv.Close()
@@ -145,7 +155,7 @@ func payloads5K(n int) []json.RawMessage {
 // per iteration; the bare GET program's peak RSS (a Go process's floor) in
 // the same run. Reports the median and the maximum. Issue 12 target: <= 30 MiB.
 func BenchmarkDrainPeakRSS(b *testing.B) {
-	bin, bare := edgepollBin(b), bareGetBin(b)
+	bin, bare := benchBin(b), bareGetBin(b)
 	payloads := payloads5K(1000)
 	if len(payloads[0]) != 5*1024 {
 		b.Fatalf("payload is %d bytes", len(payloads[0]))
