@@ -21,8 +21,11 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/edgepoll
 
-demo: build
-	$(GO) run ./cmd/edgepoll-demo -bin $(BIN)
+demo:
+	@echo "make demo: building edgepoll and the demo (a first build compiles every dependency and can take a few minutes)..."
+	@$(MAKE) --no-print-directory build
+	@$(GO) build -o bin/edgepoll-demo ./cmd/edgepoll-demo
+	bin/edgepoll-demo -bin $(BIN)
 
 test-deps:
 	bash scripts/test-deps.sh

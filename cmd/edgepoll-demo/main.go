@@ -1,8 +1,10 @@
 // Command edgepoll-demo shows edgepoll end to end on one machine: it starts
 // an embedded fake ilert API seeded with realistic alert events and a local
 // HTTP receiver that prints what it gets, then runs the real edgepoll binary
-// twice (one poll cycle each) to show in-order delivery and the persisted
-// cursor (nothing redelivered). `make demo` runs it.
+// (one poll cycle each) to show in-order delivery, the persisted cursor
+// (nothing redelivered), and a delivery failure retried with nothing lost
+// (the receiver down for a moment). The state is kept, and the last lines
+// say how to look at it. `make demo` runs it.
 package main
 
 import (
@@ -34,8 +36,15 @@ func main() {
 }
 
 type receiver struct {
-	mu  sync.Mutex
-	ids []string
+	mu   sync.Mutex
+	ids  []string
+	down bool // answer 503: the target is down
+}
+
+func (r *receiver) setDown(down bool) {
+	r.mu.Lock()
+	r.down = down
+	r.mu.Unlock()
 }
 
 func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -45,8 +54,16 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	_ = json.Unmarshal(body, &p)
 	r.mu.Lock()
-	r.ids = append(r.ids, req.Header.Get("X-ilert-Edge-Item-Id"))
+	down := r.down
+	if !down {
+		r.ids = append(r.ids, req.Header.Get("X-ilert-Edge-Item-Id"))
+	}
 	r.mu.Unlock()
+	if down {
+		fmt.Printf("  receiver xx item %-3s refused: 503 Service Unavailable (the target is down)\n", req.Header.Get("X-ilert-Edge-Item-Id"))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	fmt.Printf("  receiver <- item %-3s %-19s alert %-5s %-8s %q\n",
 		req.Header.Get("X-ilert-Edge-Item-Id"), req.Header.Get("X-ilert-Event-Type"), p.ID, p.Status, p.Summary)
 	w.WriteHeader(http.StatusNoContent)
@@ -59,8 +76,17 @@ func (r *receiver) count() int {
 }
 
 func demo(bin string, n int) error {
+	return demoTo(os.Stdout, bin, n, "")
+}
+
+// demoTo runs the demo, printing to w; the state goes to a new directory
+// under parent ("" = the system's temporary directory) and is kept.
+func demoTo(w io.Writer, bin string, n int, parent string) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("edgepoll binary: %v (run `make build` first)", err)
+	}
+	if abs, err := filepath.Abs(bin); err == nil {
+		bin = abs
 	}
 	api := ilerttest.New(demoKey)
 	api.Push(demoKey, ilerttest.AlertEvents(n)...)
@@ -70,53 +96,77 @@ func demo(bin string, n int) error {
 	recvSrv := httptest.NewServer(recv)
 	defer recvSrv.Close()
 
-	dir, err := os.MkdirTemp("", "edgepoll-demo-")
+	dir, err := os.MkdirTemp(parent, "edgepoll-demo-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
 	state := "sqlite:" + filepath.Join(dir, "edgepoll.db")
+	env := []string{"ILERT_API_HOST=" + apiSrv.URL, "ILERT_EDGE_CONNECTOR_KEY=" + demoKey}
+	args := []string{"--mode", "http", "--http-url", recvSrv.URL + "/webhook", "--state", state}
 
-	run := func(title string) error {
-		fmt.Printf("\n$ edgepoll --mode http --http-url %s/webhook --state %s   # %s\n", recvSrv.URL, state, title)
-		cmd := exec.Command(bin, "--mode", "http", "--http-url", recvSrv.URL+"/webhook", "--state", state)
-		cmd.Env = append(os.Environ(), "ILERT_API_HOST="+apiSrv.URL, "ILERT_EDGE_CONNECTOR_KEY="+demoKey)
-		cmd.Stdout = os.Stdout
+	run := func(title string, wantCode int) error {
+		fmt.Fprintf(w, "\n# %s\n$ %s %s %s\n", title, strings.Join(env, " "), bin, strings.Join(args, " "))
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		cmd.Stdout = w
 		var logs strings.Builder
 		cmd.Stderr = &logs
 		err := cmd.Run()
 		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 			if l != "" {
-				fmt.Println("  edgepoll log:", l)
+				fmt.Fprintln(w, "  edgepoll log:", l)
 			}
 		}
-		if err != nil {
-			return fmt.Errorf("edgepoll exited: %v", err)
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			return fmt.Errorf("running edgepoll: %v", err)
 		}
-		fmt.Println("  exit code 0")
+		fmt.Fprintf(w, "  exit code %d\n", code)
+		if code != wantCode {
+			return fmt.Errorf("edgepoll exited %d, want %d", code, wantCode)
+		}
+		return nil
+	}
+	want := func(total int, what string) error {
+		if got := recv.count(); got != total {
+			return fmt.Errorf("%s: receiver has %d events, want %d", what, got, total)
+		}
 		return nil
 	}
 
-	fmt.Printf("fake ilert API on %s with %d queued alert events; receiver on %s\n", apiSrv.URL, n, recvSrv.URL)
-	if err := run("first cycle: delivers every queued event in order"); err != nil {
+	fmt.Fprintf(w, "fake ilert API on %s with %d queued alert events; receiver on %s\n", apiSrv.URL, n, recvSrv.URL)
+	fmt.Fprintln(w, "(the commands below work when copied into another shell while the demo runs)")
+	if err := run("first cycle: delivers every queued event in order", 0); err != nil {
 		return err
 	}
-	if got := recv.count(); got != n {
-		return fmt.Errorf("receiver got %d events, want %d", got, n)
-	}
-	if err := run("second cycle: the cursor was persisted, nothing is redelivered"); err != nil {
+	if err := want(n, "first cycle"); err != nil {
 		return err
 	}
-	if got := recv.count(); got != n {
-		return fmt.Errorf("second cycle redelivered: receiver has %d events, want %d", got, n)
+	if err := run("second cycle: the cursor was persisted, nothing is redelivered", 0); err != nil {
+		return err
+	}
+	if err := want(n, "second cycle"); err != nil {
+		return err
 	}
 	api.Push(demoKey, ilerttest.AlertEvents(3)...)
-	if err := run("three new events arrive: only they are delivered"); err != nil {
+	recv.setDown(true)
+	if err := run("three new events arrive, but the receiver is down (503): the cycle fails (exit 1), the cursor stays before them", 1); err != nil {
 		return err
 	}
-	if got := recv.count(); got != n+3 {
-		return fmt.Errorf("receiver got %d events, want %d", got, n+3)
+	if err := want(n, "while down"); err != nil {
+		return err
 	}
-	fmt.Printf("\ndemo ok: %d events delivered exactly once, in order; cursor persisted in %s\n", n+3, state)
+	recv.setDown(false)
+	if err := run("the receiver is back: the next cycle retries from the same place, nothing is lost", 0); err != nil {
+		return err
+	}
+	if err := want(n+3, "after the retry"); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\ndemo ok: %d events delivered exactly once, in order; a failed delivery was retried with nothing lost.\n", n+3)
+	fmt.Fprintf(w, "The state is kept in %s. Look at it with:\n  ILERT_EDGE_CONNECTOR_KEY=%s %s state show --state %s\n", dir, demoKey, bin, state)
+	fmt.Fprintf(w, "and remove it with:\n  rm -r %s\n", dir)
 	return nil
 }
