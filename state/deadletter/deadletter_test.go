@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,4 +166,39 @@ func TestParse(t *testing.T) {
 		_, _, err := Parse(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// scanCounter counts the DynamoDB Scan requests passing through it.
+type scanCounter struct{ n atomic.Int32 }
+
+func (c *scanCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("X-Amz-Target") == "DynamoDB_20120810.Scan" {
+		c.n.Add(1)
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A dead letter larger than one Scan page (1 MB) is listed whole, in item
+// order, across pages.
+func TestDynamoListFollowsPages(t *testing.T) {
+	srv := dynalitetest.Shared(t)
+	name := fmt.Sprintf("dl-%d", tables.Add(1))
+	srv.CreateTable(t, name)
+	c := srv.StoreClient()
+	var scans scanCounter
+	c.HTTP = &http.Client{Transport: &scans}
+	d, err := OpenDynamo(context.Background(), name, c)
+	require.NoError(t, err)
+	payload := `{"pad":"` + strings.Repeat("x", 8000) + `"}`
+	const n = 200 // 1.6 MB
+	for id := int64(n); id >= 1; id-- {
+		require.NoError(t, d.Append(context.Background(), connA, rec(connA, id, payload)))
+	}
+	got, err := d.List(context.Background(), connA)
+	require.NoError(t, err)
+	require.Len(t, got, n)
+	for i, r := range got {
+		require.Equal(t, int64(i+1), r.ID)
+	}
+	assert.Greater(t, scans.n.Load(), int32(1), "more than one page")
 }
