@@ -283,12 +283,16 @@ func TestLambdaBuildHasNoLocalState(t *testing.T) {
 	assert.Empty(t, e.api.Requests(), "nothing polled")
 }
 
-// The tests build the binaries with the Makefile's tags.
+// The tests build the binaries with the Makefile's tags, and the container
+// image builds the general one alike.
 func TestMakefileTags(t *testing.T) {
 	mk, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "Makefile"))
 	require.NoError(t, err)
 	assert.Regexp(t, `(?m)^TAGS\s*:=\s*`+regexp.QuoteMeta(generalTags)+`$`, string(mk))
 	assert.Regexp(t, `(?m)^LAMBDA_TAGS\s*:=\s*`+regexp.QuoteMeta(lambdaTags)+`$`, string(mk))
+	df, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "infra", "docker", "Dockerfile"))
+	require.NoError(t, err)
+	assert.Contains(t, string(df), "go build -trimpath -tags "+generalTags+" ", "the image's binary is the general build")
 }
 
 func TestLambdaHonoursLogLevel(t *testing.T) {
