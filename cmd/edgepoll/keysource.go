@@ -14,7 +14,7 @@ import (
 // (--connector-key-parameter, a SecureString read WithDecryption) or Secrets
 // Manager (--connector-key-secret: the SecretString is either the raw key or
 // a JSON object with a field ILERT_EDGE_CONNECTOR_KEY or key). Region and
-// credentials are resolved like the AWS SDK does; AWS_ENDPOINT_URL_SSM /
+// credentials as in README "AWS access"; AWS_ENDPOINT_URL_SSM /
 // AWS_ENDPOINT_URL_SECRETS_MANAGER override the endpoint. Errors never
 // contain the key.
 func fetchConnectorKey(ctx context.Context, cli *CLI) (string, error) {

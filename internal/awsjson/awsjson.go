@@ -56,8 +56,9 @@ type Client struct {
 	signer *v4.Signer
 }
 
-// New builds a client from the environment and the SDK's default
-// configuration: region and credentials as the AWS SDK resolves them, the
+// New builds a client from the environment and the shared AWS files: region
+// and credentials from edgepoll's chain of the SDK's providers (see
+// defaultConfig; README "AWS access"), the
 // endpoint from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL, else the
 // service's regional endpoint. maxAttempts > 1 enables the SDK's standard
 // retryer with that many attempts.

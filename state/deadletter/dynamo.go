@@ -17,8 +17,8 @@ type Dynamo struct {
 	c     *awsjson.Client
 }
 
-// OpenDynamo checks the table (string partition key pk). c nil: the SDK's
-// default configuration, as for --state dynamodb:TABLE.
+// OpenDynamo checks the table (string partition key pk). c nil: region,
+// credentials and endpoint as for --state dynamodb:TABLE.
 func OpenDynamo(ctx context.Context, table string, c *awsjson.Client) (*Dynamo, error) {
 	c, err := dynamo.Connect(ctx, table, c)
 	if err != nil {

@@ -42,8 +42,8 @@ import (
 
 // Options configures the backend.
 type Options struct {
-	// Client to use; nil loads the SDK's default configuration (region,
-	// credentials, AWS_ENDPOINT_URL_DYNAMODB) with the standard retryer.
+	// Client to use; nil resolves region, credentials and endpoint
+	// (AWS_ENDPOINT_URL_DYNAMODB) with awsjson.New and the standard retryer.
 	Client *awsjson.Client
 	// LeaseTTL: a lease not renewed for this long may be taken over.
 	// Default 2m: longer than any pause of a healthy run, short enough that
@@ -111,9 +111,8 @@ func ValidTableName(s string) bool {
 	return true
 }
 
-// Connect returns c, or when c is nil a client with the SDK's default
-// configuration (region, credentials, AWS_ENDPOINT_URL_DYNAMODB) and the
-// standard retryer, after checking that table exists and has the string
+// Connect returns c, or when c is nil a client from awsjson.New (region,
+// credentials, AWS_ENDPOINT_URL_DYNAMODB) with the standard retryer, after checking that table exists and has the string
 // partition key pk. The dead letter's DynamoDB backend uses it too.
 func Connect(ctx context.Context, table string, c *awsjson.Client) (*awsjson.Client, error) {
 	if c == nil {
