@@ -59,12 +59,13 @@ type CLI struct {
 	sinks.Shared `embed:""`
 	kong.Plugins
 
-	State                 string `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: sqlite:PATH, json:PATH or dynamodb:TABLE." group:"State"`
-	DeadLetter            string `name:"dead-letter" help:"Keep every item skipped as non-retryable here, durably, before the cursor moves past it: file:PATH (JSON lines) or dynamodb:TABLE. If it cannot be written, the item is not skipped." placeholder:"file:PATH|dynamodb:TABLE" group:"Delivery guards"`
-	SkipLimit             int    `name:"skip-limit" default:"10" help:"Skip at most this many items refused in a row by the target (counted across runs); the next refusal fails the cycle instead. 0: no limit (the reference agent's behaviour)." group:"Delivery guards"`
-	IlagentDB             string `name:"ilagent-db" short:"f" aliases:"file" type:"path" help:"Migrating from the reference agent: its SQLite file (ilagent's -f/--file). While edgepoll has no cursor for the connection, a run starts from the agent's (read-only)." group:"State"`
-	ConnectorKeyParameter string `name:"connector-key-parameter" help:"Read the connector key from this SSM Parameter Store SecureString (instead of ILERT_EDGE_CONNECTOR_KEY)." group:"ilert"`
-	ConnectorKeySecret    string `name:"connector-key-secret" help:"Read the connector key from this Secrets Manager secret (id or ARN)." group:"ilert"`
+	State                 string   `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: sqlite:PATH, json:PATH or dynamodb:TABLE." group:"State"`
+	DeadLetter            string   `name:"dead-letter" help:"Keep every item skipped as non-retryable here, durably, before the cursor moves past it: file:PATH (JSON lines) or dynamodb:TABLE. If it cannot be written, the item is not skipped." placeholder:"file:PATH|dynamodb:TABLE" group:"Delivery guards"`
+	SkipLimit             int      `name:"skip-limit" default:"10" help:"Skip at most this many items refused in a row by the target (counted across runs); the next refusal fails the cycle instead. 0: no limit (the reference agent's behaviour)." group:"Delivery guards"`
+	IlagentDB             string   `name:"ilagent-db" short:"f" aliases:"file" type:"path" help:"Migrating from the reference agent: its SQLite file (ilagent's -f/--file). While edgepoll has no cursor for the connection, a run starts from the agent's (read-only)." group:"State"`
+	ConnectorKeyParameter string   `name:"connector-key-parameter" help:"Read the connector key from this SSM Parameter Store SecureString (instead of ILERT_EDGE_CONNECTOR_KEY)." group:"ilert"`
+	ConnectorKeySecret    string   `name:"connector-key-secret" help:"Read the connector key from this Secrets Manager secret (id or ARN)." group:"ilert"`
+	SecretFrom            []string `name:"secret-from" placeholder:"FLAG=ssm:NAME|secretsmanager:ID" help:"Read a secret option at start from AWS instead of the environment, e.g. kafka-password=secretsmanager:edgepoll/kafka or heartbeat=ssm:/edgepoll/heartbeat (an SSM SecureString parameter or a Secrets Manager secret: the value, or JSON with a field password, value or key). Comma-separated or repeated." group:"ilert"`
 
 	Loop            bool    `name:"loop" help:"Run as a daemon: repeat cycles until SIGTERM/SIGINT." group:"Daemon" process:""`
 	PollInterval    Seconds `name:"poll-interval" aliases:"edge_poll_interval" default:"10s" help:"Wait between cycles (5s..120s; plain seconds or a duration)." group:"Daemon"`

@@ -21,12 +21,12 @@ func TestKeyFromSecretString(t *testing.T) {
 		`{"ILERT_EDGE_CONNECTOR_KEY":"iec1-json"}`: "iec1-json",
 		`{"key":"iec1-k","other":1}`:               "iec1-k",
 	} {
-		got, err := keyFromSecretString(in)
+		got, err := valueFromSecretString(in, "ILERT_EDGE_CONNECTOR_KEY", "key")
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got)
 	}
 	for _, in := range []string{"", `{"nokey":"x"}`, `{"key":5}`, `{broken`} {
-		_, err := keyFromSecretString(in)
+		_, err := valueFromSecretString(in, "ILERT_EDGE_CONNECTOR_KEY", "key")
 		assert.Error(t, err, in)
 	}
 }
@@ -61,6 +61,59 @@ func TestConnectorKeyFromSecretsManager(t *testing.T) {
 	r = runBin(t, baseEnv(aws...), "--mode", "stdout", "--state", e.state("json"), "--connector-key-secret", "missing")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "ResourceNotFoundException")
+}
+
+// --secret-from reads secret options at start from Secrets Manager and SSM
+// (wire-level fakes): any target's secret flag, and the heartbeat key. No
+// value reaches the logs.
+func TestSecretFromAWS(t *testing.T) {
+	aws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var in struct{ SecretId, Name string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		switch {
+		case r.Header.Get("X-Amz-Target") == "secretsmanager.GetSecretValue" && in.SecretId == "edgepoll/hook":
+			_ = json.NewEncoder(w).Encode(map[string]any{"SecretString": `{"password":"tok-From-SM"}`})
+		case r.Header.Get("X-Amz-Target") == "AmazonSSM.GetParameter" && in.Name == "/edgepoll/heartbeat":
+			_ = json.NewEncoder(w).Encode(map[string]any{"Parameter": map[string]any{"Value": "il1hbt-from-ssm\n"}})
+		default:
+			w.WriteHeader(400)
+			_, _ = w.Write([]byte(`{"__type":"ResourceNotFoundException","message":"not found"}`))
+		}
+	}))
+	defer aws.Close()
+	e := newEnv(t, 2)
+	tg := newTarget(t)
+	env := e.vars("AWS_ENDPOINT_URL_SECRETS_MANAGER="+aws.URL, "AWS_ENDPOINT_URL_SSM="+aws.URL, "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=x", "AWS_EC2_METADATA_DISABLED=true")
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("json"), "--http-auth-header", "X-Token"}
+	r := runBin(t, append(env, "EDGEPOLL_SECRET_FROM=http-auth-value=secretsmanager:edgepoll/hook,heartbeat=ssm:/edgepoll/heartbeat"), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Len(t, tg.got(), 2)
+	assert.Equal(t, "tok-From-SM", tg.hdrs[1].Get("X-Token"))
+	assert.Equal(t, 1, e.api.Heartbeats("il1hbt-from-ssm"))
+	assert.NotContains(t, r.stderr, "tok-From-SM")
+	assert.NotContains(t, r.stderr, "il1hbt-from-ssm")
+
+	r = runBin(t, env, append(args, "--secret-from", "http-auth-value=secretsmanager:missing")...)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "--secret-from http-auth-value")
+	assert.Contains(t, r.stderr, "ResourceNotFoundException")
+
+	for _, bad := range [][]string{
+		{"--secret-from", "http-auth-value=vault:x"},
+		{"--secret-from", "http-url=ssm:/x"}, // not a secret option
+		{"--secret-from", "http-auth-value=ssm:/a", "--http-auth-value", "literal"},
+	} {
+		r = runBin(t, env, append(args, bad...)...)
+		assert.Equal(t, 2, r.code, r.stderr)
+		assert.Contains(t, r.stderr, "--secret-from")
+		assert.NotContains(t, r.stderr, "literal")
+	}
+	r = runBin(t, env, "--mode", "kafka", "--kafka-brokers", "127.0.0.1:1", "--topic", "t", "--kafka-sasl-mechanism", "plain",
+		"--kafka-username", "u", "--secret-from", "kafka-password=ssm:/edgepoll/nope", "--state", e.state("json"))
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "--secret-from kafka-password")
 }
 
 // A second SIGTERM exits at once, even with a delivery hanging.

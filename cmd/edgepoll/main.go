@@ -85,6 +85,22 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 		}
 		return cli, cmd, 0, false
 	}
+	if len(cli.SecretFrom) > 0 && cmd.needsTarget() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := resolveSecretFrom(ctx, k, cli.SecretFrom)
+		cancel()
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			return nil, nil, usageError(stderr, err.Error()), true
+		}
+		if err != nil {
+			printError(stderr, err.Error())
+			if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+				postLambdaInitError("InitError", err.Error())
+			}
+			return nil, nil, exitFailed, true
+		}
+	}
 	if err := cli.validate(namer); err != nil {
 		return nil, nil, usageError(stderr, err.Error()), true
 	}
