@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/latencyproxy"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 	httpsink "github.com/edgepoll/edgepoll/sinks/http"
@@ -20,7 +21,8 @@ const drainItems = 1000
 
 // BenchmarkDrainHTTP measures a whole cycle draining 1000 items (10 polls of
 // 100) from the fake ilert API to an HTTP target, cursor persisted after
-// every item, for each state backend, against the baseline: a plain net/http
+// every item (DynamoDB: by the cycle's saver, off the delivery path; a
+// dynalite on loopback), for each state backend, against the baseline: a plain net/http
 // loop posting the same 1000 bodies to the same target. Each iteration runs
 // both, in alternating order, so that drift on a shared machine hits both
 // alike; it reports both rates and their ratio (edgepoll / plain).
@@ -30,7 +32,7 @@ func BenchmarkDrainHTTP(b *testing.B) {
 		if rtt > 0 {
 			name = "rtt-1ms"
 		}
-		for _, backend := range []string{"sqlite", "json"} {
+		for _, backend := range []string{"sqlite", "json", "dynamodb"} {
 			b.Run(name+"/"+backend, func(b *testing.B) { benchDrain(b, rtt, backend) })
 		}
 	}
@@ -55,6 +57,16 @@ func benchDrain(b *testing.B, rtt time.Duration, backend string) {
 	url := drainURL(b, rtt)
 	plain := sinktest.PlainHTTPLoop(b, url, payloads)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	state := func() string { return backend + ":" + filepath.Join(b.TempDir(), "state") }
+	if backend == "dynamodb" {
+		ddb := dynalitetest.Start(b)
+		ddb.CreateTable(b, "edgepoll-bench")
+		for _, kv := range ddb.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			b.Setenv(k, v)
+		}
+		state = func() string { return "dynamodb:edgepoll-bench" }
+	}
 	edgepoll := func(i int) time.Duration {
 		key := fmt.Sprintf("iec1-bench-%d", i)
 		api := ilerttest.New(key)
@@ -62,7 +74,7 @@ func benchDrain(b *testing.B, rtt time.Duration, backend string) {
 		apiSrv := api.Start()
 		defer apiSrv.Close()
 		cli := newCLI()
-		cli.APIURL, cli.Mode, cli.State = apiSrv.URL, "http", backend+":"+filepath.Join(b.TempDir(), "state")
+		cli.APIURL, cli.Mode, cli.State = apiSrv.URL, "http", state()
 		*cli.targets["http"].(*httpsink.Options) = httpsink.Options{URL: url, Method: "POST", Timeout: 10 * time.Second}
 		a, err := build(context.Background(), cli, key, "bench", log, io.Discard)
 		if err != nil {

@@ -343,3 +343,37 @@ func TestSlowStoreDoesNotSlowTheDrain(t *testing.T) {
 	c := cluster(t)
 	sinktest.SlowStoreDrain(t, newSink(t, Config{Brokers: c.ListenAddrs(), Topic: topic}), 300)
 }
+
+// BenchmarkKafkaCycle: a whole cycle (lease, 10 polls, deliveries, cursor
+// saves, release) draining 1000 records of ~1 KiB to kfake, with SQLite or
+// DynamoDB (dynalite) state, against the raw franz-go async producer
+// sending the same 1000 records, paired in one benchmark (ratio =
+// edgepoll / raw).
+func BenchmarkKafkaCycle(b *testing.B) {
+	evs := sinktest.Sized(1000, 1024, 50)
+	c := cluster(b)
+	raw, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+	require.NoError(b, err)
+	defer raw.Close()
+	baseline := func(int) time.Duration {
+		start := time.Now()
+		for _, ev := range evs {
+			raw.Produce(context.Background(), Record(ev), nil)
+		}
+		if err := raw.Flush(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	for _, state := range []string{"sqlite", "dynamodb"} {
+		b.Run(state, func(b *testing.B) {
+			var store poll.Store
+			if state == "dynamodb" {
+				store = sinktest.Dynamo(b)
+			}
+			s := newSink(b, Config{Brokers: c.ListenAddrs(), Topic: topic})
+			baseline(0) // warm the raw producer's connection
+			sinktest.Paired(b, len(evs), baseline, sinktest.CycleDrain(b, s, store, sinktest.Payloads(evs)))
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/edgepoll/edgepoll/internal/mosquittotest"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks/sinktest"
+	"github.com/edgepoll/edgepoll/state/jsonfile"
 )
 
 // BenchmarkMQTT: 1000 items of ~1 KiB at QoS 1 against mosquitto, in one
@@ -47,18 +49,7 @@ func BenchmarkMQTT(b *testing.B) {
 func benchMQTT(b *testing.B, port int) {
 	evs := sinktest.Sized(1000, 1024, 1000)
 	rate := func(b *testing.B) { sinktest.ItemsPerSecond(b, len(evs)) }
-	rawClient := func(b *testing.B) *paho.Client {
-		conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			b.Fatal(err)
-		}
-		cl := paho.NewClient(paho.ClientConfig{Conn: conn})
-		if _, err := cl.Connect(context.Background(), &paho.Connect{ClientID: fmt.Sprint("bench-", b.N), CleanStart: true, KeepAlive: 30}); err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = cl.Disconnect(&paho.Disconnect{}) })
-		return cl
-	}
+	rawClient := func(b *testing.B) *paho.Client { return rawPaho(b, port) }
 	b.Run("a-publish-and-wait", func(b *testing.B) {
 		cl := rawClient(b)
 		for i := 0; i < b.N; i++ {
@@ -73,24 +64,7 @@ func benchMQTT(b *testing.B, port int) {
 	b.Run("b-raw-pipelined", func(b *testing.B) {
 		cl := rawClient(b)
 		for i := 0; i < b.N; i++ {
-			var wg sync.WaitGroup
-			ch := make(chan poll.Event)
-			for w := 0; w < 64; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for ev := range ch {
-						if _, err := cl.Publish(context.Background(), &paho.Publish{Topic: topic, QoS: 1, Payload: ev.Payload}); err != nil {
-							b.Error(err)
-						}
-					}
-				}()
-			}
-			for _, ev := range evs {
-				ch <- ev
-			}
-			close(ch)
-			wg.Wait()
+			publishPipelined(b, cl, evs)
 		}
 		rate(b)
 	})
@@ -102,4 +76,81 @@ func benchMQTT(b *testing.B, port int) {
 		defer s.Close()
 		sinktest.Bench(b, s, evs)
 	})
+}
+
+// BenchmarkMQTTCycle: a whole cycle (lease, 10 polls, deliveries, cursor
+// saves, release) draining 1000 items of ~1 KiB at QoS 1 to mosquitto on
+// loopback, with JSON or DynamoDB (dynalite) state, against raw pipelined
+// paho publishes of the same 1000 payloads from 64 goroutines, paired in
+// one benchmark (ratio = edgepoll / raw).
+func BenchmarkMQTTCycle(b *testing.B) {
+	evs := sinktest.Sized(1000, 1024, 1000)
+	for _, window := range []int{20, 200} {
+		br := mosquittotest.Start(b, fmt.Sprintf("allow_anonymous true\nmax_inflight_messages %d", window))
+		raw := rawPaho(b, br.Port)
+		baseline := func(int) time.Duration {
+			start := time.Now()
+			publishPipelined(b, raw, evs)
+			return time.Since(start)
+		}
+		for _, state := range []string{"json", "dynamodb"} {
+			b.Run(fmt.Sprintf("window-%d/%s", window, state), func(b *testing.B) {
+				var store poll.Store
+				if state == "dynamodb" {
+					store = sinktest.Dynamo(b)
+				} else {
+					st, err := jsonfile.Open(context.Background(), filepath.Join(b.TempDir(), "state.json"), nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { _ = st.Close() })
+					store = st
+				}
+				s, err := New(context.Background(), Config{Host: "127.0.0.1", Port: br.Port, Topic: topic, QoS: 1}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer s.Close()
+				sinktest.Paired(b, len(evs), baseline, sinktest.CycleDrain(b, s, store, sinktest.Payloads(evs)))
+			})
+		}
+		br.Kill()
+	}
+}
+
+// rawPaho connects a plain paho client to the broker on port.
+func rawPaho(b *testing.B, port int) *paho.Client {
+	conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cl := paho.NewClient(paho.ClientConfig{Conn: conn})
+	if _, err := cl.Connect(context.Background(), &paho.Connect{ClientID: fmt.Sprint("bench-", b.N, "-", time.Now().UnixNano()), CleanStart: true, KeepAlive: 30}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cl.Disconnect(&paho.Disconnect{}) })
+	return cl
+}
+
+// publishPipelined publishes evs at QoS 1 from 64 goroutines (no order):
+// the raw pipelined paho baseline.
+func publishPipelined(b *testing.B, cl *paho.Client, evs []poll.Event) {
+	var wg sync.WaitGroup
+	ch := make(chan poll.Event)
+	for w := 0; w < 64; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range ch {
+				if _, err := cl.Publish(context.Background(), &paho.Publish{Topic: topic, QoS: 1, Payload: ev.Payload}); err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+	}
+	for _, ev := range evs {
+		ch <- ev
+	}
+	close(ch)
+	wg.Wait()
 }

@@ -2,12 +2,15 @@ package sinktest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/edgepoll/edgepoll/poll"
 )
 
 // HTTPTarget starts a loopback HTTP endpoint that reads every request body
@@ -42,4 +45,60 @@ func PlainHTTPLoop(tb testing.TB, url string, payloads []json.RawMessage) func()
 		}
 		return time.Since(start)
 	}
+}
+
+// Paired runs baseline and edgepoll once per benchmark iteration, in
+// alternating order (drift on a shared machine hits both alike), each
+// handling n items and returning its duration, and reports both rates and
+// their ratio (edgepoll / baseline).
+func Paired(b *testing.B, n int, baseline, edgepoll func(i int) time.Duration) {
+	b.Helper()
+	var tBase, tEdge time.Duration
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			tBase += baseline(i)
+			tEdge += edgepoll(i)
+		} else {
+			tEdge += edgepoll(i)
+			tBase += baseline(i)
+		}
+	}
+	items := float64(b.N * n)
+	b.ReportMetric(items/tBase.Seconds(), "baseline-items/s")
+	b.ReportMetric(items/tEdge.Seconds(), "edgepoll-items/s")
+	b.ReportMetric(tBase.Seconds()/tEdge.Seconds(), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// CycleDrain returns a function that pushes payloads (at most
+// poll.MaxPollsPerCycle × poll.BatchLimit) to a fresh fake ilert API queue
+// and times one whole cycle delivering them through s with store: the
+// lease, the polls, the deliveries, every cursor save and the release.
+// A nil store is SQLite.
+func CycleDrain(b *testing.B, s poll.Sink, store poll.Store, payloads []json.RawMessage) func(int) time.Duration {
+	var stores []poll.Store
+	if store != nil {
+		stores = append(stores, store)
+	}
+	cycle, api := Cycle(b, s, 0, stores...)
+	key := "iec1-sinktest"
+	return func(int) time.Duration {
+		api.Push(key, payloads...)
+		start := time.Now()
+		sum, err := cycle.Run(context.Background())
+		d := time.Since(start)
+		if err != nil || sum.Delivered != len(payloads) {
+			b.Fatalf("cycle delivered %d of %d: %v", sum.Delivered, len(payloads), err)
+		}
+		return d
+	}
+}
+
+// Payloads are the payloads of evs.
+func Payloads(evs []poll.Event) []json.RawMessage {
+	out := make([]json.RawMessage, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Payload
+	}
+	return out
 }
