@@ -90,7 +90,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.ProduceRequestTimeout(cfg.DeliveryTimeout),
-		kgo.ProducerLinger(0),
+		kgo.ManualFlushing(), // Send flushes each batch at once: one produce request, not a first record alone then the rest
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.DialTimeout(min(10*time.Second, cfg.DeliveryTimeout)),
 		kgo.WithHooks(conns),
@@ -164,6 +164,7 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 			}
 		})
 	}
+	_ = s.cl.Flush(ctx) // every record's promise reports its outcome
 	wg.Wait()
 }
 
