@@ -132,9 +132,8 @@ func Dynamo(t testing.TB) poll.Store {
 func SlowStoreDrain(t *testing.T, s poll.Sink, n int) {
 	h := &heldSaves{n: int64(n)}
 	h.cond.L = &h.mu
-	cycle, _ := Cycle(t, s, n)
+	cycle, _ := Cycle(t, countingSink{Sink: s, h: h}, n)
 	cycle.Store = heldStore{Store: cycle.Store, h: h}
-	cycle.Observer = h
 	sum, err := cycle.Run(context.Background())
 	if err != nil {
 		t.Fatalf("cycle: %v", err)
@@ -171,7 +170,8 @@ func SlowStoreDrain(t *testing.T, s poll.Sink, n int) {
 func batchEnd(c, n int64) int64 { return min((c+poll.BatchLimit-1)/poll.BatchLimit*poll.BatchLimit, n) }
 
 // heldSaves holds each Save until the items of its batch were reported
-// delivered; it is the cycle's Observer.
+// (countingSink tells it once each report returned: the cycle then has
+// handed the position past the item to its saver).
 type heldSaves struct {
 	mu        sync.Mutex
 	cond      sync.Cond
@@ -181,18 +181,26 @@ type heldSaves struct {
 	stuck     []int64 // Saves released by the deadlock guard
 }
 
-func (h *heldSaves) Item(outcome, _ string, _ time.Duration) {
-	if outcome == poll.OutcomeDelivered {
-		h.mu.Lock()
-		h.delivered++
-		h.cond.Broadcast()
-		h.mu.Unlock()
-	}
+func (h *heldSaves) reported() {
+	h.mu.Lock()
+	h.delivered++
+	h.cond.Broadcast()
+	h.mu.Unlock()
 }
-func (h *heldSaves) Polled(string, int, time.Duration) {}
-func (h *heldSaves) Cursor(int64)                      {}
-func (h *heldSaves) Role(string)                       {}
-func (h *heldSaves) DeadLettered()                     {}
+
+// countingSink counts every report once it returned.
+type countingSink struct {
+	poll.Sink
+	h *heldSaves
+}
+
+func (c countingSink) Send(ctx context.Context, evs []poll.Event, report func(int, error) bool) {
+	c.Sink.Send(ctx, evs, func(i int, err error) bool {
+		more := report(i, err)
+		c.h.reported()
+		return more
+	})
+}
 
 func (h *heldSaves) hold(c int64) {
 	guard := time.AfterFunc(30*time.Second, func() {
