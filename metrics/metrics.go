@@ -57,9 +57,9 @@ func New(sink string, process bool) *Metrics {
 		[]string{"sink"})
 	m.cursor = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_cursor", Help: "Last persisted cursor (edge item id)."})
 	m.lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_last_success_timestamp_seconds",
-		Help: "Unix time of the last successful poll."})
+		Help: "Unix time of the last successful cycle, poll and delivery (kept across runs in the state store)."})
 	m.lastDelivery = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_last_delivery_timestamp_seconds",
-		Help: "Unix time of the last item delivered (0: none yet)."})
+		Help: "Unix time of the last item delivered (kept across runs in the state store; 0: none yet)."})
 	m.deadLetters = prometheus.NewCounter(prometheus.CounterOpts{Name: "edgepoll_dead_letters_total",
 		Help: "Items skipped as non-retryable and written to the dead letter (--dead-letter)."})
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_build_info",
@@ -70,8 +70,8 @@ func New(sink string, process bool) *Metrics {
 	m.backoff = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_backoff_seconds",
 		Help: "Current wait before the next cycle after failures (0 when healthy)."})
 	m.failures = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_consecutive_failures",
-		Help: "Consecutive failed cycles."})
-	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_ready", Help: "1 while polling works."})
+		Help: "Consecutive failed cycles (one-shot runs: kept across runs in the state store)."})
+	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_ready", Help: "1 while the last cycle succeeded (poll and delivery)."})
 	m.cycles = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgepoll_cycles_total",
 		Help: "Cycles by result (ok, lease_held, or the failure kind)."}, []string{"result"})
 	m.heartbeats = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgepoll_heartbeats_total",
@@ -91,9 +91,6 @@ func New(sink string, process bool) *Metrics {
 func (m *Metrics) Polled(result string, _ int, d time.Duration) {
 	m.polls.WithLabelValues(result).Inc()
 	m.pollDuration.Observe(d.Seconds())
-	if result == "ok" {
-		m.lastSuccess.SetToCurrentTime()
-	}
 }
 
 // Item implements poll.Observer.
@@ -142,7 +139,17 @@ func (m *Metrics) Cycle(rep poll.CycleReport) {
 	} else {
 		m.ready.Set(0)
 	}
+	// The cycle's stored statistics (zero when it did not hold the lease):
+	// the truth across runs, not just this process.
+	if st := rep.Summary.Stats; !st.LastSuccess.IsZero() {
+		m.lastSuccess.Set(unix(st.LastSuccess))
+	}
+	if st := rep.Summary.Stats; !st.LastDelivery.IsZero() {
+		m.lastDelivery.Set(unix(st.LastDelivery))
+	}
 }
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 // Heartbeat records a heartbeat ping.
 func (m *Metrics) Heartbeat(err error) {

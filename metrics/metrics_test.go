@@ -31,7 +31,10 @@ func TestObserverRecordsBoundedLabels(t *testing.T) {
 	m.Cursor(42)
 	m.Role("standby")
 	m.Role("leader")
-	m.Cycle(poll.CycleReport{Err: &poll.CycleError{Kind: "poll", Err: errors.New("x")}, Failures: 2, Wait: 10 * time.Second})
+	m.DeadLettered()
+	success := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	m.Cycle(poll.CycleReport{Err: &poll.CycleError{Kind: "poll", Err: errors.New("x")}, Failures: 2, Wait: 10 * time.Second,
+		Summary: poll.Summary{Stats: poll.Stats{Failures: 2, LastSuccess: success}}})
 	m.Heartbeat(nil)
 
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.polls.WithLabelValues("ok")))
@@ -42,7 +45,10 @@ func TestObserverRecordsBoundedLabels(t *testing.T) {
 	assert.Equal(t, 0.0, testutil.ToFloat64(m.role.WithLabelValues("standby")))
 	assert.Equal(t, 10.0, testutil.ToFloat64(m.backoff))
 	assert.Equal(t, 1.0, testutil.ToFloat64(m.cycles.WithLabelValues("poll")))
-	assert.Greater(t, testutil.ToFloat64(m.lastSuccess), 1e9)
+	assert.Equal(t, float64(success.Unix()), testutil.ToFloat64(m.lastSuccess), "the stored last success")
+	assert.Greater(t, testutil.ToFloat64(m.lastDelivery), 1e9)
+	assert.Equal(t, 1.0, testutil.ToFloat64(m.deadLetters))
+	assert.Equal(t, 2.0, testutil.ToFloat64(m.failures))
 
 	srv := httptest.NewServer(NewHealth().Handler(m))
 	defer srv.Close()
@@ -51,7 +57,8 @@ func TestObserverRecordsBoundedLabels(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{"edgepoll_polls_total", "edgepoll_items_total", "edgepoll_poll_duration_seconds_bucket",
-		"edgepoll_delivery_duration_seconds_bucket", "edgepoll_cursor 42", "edgepoll_ha_role", "go_goroutines", "edgepoll_heartbeats_total"} {
+		"edgepoll_delivery_duration_seconds_bucket", "edgepoll_cursor 42", "edgepoll_ha_role", "go_goroutines", "edgepoll_heartbeats_total",
+		`edgepoll_build_info{version="` + poll.Version + `"} 1`, "edgepoll_dead_letters_total 1", "edgepoll_last_delivery_timestamp_seconds"} {
 		assert.Contains(t, string(body), want)
 	}
 	for _, l := range strings.Split(string(body), "\n") {
@@ -81,10 +88,14 @@ func TestHealthAndReady(t *testing.T) {
 	code, body := get("/ready")
 	assert.Equal(t, 503, code)
 	assert.Equal(t, map[string]any{"component": "edge_connector", "polling": false, "error": "no poll yet"}, body)
-	h.SetReady(false, "authentication failed — check integration key")
+	h.SetReady(false, false, "authentication failed — check integration key")
 	_, body = get("/ready")
 	assert.Equal(t, "authentication failed — check integration key", body["error"])
-	h.SetReady(true, "")
+	h.SetReady(false, true, "delivery of item 4 failed: http_503")
+	code, body = get("/ready")
+	assert.Equal(t, 503, code, "the poll works, delivery does not: not ready")
+	assert.Equal(t, map[string]any{"component": "edge_connector", "polling": true, "error": "delivery of item 4 failed: http_503"}, body)
+	h.SetReady(true, true, "")
 	code, _ = get("/ready")
 	assert.Equal(t, 204, code)
 	h.Stopping()

@@ -19,24 +19,33 @@ type Health struct {
 	mu       sync.Mutex
 	stopping bool
 	ready    bool
+	polling  bool
 	reason   string
 }
 
 // NewHealth starts not ready ("no poll yet").
 func NewHealth() *Health { return &Health{reason: "no poll yet"} }
 
-// SetReady records whether polling works and, if not, why.
-func (h *Health) SetReady(ready bool, reason string) {
+// SetReady records whether the last cycle succeeded (poll and delivery),
+// whether its poll worked, and if it failed, why.
+func (h *Health) SetReady(ready, polling bool, reason string) {
 	h.mu.Lock()
-	h.ready, h.reason = ready, reason
+	h.ready, h.polling, h.reason = ready, polling, reason
 	h.mu.Unlock()
 }
 
-// Ready reports whether polling works.
+// Ready reports whether the last cycle succeeded and no stop began.
 func (h *Health) Ready() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.ready && !h.stopping }
 
 // Stopping marks the start of shutdown: /health answers 503 from now on.
 func (h *Health) Stopping() { h.mu.Lock(); h.stopping = true; h.mu.Unlock() }
+
+// readyBody is /ready's answer when not ready.
+type readyBody struct {
+	Component string `json:"component"`
+	Polling   bool   `json:"polling"`
+	Error     string `json:"error"`
+}
 
 // Handler serves /health, /ready and, with m, /metrics.
 func (h *Health) Handler(m *Metrics) http.Handler {
@@ -53,7 +62,7 @@ func (h *Health) Handler(m *Metrics) http.Handler {
 	})
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
 		h.mu.Lock()
-		ready, reason, stopping := h.ready, h.reason, h.stopping
+		ready, polling, reason, stopping := h.ready, h.polling, h.reason, h.stopping
 		h.mu.Unlock()
 		if stopping {
 			ready, reason = false, "shutting down"
@@ -64,7 +73,7 @@ func (h *Health) Handler(m *Metrics) http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_ = json.NewEncoder(w).Encode(map[string]any{"component": "edge_connector", "polling": false, "error": reason})
+		_ = json.NewEncoder(w).Encode(readyBody{Component: "edge_connector", Polling: polling, Error: reason})
 	})
 	if m != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
@@ -73,7 +82,8 @@ func (h *Health) Handler(m *Metrics) http.Handler {
 }
 
 // Serve listens on addr:port and serves h until ctx is done, then shuts
-// down within a few seconds. It returns once listening (or failed to).
+// down within a few seconds (the daemon ends ctx after its graceful stop,
+// so the endpoints answer throughout it). It returns once listening (or failed to).
 func Serve(ctx context.Context, addr string, port int, handler http.Handler, log *slog.Logger) (done <-chan struct{}, err error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
 	if err != nil {

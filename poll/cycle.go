@@ -77,8 +77,13 @@ type Cycle struct {
 	// next refusal is not skipped but fails the cycle (--skip-limit). 0: no
 	// limit, every refusal is skipped (the reference agent's behaviour).
 	SkipLimit int
-	Log       *slog.Logger
-	Observer  Observer
+	// RequireProgress: a cycle stopped early (soft deadline) before it
+	// could poll, or before it handled a single item of a non-empty batch,
+	// fails (Kind "deadline") instead of reporting success. Lambda sets it:
+	// an invocation that could do nothing must never look successful.
+	RequireProgress bool
+	Log             *slog.Logger
+	Observer        Observer
 
 	mu            sync.Mutex
 	lastProcessed int64
@@ -106,8 +111,9 @@ type Summary struct {
 	Stats Stats `json:"-"`
 }
 
-// CycleError is a failed cycle. Kind is "auth", "poll", "delivery" or
-// "state"; all of them make a one-shot run exit 1.
+// CycleError is a failed cycle. Kind is "auth", "poll", "delivery",
+// "state" or "deadline" (RequireProgress); all of them make a one-shot run
+// exit 1.
 type CycleError struct {
 	Kind   string
 	Reason string // bounded
@@ -115,6 +121,14 @@ type CycleError struct {
 }
 
 func (e *CycleError) Error() string { return e.Err.Error() }
+
+// DeliveryFailed reports whether err is a cycle that polled but failed
+// delivering (a retryable delivery failure, the skip limit): the loop
+// retries it after the poll interval, not after a backoff.
+func DeliveryFailed(err error) bool {
+	var ce *CycleError
+	return errors.As(err, &ce) && ce.Kind == "delivery"
+}
 func (e *CycleError) Unwrap() error { return e.Err }
 
 // Run runs one cycle; cancelling ctx stops it at once (in-flight deliveries
@@ -204,6 +218,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 	var prefetch *prefetched
 	saver := NewSaver(hard, lease, persistTimeout, obs)
 	defer saver.Close()
+	polledOK := false // a poll was answered
 	syncing := &syncer{}
 	defer func() {
 		if serr := syncing.wait(); serr != nil && err == nil {
@@ -264,6 +279,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 			return sum, &CycleError{Kind: kind, Reason: reason, Err: err}
 		}
 		obs.Polled("ok", len(batch.Items), time.Since(start))
+		polledOK = true
 		sum.Full = batch.Full
 		if c.HA != nil {
 			sum.Role = batch.Role
@@ -309,6 +325,10 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		if !batch.Full {
 			break
 		}
+	}
+	if c.RequireProgress && sum.Stopped && (!polledOK || sum.Polled > 0 && sum.Delivered+sum.Skipped == 0) {
+		return sum, &CycleError{Kind: "deadline", Reason: "no_progress",
+			Err: errors.New("stopped at the deadline before any progress: the time left was too short to poll and deliver")}
 	}
 	return sum, nil
 }

@@ -31,8 +31,9 @@ func (RealClock) Sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Backoff bounds: a failing cycle waits 5s, 10s, 20s ... capped at 300s;
-// the first successful cycle resets it.
+// Backoff bounds: a cycle whose poll failed (or whose state store failed)
+// waits 5s, 10s, 20s ... capped at 300s; a cycle whose poll worked resets
+// it. A retryable delivery failure is retried after the poll interval.
 const (
 	BackoffMin = 5 * time.Second
 	BackoffMax = 300 * time.Second
@@ -54,10 +55,13 @@ func BackoffFor(n int) time.Duration {
 type CycleReport struct {
 	Summary Summary
 	Err     error
-	// Ready: polling works (the last poll succeeded, or another run holds
-	// the lease and polls). ReadyError says why not.
+	// Ready: the cycle succeeded, poll and delivery (or another run holds
+	// the lease). ReadyError says why not.
 	Ready      bool
 	ReadyError string
+	// Polling: the poll worked (false when the poll, the lease or the
+	// state store failed; true when only delivery failed).
+	Polling bool
 	// Failures is the number of consecutive failed cycles (0 after success).
 	Failures int
 	// Wait is how long the daemon waits before the next cycle.
@@ -66,8 +70,10 @@ type CycleReport struct {
 
 // Daemon repeats cycles: one poll interval after a cycle (the cycle itself
 // re-polls full batches at once, up to MaxPollsPerCycle), the standby
-// interval while an HA standby, and an exponential backoff after failures
-// (poll, authentication, retryable delivery or state errors).
+// interval while an HA standby, one poll interval after a retryable
+// delivery failure (as the reference agent: a target that comes back gets
+// its alerts within one interval), and an exponential backoff after failed
+// polls (authentication included) and state errors.
 type Daemon struct {
 	Cycle           *Cycle
 	Interval        time.Duration
@@ -85,37 +91,34 @@ func (d *Daemon) Run(soft, hard context.Context) error {
 	if clock == nil {
 		clock = RealClock{}
 	}
-	failures := 0
-	ready, readyErr := false, "no poll yet"
+	failures, backoffs := 0, 0 // failed cycles; failed polls and state errors
 	for soft.Err() == nil {
 		sum, err := d.Cycle.RunUntil(soft, hard)
-		rep := CycleReport{Summary: sum, Err: err}
+		rep := CycleReport{Summary: sum, Err: err, Ready: err == nil, Polling: true, Wait: d.Interval}
 		var ce *CycleError
 		switch {
-		case err != nil:
-			failures++
-			rep.Wait = BackoffFor(failures)
-			switch {
-			case errors.As(err, &ce) && ce.Kind == "delivery":
-				ready, readyErr = true, "" // the poll itself worked
-			case errors.Is(err, ErrAuth):
-				ready, readyErr = false, ErrAuth.Error()
-			default:
-				ready, readyErr = false, err.Error()
-			}
-		case sum.LeaseHeld:
-			failures = 0
-			ready, readyErr = true, ""
-			rep.Wait = d.Interval
-		default:
-			failures = 0
-			ready, readyErr = true, ""
-			rep.Wait = d.Interval
+		case err == nil:
+			failures, backoffs = 0, 0
 			if d.Cycle.HA != nil && sum.Role == "standby" {
 				rep.Wait = d.StandbyInterval
 			}
+		case DeliveryFailed(err):
+			// The poll worked, the target did not: retried after the poll
+			// interval, not after a backoff.
+			failures++
+			backoffs = 0
+			rep.ReadyError = err.Error()
+		default:
+			failures++
+			backoffs++
+			rep.Wait = BackoffFor(backoffs)
+			rep.Polling = errors.As(err, &ce) && ce.Kind == "state" && sum.Polls > 0
+			rep.ReadyError = err.Error()
+			if errors.Is(err, ErrAuth) {
+				rep.ReadyError = ErrAuth.Error()
+			}
 		}
-		rep.Failures, rep.Ready, rep.ReadyError = failures, ready, readyErr
+		rep.Failures = failures
 		if d.OnCycle != nil {
 			d.OnCycle(rep)
 		}
@@ -129,15 +132,20 @@ func (d *Daemon) Run(soft, hard context.Context) error {
 // HeartbeatInterval is how often the daemon pings the ilert heartbeat.
 const HeartbeatInterval = 30 * time.Second
 
-// Heartbeat pings every Interval while Healthy reports true, so ilert alerts
-// when the agent is stuck: no ping while polls fail. A failed ping is
-// reported to OnPing and never stops anything.
+// Heartbeat pings every Interval while Healthy reports true (the last cycle
+// succeeded, poll and delivery), so ilert alerts when the agent is stuck:
+// no ping while polls fail or the target refuses. A failed ping is reported
+// to OnPing and never stops anything.
 type Heartbeat struct {
 	Interval time.Duration
 	Clock    Clock
 	Healthy  func() bool
 	Ping     func(ctx context.Context) error
 	OnPing   func(err error)
+	// Start, if set: the first ping happens as soon as it is closed (after
+	// the first successful cycle; the reference agent pings at start), then
+	// every Interval.
+	Start <-chan struct{}
 }
 
 // Run pings until ctx is done.
@@ -150,15 +158,27 @@ func (h *Heartbeat) Run(ctx context.Context) {
 	if interval <= 0 {
 		interval = HeartbeatInterval
 	}
+	if h.Start != nil {
+		select {
+		case <-h.Start:
+			h.ping(ctx)
+		case <-ctx.Done():
+			return
+		}
+	}
 	for clock.Sleep(ctx, interval) {
-		if !h.Healthy() {
-			continue
-		}
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := h.Ping(pctx)
-		cancel()
-		if h.OnPing != nil {
-			h.OnPing(err)
-		}
+		h.ping(ctx)
+	}
+}
+
+func (h *Heartbeat) ping(ctx context.Context) {
+	if !h.Healthy() {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := h.Ping(pctx)
+	cancel()
+	if h.OnPing != nil {
+		h.OnPing(err)
 	}
 }

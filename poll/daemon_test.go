@@ -134,14 +134,40 @@ func TestDaemonIntervalBackoffAndReset(t *testing.T) {
 	assert.Equal(t, 10*time.Second, r.clock.next(t).d)
 }
 
-func TestDaemonRetryableDeliveryFailureBacksOff(t *testing.T) {
+// A retryable delivery failure is retried after the poll interval (the
+// reference agent's rule: a target that comes back gets its alerts within
+// one interval, not after a 5-minute backoff); /ready says the poll works
+// but delivery does not. A failed poll in between still backs off.
+func TestDaemonRetryableDeliveryFailureRetriesAfterInterval(t *testing.T) {
 	sink := &scriptedSink{fail: map[int64]error{2: poll.Retryable("http_503", errors.New("503"))}}
 	f := newFixture(t, poll.OneByOne(sink), 3)
 	r := startDaemon(t, f)
+	for i := 1; i <= 3; i++ {
+		rep := r.report(t)
+		require.Error(t, rep.Err)
+		assert.False(t, rep.Ready, "the cycle failed: not ready")
+		assert.True(t, rep.Polling, "polling works; the target is down")
+		assert.Contains(t, rep.ReadyError, "http_503")
+		assert.Equal(t, i, rep.Failures)
+		s := r.clock.next(t)
+		assert.Equal(t, 10*time.Second, s.d, "retried after the poll interval, failure %d", i)
+		if i == 3 {
+			f.api.Fail(ilerttest.Fault{Status: 502})
+		}
+		s.wake <- true
+	}
 	rep := r.report(t)
-	require.Error(t, rep.Err)
-	assert.True(t, rep.Ready, "polling works; the target is down")
-	assert.Equal(t, 5*time.Second, r.clock.next(t).d, "no hot loop against a broken target")
+	assert.False(t, rep.Polling)
+	s := r.clock.next(t)
+	assert.Equal(t, 5*time.Second, s.d, "a failed poll backs off, from the start")
+	sink.mu.Lock()
+	delete(sink.fail, 2)
+	sink.mu.Unlock()
+	s.wake <- true
+	rep = r.report(t)
+	require.NoError(t, rep.Err)
+	assert.True(t, rep.Ready)
+	assert.Equal(t, 0, rep.Failures)
 }
 
 func TestDaemonFullBacklogThenInterval(t *testing.T) {
@@ -194,6 +220,35 @@ func TestDaemonStopsGracefully(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("daemon did not stop")
 	}
+}
+
+// With Start, the first ping follows the first successful cycle at once,
+// then one every interval while healthy.
+func TestHeartbeatFirstPingAtStart(t *testing.T) {
+	clock := newFakeClock()
+	start := make(chan struct{})
+	pinged := make(chan struct{}, 10)
+	hb := &poll.Heartbeat{Clock: clock, Start: start,
+		Healthy: func() bool { return true },
+		Ping:    func(context.Context) error { pinged <- struct{}{}; return nil },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { hb.Run(ctx); close(done) }()
+	select {
+	case <-pinged:
+		t.Fatal("pinged before the first successful cycle")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(start)
+	<-pinged // at once, no sleep before it
+	s := clock.next(t)
+	assert.Equal(t, 30*time.Second, s.d)
+	s.wake <- true
+	<-pinged
+	clock.next(t)
+	cancel()
+	<-done
 }
 
 func TestHeartbeatOnlyWhileHealthy(t *testing.T) {

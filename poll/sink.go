@@ -2,6 +2,8 @@ package poll
 
 import (
 	"context"
+	"errors"
+	"sync"
 )
 
 // Sink delivers events to one target. A sink knows its transport and its
@@ -61,3 +63,56 @@ func (o oneByOne) Send(ctx context.Context, evs []Event, report func(int, error)
 }
 
 func (o oneByOne) Close() error { return o.d.Close() }
+
+// Deferred is a Sink built at first use: for a target whose constructor
+// connects (MQTT, Kafka) and that was down at start. Every Send builds the
+// sink until that works; until then the batch's first event fails with the
+// construction error, always retryable (a target that cannot be reached
+// never makes an item skipped), so a daemon treats it as the outage it is:
+// health endpoints up, /ready 503, retry, recovery.
+func Deferred(build func(ctx context.Context) (Sink, error)) Sink {
+	return &deferred{build: build}
+}
+
+type deferred struct {
+	mu    sync.Mutex
+	build func(ctx context.Context) (Sink, error)
+	s     Sink
+}
+
+func (d *deferred) sink(ctx context.Context) (Sink, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.s == nil {
+		s, err := d.build(ctx)
+		if err != nil {
+			var de *DeliveryError
+			if !errors.As(err, &de) || de.Permanent {
+				err = Retryable("connect", err)
+			}
+			return nil, err
+		}
+		d.s = s
+	}
+	return d.s, nil
+}
+
+func (d *deferred) Send(ctx context.Context, evs []Event, report func(int, error) bool) {
+	s, err := d.sink(ctx)
+	if err != nil {
+		if len(evs) > 0 {
+			report(0, err)
+		}
+		return
+	}
+	s.Send(ctx, evs, report)
+}
+
+func (d *deferred) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.s == nil {
+		return nil
+	}
+	return d.s.Close()
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/edgepoll/edgepoll/metrics"
@@ -15,6 +16,8 @@ const stopGrace = 25 * time.Second
 
 // loop runs cycles as a daemon until ctx is cancelled (first SIGTERM or
 // SIGINT), then finishes the item in flight, persists, releases and exits 0.
+// The endpoints stay up until then: /health answers 503 from the signal on,
+// /metrics keeps answering during the drain.
 func (a *app) loop(ctx context.Context) int {
 	m := metrics.New(a.cli.Mode, true)
 	a.cycle.Observer = m
@@ -35,17 +38,22 @@ func (a *app) loop(ctx context.Context) int {
 		}
 	}()
 
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
 	var serverDone <-chan struct{}
 	if a.cli.Port != 0 {
 		var err error
-		serverDone, err = metrics.Serve(ctx, a.cli.ListenAddr, a.cli.Port, health.Handler(m), a.log)
+		serverDone, err = metrics.Serve(serveCtx, a.cli.ListenAddr, a.cli.Port, health.Handler(m), a.log)
 		if err != nil {
 			a.log.Error("cannot serve the health endpoints", "port", a.cli.Port, "err", err)
 			return exitFailed
 		}
 	}
+	firstSuccess := make(chan struct{})
+	var firstOnce sync.Once
 	if a.cli.Heartbeat != "" {
 		hb := &poll.Heartbeat{
+			Start:   firstSuccess,
 			Healthy: health.Ready,
 			Ping:    func(ctx context.Context) error { return a.client.Heartbeat(ctx, a.cli.Heartbeat) },
 			OnPing: func(err error) {
@@ -69,10 +77,15 @@ func (a *app) loop(ctx context.Context) int {
 		StandbyInterval: a.cli.StandbyInterval.D(),
 		OnCycle: func(rep poll.CycleReport) {
 			m.Cycle(rep)
-			health.SetReady(rep.Ready, rep.ReadyError)
+			health.SetReady(rep.Ready, rep.Polling, rep.ReadyError)
+			if rep.Ready {
+				firstOnce.Do(func() { close(firstSuccess) })
+			}
 			s := rep.Summary
 			attrs := []any{"polls", s.Polls, "polled", s.Polled, "delivered", s.Delivered, "skipped", s.Skipped, "cursor", s.Cursor}
 			switch {
+			case poll.DeliveryFailed(rep.Err):
+				a.log.Warn("cycle failed; retrying after the poll interval", append(attrs, "err", rep.Err, "failures", rep.Failures, "retry_in", rep.Wait)...)
 			case rep.Err != nil:
 				a.log.Warn("cycle failed; backing off", append(attrs, "err", rep.Err, "failures", rep.Failures, "retry_in", rep.Wait)...)
 			case s.Polled > 0:
@@ -84,6 +97,7 @@ func (a *app) loop(ctx context.Context) int {
 	}
 	_ = d.Run(ctx, hard)
 	a.log.Info("stopped: cursor persisted, lease released")
+	stopServing()
 	if serverDone != nil {
 		<-serverDone
 	}

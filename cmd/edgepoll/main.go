@@ -159,7 +159,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// The standard log package (used by libraries, e.g. aws-lambda-go for a
 	// failed invocation) writes through the same logger.
 	slog.SetDefault(log)
-	if _, isRun := cmd.(*runCmd); isRun && os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+	if _, isRun := cmd.(*runCmd); isRun && inLambda() {
 		return runLambda(cli, log, stderr)
 	}
 	ctx, stop := signalContext(log)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/edgepoll/edgepoll/metrics"
@@ -87,6 +89,15 @@ func (a *app) openSink(ctx context.Context, stdout io.Writer) error {
 		return nil
 	}
 	sink, err := newSink(ctx, a.cli, a.log, stdout)
+	var ue *UsageError
+	if err != nil && !errors.As(err, &ue) && (a.cli.Loop || inLambda()) {
+		// The target is down (its constructor connects): for a daemon or
+		// a Lambda function an outage like any other, retried at delivery,
+		// not a reason to stay down. A one-shot run fails fast (exit 1).
+		a.log.Warn("the target is not reachable yet; delivery will retry it", "err", err)
+		cli, log := a.cli, a.log
+		sink, err = poll.Deferred(func(ctx context.Context) (poll.Sink, error) { return newSink(ctx, cli, log, stdout) }), nil
+	}
 	if err != nil {
 		return err
 	}
@@ -142,7 +153,9 @@ func (a *app) runOnce(ctx context.Context, m *metrics.Metrics) int {
 // successful one, and maps the outcome to an exit code.
 func (a *app) finishOnce(sum poll.Summary, err error, took time.Duration, m *metrics.Metrics) int {
 	if m != nil {
-		m.Cycle(poll.CycleReport{Summary: sum, Err: err, Ready: err == nil})
+		// The failure streak and last success come from the state store:
+		// the truth across runs, not just this one.
+		m.Cycle(poll.CycleReport{Summary: sum, Err: err, Ready: err == nil, Failures: sum.Stats.Failures})
 	}
 	attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
 		"cursor", sum.Cursor, "duration", took.Round(time.Millisecond)}
@@ -174,6 +187,9 @@ func (a *app) finishOnce(sum poll.Summary, err error, took time.Duration, m *met
 	}
 	return exitOK
 }
+
+// inLambda reports whether edgepoll serves the AWS Lambda runtime.
+func inLambda() bool { return os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" }
 
 func randomInstanceID() string {
 	id := runID()
