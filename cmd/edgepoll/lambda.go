@@ -17,37 +17,58 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
 // Deadline budget inside Lambda. With a remaining time R before the
 // invocation deadline:
-//   - no new poll or delivery starts after R − softMargin(R), where
-//     softMargin is 10% of R but at least lambdaMinSoftMargin: room for the
+//   - no new poll or delivery starts after R − soft, where soft is 10% of R
+//     but at least lambdaMinSoftMargin, and at most R/2 (so at least half
+//     of a short invocation goes to polling and delivering): room for the
 //     item in flight to finish (an HTTP target's own timeout can be longer;
 //     the hard limit below then aborts it) and for persisting;
-//   - in-flight deliveries are aborted at R − lambdaHardMargin;
-//   - persisting the cursor and releasing the lease get lambdaPersist,
-//     which ends before the deadline.
+//   - in-flight deliveries are aborted at R − hard, hard = min(2s, soft);
+//   - persisting the cursor and releasing the lease get 3/4 of hard, which
+//     ends before the deadline.
+//
+// Below lambdaMinRemaining nothing useful fits: the invocation is refused
+// with an error naming the time it had, instead of reporting a success
+// that delivered nothing.
 const (
 	lambdaMinSoftMargin = 5 * time.Second
 	lambdaHardMargin    = 2 * time.Second
-	lambdaPersist       = 1500 * time.Millisecond
+	lambdaMinRemaining  = 3 * time.Second
 )
 
-// lambdaDeadlines derives the soft and hard deadlines of one invocation.
-func lambdaDeadlines(now, deadline time.Time) (soft, hard time.Time) {
+// lambdaBudget derives the soft and hard deadlines and the persist budget
+// of one invocation, or refuses an invocation too short to make progress.
+func lambdaBudget(now, deadline time.Time) (soft, hard time.Time, persist time.Duration, err error) {
 	remaining := deadline.Sub(now)
-	margin := remaining / 10
-	if margin < lambdaMinSoftMargin {
-		margin = lambdaMinSoftMargin
+	if remaining < lambdaMinRemaining {
+		return time.Time{}, time.Time{}, 0, fmt.Errorf(
+			"the invocation had %s left before its deadline: too short to poll, deliver and persist the cursor; raise the function timeout (at least %s, 30s or more recommended)",
+			remaining.Round(10*time.Millisecond), lambdaMinRemaining)
 	}
-	return deadline.Add(-margin), deadline.Add(-lambdaHardMargin)
+	softMargin := min(max(remaining/10, lambdaMinSoftMargin), remaining/2)
+	hardMargin := min(lambdaHardMargin, softMargin)
+	return deadline.Add(-softMargin), deadline.Add(-hardMargin), hardMargin * 3 / 4, nil
 }
 
 // LambdaResult is what one invocation returns.
 type LambdaResult struct {
 	poll.Summary
 	Connection string `json:"connection"` // hash of the key, never the key
+	// The connection's stored statistics, across invocations.
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	LastSuccess         string `json:"last_success,omitempty"`  // RFC 3339
+	LastDelivery        string `json:"last_delivery,omitempty"` // RFC 3339
+}
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // runLambda serves the AWS Lambda runtime: config comes from the
@@ -61,6 +82,10 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 	if b, _, _ := parseState(cli.State); b.Scheme != "dynamodb" {
 		return lambdaInitError(log, "ConfigError", fmt.Sprintf(
 			"EDGEPOLL_STATE: %q keeps state on the Lambda filesystem, which does not persist between invocations; use dynamodb:TABLE", cli.State), exitUsage)
+	}
+	if scheme, _, _ := deadletter.Parse(cli.DeadLetter); cli.DeadLetter != "" && scheme != "dynamodb" {
+		return lambdaInitError(log, "ConfigError",
+			"EDGEPOLL_DEAD_LETTER: a file on the Lambda filesystem does not last; use dynamodb:TABLE (the state table will do)", exitUsage)
 	}
 	kctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	key, err := connectorKey(kctx, cli)
@@ -78,7 +103,7 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 		return lambdaInitError(log, "InitError", err.Error(), exitFailed)
 	}
 	defer a.close()
-	a.cycle.PersistTimeout = lambdaPersist
+	a.cycle.RequireProgress = true
 	conn := a.cycle.Conn
 
 	handler := func(ctx context.Context, _ json.RawMessage) (LambdaResult, error) {
@@ -90,21 +115,28 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 		// cycle's owner can be set per invocation.
 		a.cycle.Owner = owner
 		soft, hard := ctx, ctx
+		ilog := log.With("request_id", owner)
 		if dl, ok := ctx.Deadline(); ok {
-			s, h := lambdaDeadlines(time.Now(), dl)
+			s, h, persist, err := lambdaBudget(time.Now(), dl)
+			if err != nil {
+				ilog.Error("invocation refused", "err", err)
+				return LambdaResult{Connection: conn}, err
+			}
+			a.cycle.PersistTimeout = persist
 			var c1, c2 context.CancelFunc
 			soft, c1 = context.WithDeadline(ctx, s)
 			hard, c2 = context.WithDeadline(context.WithoutCancel(ctx), h)
 			defer c1()
 			defer c2()
 		}
-		ilog := log.With("request_id", owner)
 		a.cycle.Log = ilog
 		start := time.Now()
 		sum, err := a.cycle.RunUntil(soft, hard)
-		res := LambdaResult{Summary: sum, Connection: conn}
+		res := LambdaResult{Summary: sum, Connection: conn, ConsecutiveFailures: sum.Stats.Failures,
+			LastSuccess: rfc3339(sum.Stats.LastSuccess), LastDelivery: rfc3339(sum.Stats.LastDelivery)}
 		attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
-			"cursor", sum.Cursor, "lease_held", sum.LeaseHeld, "stopped", sum.Stopped, "duration", time.Since(start).Round(time.Millisecond)}
+			"cursor", sum.Cursor, "lease_held", sum.LeaseHeld, "stopped", sum.Stopped, "duration", time.Since(start).Round(time.Millisecond),
+			"consecutive_failures", res.ConsecutiveFailures, "last_success", res.LastSuccess}
 		if err != nil {
 			ilog.Error("cycle failed", append(attrs, "err", err)...)
 			return res, err

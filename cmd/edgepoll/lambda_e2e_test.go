@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/testenv"
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
 // fakeRuntime is a small Lambda Runtime API: the test queues invocations,
@@ -307,4 +308,72 @@ func TestLambdaHonoursLogLevel(t *testing.T) {
 	// trail the invocation response by a moment.
 	assert.Eventually(t, func() bool { return strings.Contains(r.logs.String(), `"level":"ERROR"`) },
 		5*time.Second, 10*time.Millisecond, "an ERROR line is logged: %s", r.logs.String())
+}
+
+// A short function timeout: the margins shrink so that a 4 s invocation
+// still delivers (the old fixed 5 s soft margin ate all of it and reported
+// success with nothing done), a 12 s one too, and no invocation ever
+// reports success without progress.
+func TestLambdaShortTimeoutsMakeProgress(t *testing.T) {
+	for _, timeout := range []time.Duration{4 * time.Second, 12 * time.Second} {
+		t.Run(timeout.String(), func(t *testing.T) {
+			r := newLambdaRig(t, 2000)
+			r.tg.setDelay(5 * time.Millisecond)
+			delivered := 0
+			for i := 0; i < 3 && delivered == 0; i++ {
+				res := r.rt.invoke(t, fmt.Sprintf("short-%d", i), timeout)
+				if !res.ok {
+					assert.Contains(t, string(res.body), "deadline", "a failure names the deadline")
+					continue
+				}
+				s := summaryOf(t, res)
+				assert.Greater(t, s.Delivered, 0, "success only with progress: %s", res.body)
+				assert.True(t, s.Stopped, "2000 items do not fit: stopped at the soft deadline")
+				delivered += s.Delivered
+			}
+			assert.Greater(t, delivered, 0, "a %s invocation delivers", timeout)
+			checkAtLeastOnceInOrder(t, r.tg.got()[:delivered], delivered, 0)
+		})
+	}
+}
+
+// Too short to do anything: the invocation fails naming the time it had;
+// and an invocation whose poll outlives its budget fails too (never a
+// success that did nothing).
+func TestLambdaTooShortIsAnError(t *testing.T) {
+	r := newLambdaRig(t, 5)
+	res := r.rt.invoke(t, "tiny-1", 2*time.Second)
+	require.False(t, res.ok, "a 2s invocation is refused: %s", res.body)
+	var e struct{ ErrorMessage, ErrorType string }
+	require.NoError(t, json.Unmarshal(res.body, &e), string(res.body))
+	assert.Contains(t, e.ErrorMessage, "left before its deadline")
+	assert.Contains(t, e.ErrorMessage, "raise the function timeout")
+	assert.Empty(t, r.tg.got())
+
+	r.env.api.Fail(ilerttest.Fault{Delay: 6 * time.Second})
+	res = r.rt.invoke(t, "slow-api", 4*time.Second)
+	require.False(t, res.ok, "nothing could be polled: not a success: %s", res.body)
+	assert.Contains(t, string(res.body), "deadline")
+
+	s := summaryOf(t, r.rt.invoke(t, "ok", 30*time.Second))
+	assert.Equal(t, 5, s.Delivered)
+	assert.Equal(t, 0, s.ConsecutiveFailures, "reset by the success")
+	assert.NotEmpty(t, s.LastSuccess)
+}
+
+// The failure streak and the last success are kept in the state store:
+// the summary reports them across invocations.
+func TestLambdaSummaryCarriesStreak(t *testing.T) {
+	r := newLambdaRig(t, 3)
+	r.tg.setStatus(func(int64) int { return http.StatusServiceUnavailable })
+	for i := 0; i < 2; i++ {
+		res := r.rt.invoke(t, fmt.Sprintf("fail-%d", i), 30*time.Second)
+		require.False(t, res.ok)
+	}
+	r.tg.setStatus(nil)
+	s := summaryOf(t, r.rt.invoke(t, "ok-1", 30*time.Second))
+	assert.Equal(t, 0, s.ConsecutiveFailures)
+	assert.NotEmpty(t, s.LastSuccess)
+	assert.NotEmpty(t, s.LastDelivery)
+	assert.Contains(t, r.logs.String(), `"consecutive_failures":2`, "the second failure's log line counts both")
 }
