@@ -59,16 +59,9 @@ type LambdaResult struct {
 	poll.Summary
 	Connection string `json:"connection"` // hash of the key, never the key
 	// The connection's stored statistics, across invocations.
-	ConsecutiveFailures int    `json:"consecutive_failures"`
-	LastSuccess         string `json:"last_success,omitempty"`  // RFC 3339
-	LastDelivery        string `json:"last_delivery,omitempty"` // RFC 3339
-}
-
-func rfc3339(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
+	ConsecutiveFailures int     `json:"consecutive_failures"`
+	LastSuccess         *string `json:"last_success"`  // RFC 3339, null: never
+	LastDelivery        *string `json:"last_delivery"` // RFC 3339, null: never
 }
 
 // runLambda serves the AWS Lambda runtime: config comes from the
@@ -136,7 +129,7 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 			LastSuccess: rfc3339(sum.Stats.LastSuccess), LastDelivery: rfc3339(sum.Stats.LastDelivery)}
 		attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
 			"cursor", sum.Cursor, "lease_held", sum.LeaseHeld, "stopped", sum.Stopped, "duration", time.Since(start).Round(time.Millisecond),
-			"consecutive_failures", res.ConsecutiveFailures, "last_success", res.LastSuccess}
+			"consecutive_failures", res.ConsecutiveFailures, "last_success", sum.Stats.LastSuccess}
 		if err != nil {
 			ilog.Error("cycle failed", append(attrs, "err", err)...)
 			return res, err
