@@ -27,7 +27,8 @@ import (
 //     of a short invocation goes to polling and delivering): room for the
 //     item in flight to finish (an HTTP target's own timeout can be longer;
 //     the hard limit below then aborts it) and for persisting;
-//   - in-flight deliveries are aborted at R − hard, hard = min(2s, soft);
+//   - in-flight deliveries are aborted at R − hard, hard = min(2s, soft/2)
+//     (the item in flight at the soft deadline always gets a grace);
 //   - persisting the cursor and releasing the lease get 3/4 of hard, which
 //     ends before the deadline.
 //
@@ -50,7 +51,7 @@ func lambdaBudget(now, deadline time.Time) (soft, hard time.Time, persist time.D
 			remaining.Round(10*time.Millisecond), lambdaMinRemaining)
 	}
 	softMargin := min(max(remaining/10, lambdaMinSoftMargin), remaining/2)
-	hardMargin := min(lambdaHardMargin, softMargin)
+	hardMargin := min(lambdaHardMargin, softMargin/2) // the item in flight gets a grace
 	return deadline.Add(-softMargin), deadline.Add(-hardMargin), hardMargin * 3 / 4, nil
 }
 

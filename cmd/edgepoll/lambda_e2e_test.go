@@ -323,6 +323,7 @@ func TestLambdaShortTimeoutsMakeProgress(t *testing.T) {
 			for i := 0; i < 3 && delivered == 0; i++ {
 				res := r.rt.invoke(t, fmt.Sprintf("short-%d", i), timeout)
 				if !res.ok {
+					t.Logf("invocation %d failed: %s", i, res.body)
 					assert.Contains(t, string(res.body), "deadline", "a failure names the deadline")
 					continue
 				}
