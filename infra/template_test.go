@@ -438,6 +438,16 @@ func (e *evaluator) eval(v any) any {
 						all, any = all && b, any || b
 					}
 					return map[bool]bool{true: all, false: any}[k == "Fn::And"]
+				case "Fn::Join":
+					list, ok := e.eval(args[1]).([]any)
+					if !ok { // a CommaDelimitedList parameter, kept as its text
+						return strings.ReplaceAll(fmt.Sprint(e.eval(args[1])), ",", args[0].(string))
+					}
+					var parts []string
+					for _, p := range list {
+						parts = append(parts, fmt.Sprint(p))
+					}
+					return strings.Join(parts, args[0].(string))
 				case "Fn::Sub":
 					return regexp.MustCompile(`\$\{([^}]+)\}`).ReplaceAllStringFunc(a.(string), func(m string) string {
 						return fmt.Sprint(e.eval(map[string]any{"Ref": m[2 : len(m)-1]}))
@@ -467,6 +477,12 @@ func (e *evaluator) eval(v any) any {
 // deploy evaluates the template for params (defaults filled in): the
 // function's environment, and the descriptions of the rules that fail.
 func deploy(t *testing.T, tmpl map[string]any, params map[string]string) (env map[string]any, failed []string) {
+	env, failed, _ = deployWithPolicies(t, tmpl, params)
+	return env, failed
+}
+
+// deployWithPolicies also returns the function's evaluated IAM policies (JSON).
+func deployWithPolicies(t *testing.T, tmpl map[string]any, params map[string]string) (env map[string]any, failed []string, policies string) {
 	t.Helper()
 	all := map[string]string{}
 	for name, p := range tmpl["Parameters"].(map[string]any) {
@@ -493,7 +509,8 @@ func deploy(t *testing.T, tmpl map[string]any, params map[string]string) (env ma
 	}
 	fn := e.eval(tmpl["Resources"].(map[string]any)["EdgepollFunction"]).(map[string]any)
 	env = fn["Properties"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
-	return env, failed
+	b, _ := json.Marshal(fn["Properties"].(map[string]any)["Policies"])
+	return env, failed, string(b)
 }
 
 // Each mode requires its own settings and no other mode's, and the function
@@ -521,29 +538,35 @@ func TestTemplateParametersAndConditions(t *testing.T) {
 	assert.Equal(t, []string{"Mode http needs HttpUrl."}, failed)
 	_, failed = deploy(t, tmpl, map[string]string{"Mode": "http", "HttpUrl": "https://x", "HttpAuthHeader": "Authorization"})
 	assert.Len(t, failed, 1)
-	env, failed = deploy(t, tmpl, map[string]string{"Mode": "http", "HttpUrl": "https://x", "HttpAuthHeader": "Authorization",
-		"HttpAuthValueSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:hook", "HttpAuthValueSecretKey": "token"})
+	env, failed, pol := deployWithPolicies(t, tmpl, map[string]string{"Mode": "http", "HttpUrl": "https://x", "HttpAuthHeader": "Authorization",
+		"HttpAuthValueSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:hook"})
 	assert.Empty(t, failed)
-	assert.Equal(t, "{{resolve:secretsmanager:arn:aws:secretsmanager:eu-west-1:1:secret:hook:SecretString:token}}", env["EDGEPOLL_HTTP_AUTH_VALUE"])
+	assert.Equal(t, "http-auth-value=secretsmanager:arn:aws:secretsmanager:eu-west-1:1:secret:hook", env["EDGEPOLL_SECRET_FROM"])
+	assert.NotContains(t, env, "EDGEPOLL_HTTP_AUTH_VALUE", "no secret in the function's configuration")
+	assert.Contains(t, pol, `"Resource":["arn:aws:secretsmanager:eu-west-1:1:secret:hook"]`, "the role may read exactly that secret")
+	assert.NotContains(t, pol, "ssm:GetParameter")
 
 	env, failed = deploy(t, tmpl, map[string]string{"Mode": "kafka", "KafkaBrokers": "b-1:9096", "Topic": "ilert",
 		"KafkaSaslMechanism": "scram-sha-512", "KafkaUsername": "edgepoll", "KafkaPasswordParameterName": "/edgepoll/kafka", "DeadLetter": "none"})
 	assert.Empty(t, failed, "no HttpUrl needed in kafka mode")
 	assert.ElementsMatch(t, []string{"EDGEPOLL_STATE", "EDGEPOLL_MODE", "EDGEPOLL_LOG_FORMAT", "EDGEPOLL_TOPIC", "EDGEPOLL_KAFKA_BROKERS",
-		"EDGEPOLL_KAFKA_TLS", "EDGEPOLL_KAFKA_SASL_MECHANISM", "EDGEPOLL_KAFKA_USERNAME", "EDGEPOLL_KAFKA_PASSWORD"}, keys(env))
-	assert.Equal(t, "{{resolve:ssm:/edgepoll/kafka}}", env["EDGEPOLL_KAFKA_PASSWORD"])
+		"EDGEPOLL_KAFKA_TLS", "EDGEPOLL_KAFKA_SASL_MECHANISM", "EDGEPOLL_KAFKA_USERNAME", "EDGEPOLL_SECRET_FROM"}, keys(env))
+	assert.Equal(t, "kafka-password=ssm:/edgepoll/kafka", env["EDGEPOLL_SECRET_FROM"])
 	_, failed = deploy(t, tmpl, map[string]string{"Mode": "kafka", "KafkaSaslMechanism": "plain"})
 	assert.Len(t, failed, 4, "brokers, topic, user, password: %v", failed)
 
 	env, failed = deploy(t, tmpl, map[string]string{"Mode": "mqtt", "MqttHost": "broker.internal", "Topic": "ilert/events",
-		"MqttUsername": "edgepoll", "MqttPasswordSecretArn": "arn:aws:secretsmanager:eu-west-1:1:secret:mqtt", "HeartbeatKeySecretArn": "arn:hb"})
+		"MqttUsername": "edgepoll", "MqttPasswordSecretArn": "arn:mqtt", "HeartbeatKeyParameterName": "/edgepoll/hb"})
 	assert.Empty(t, failed)
 	assert.ElementsMatch(t, append([]string{"EDGEPOLL_TOPIC", "EDGEPOLL_MQTT_HOST", "EDGEPOLL_MQTT_PORT", "EDGEPOLL_MQTT_QOS",
-		"EDGEPOLL_MQTT_TLS", "EDGEPOLL_MQTT_USERNAME", "EDGEPOLL_MQTT_PASSWORD", "ILERT_HEARTBEAT_KEY"}, common...), keys(env))
+		"EDGEPOLL_MQTT_TLS", "EDGEPOLL_MQTT_USERNAME", "EDGEPOLL_SECRET_FROM"}, common...), keys(env))
+	assert.Equal(t, "mqtt-password=secretsmanager:arn:mqtt,heartbeat=ssm:/edgepoll/hb", env["EDGEPOLL_SECRET_FROM"])
 	_, failed = deploy(t, tmpl, map[string]string{"Mode": "mqtt"})
 	assert.Len(t, failed, 2)
 
-	env, failed = deploy(t, tmpl, map[string]string{"Mode": "stdout"})
+	env, failed, pol = deployWithPolicies(t, tmpl, map[string]string{"Mode": "stdout", "ConnectorKeyParameterName": "/edgepoll/key"})
 	assert.Empty(t, failed)
-	assert.ElementsMatch(t, common, keys(env))
+	assert.ElementsMatch(t, append([]string{"EDGEPOLL_CONNECTOR_KEY_PARAMETER"}, common...), keys(env))
+	assert.Contains(t, pol, `parameter/edgepoll/key"]`)
+	assert.NotContains(t, pol, "secretsmanager:GetSecretValue")
 }

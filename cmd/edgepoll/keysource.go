@@ -106,6 +106,9 @@ func valueFromSecretString(s string, fields ...string) (string, error) {
 // JSON with a field "password", "value" or "key".
 func resolveSecretFrom(ctx context.Context, k *kong.Kong, refs []string) error {
 	for _, r := range refs {
+		if strings.TrimSpace(r) == "" {
+			continue
+		}
 		name, ref, ok := strings.Cut(strings.TrimSpace(r), "=")
 		name = strings.TrimPrefix(name, "--")
 		var flag *kong.Flag
