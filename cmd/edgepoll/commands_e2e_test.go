@@ -44,7 +44,14 @@ func TestRootFlagsBeforeAndAfterACommand(t *testing.T) {
 		assert.Contains(t, r.stderr, "--log-format", "%q", args)
 		assert.Empty(t, r.stdout)
 	}
-	r := runBin(t, baseEnv(), "--help")
+	// A mistyped command is named as such (its text is not echoed: it
+	// could be a secret given without its flag).
+	r := runBin(t, baseEnv(), "statee", "show")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "state, check, dead-letter, completion")
+	assert.NotContains(t, r.stderr, "statee")
+
+	r = runBin(t, baseEnv(), "--help")
 	require.Equal(t, 0, r.code)
 	assert.True(t, strings.HasPrefix(r.stdout, "Usage: edgepoll [flags]"), r.stdout)
 	assert.Contains(t, r.stdout, "completion")

@@ -110,8 +110,9 @@ func (e *UsageError) Error() string { return e.Msg }
 // command line, else the environment variable that set it, else the
 // canonical --flag.
 type flagNamer struct {
-	args  []string
-	flags map[string]*kong.Flag
+	args     []string
+	flags    map[string]*kong.Flag
+	commands []string // the visible commands, for "unexpected argument"
 	// file, with --config, names the flags of one connection: the key in
 	// the connection's entry, else the flag or variable that set it, else
 	// the file's top-level key.
@@ -130,6 +131,11 @@ func newFlagNamer(k *kong.Kong, args []string) flagNamer {
 	n := flagNamer{args: args, flags: map[string]*kong.Flag{}}
 	for _, f := range k.Model.Flags {
 		n.flags[f.Name] = f
+	}
+	for _, c := range k.Model.Children {
+		if !c.Hidden {
+			n.commands = append(n.commands, c.Name)
+		}
 	}
 	return n
 }
@@ -193,7 +199,7 @@ func (n flagNamer) rewrite(msg string) string {
 		if arg == "daemon" {
 			return "unexpected argument daemon: edgepoll has no daemon command; run `edgepoll --loop` with the same flags (an ilagent command line works with `ilagent daemon` replaced by `edgepoll --loop`)"
 		}
-		msg = "unexpected argument (not shown: edgepoll takes flags only)"
+		msg = "unexpected argument (not shown: edgepoll takes flags, and optionally first a command: " + strings.Join(n.commands, ", ") + ")"
 		if candidates != "" {
 			msg += "," + candidates
 		}
