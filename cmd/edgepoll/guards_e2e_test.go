@@ -248,3 +248,45 @@ func basicAuth(user, pass string, next http.Handler, unauthorized *atomic.Int32)
 		next.ServeHTTP(w, r)
 	})
 }
+
+// --metrics-file of one-shot runs tells the truth across runs: the failure
+// streak and the last success come from the state store.
+func TestMetricsFileAcrossRuns(t *testing.T) {
+	e := newEnv(t, 3)
+	tg := newTarget(t)
+	tg.setStatus(refuseAll(http.StatusServiceUnavailable))
+	prom := filepath.Join(e.dir, "edgepoll.prom")
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("json"), "--metrics-file", prom}
+	metric := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(prom)
+		require.NoError(t, err)
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				return v
+			}
+		}
+		t.Fatalf("%s not in %s", name, b)
+		return ""
+	}
+	for i := 1; i <= 2; i++ {
+		r := runBin(t, e.vars(), args...)
+		require.Equal(t, 1, r.code, r.stderr)
+		assert.Equal(t, strconv.Itoa(i), metric("edgepoll_consecutive_failures"), "run %d", i)
+		assert.Equal(t, "0", metric("edgepoll_last_success_timestamp_seconds"), "never succeeded")
+	}
+	tg.setStatus(nil)
+	r := runBin(t, e.vars(), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, "0", metric("edgepoll_consecutive_failures"))
+	success, err := strconv.ParseFloat(metric("edgepoll_last_success_timestamp_seconds"), 64)
+	require.NoError(t, err)
+	assert.Greater(t, success, 1e9)
+
+	// A run with nothing to do keeps the stored last delivery.
+	r = runBin(t, e.vars(), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	delivery, err := strconv.ParseFloat(metric("edgepoll_last_delivery_timestamp_seconds"), 64)
+	require.NoError(t, err)
+	assert.Greater(t, delivery, 1e9)
+}

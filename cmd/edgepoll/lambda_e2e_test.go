@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
+	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
 // fakeRuntime is a small Lambda Runtime API: the test queues invocations,
@@ -377,4 +379,36 @@ func TestLambdaSummaryCarriesStreak(t *testing.T) {
 	assert.NotEmpty(t, s.LastSuccess)
 	assert.NotEmpty(t, s.LastDelivery)
 	assert.Contains(t, r.logs.String(), `"consecutive_failures":2`, "the second failure's log line counts both")
+}
+
+// Lambda keeps its dead letter in DynamoDB (no file lasts there): the
+// skipped item is recorded there before the cursor passes it; a file: dead
+// letter is refused at init.
+func TestLambdaDeadLetterInDynamoDB(t *testing.T) {
+	r := newLambdaRig(t, 4, "EDGEPOLL_DEAD_LETTER=dynamodb:edgepoll-state")
+	r.tg.setStatus(func(id int64) int {
+		if id == 2 {
+			return http.StatusUnprocessableEntity
+		}
+		return http.StatusOK
+	})
+	s := summaryOf(t, r.rt.invoke(t, "dl-1", 30*time.Second))
+	assert.Equal(t, 3, s.Delivered)
+	assert.Equal(t, 1, s.Skipped)
+	dl, err := deadletter.OpenDynamo(context.Background(), "edgepoll-state", r.ddb.StoreClient())
+	require.NoError(t, err)
+	recs, err := dl.List(context.Background(), s.Connection)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.Equal(t, int64(2), recs[0].ID)
+	assert.Equal(t, 422, recs[0].Status)
+
+	rt := newFakeRuntime(t)
+	cmd := exec.Command(bootstrapBin(t))
+	cmd.Env = baseEnv("AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(rt.srv.URL, "http://"),
+		"ILERT_EDGE_CONNECTOR_KEY="+e2eKey, "EDGEPOLL_MODE=stdout", "EDGEPOLL_STATE=dynamodb:t-1",
+		"EDGEPOLL_DEAD_LETTER=file:/tmp/dead.jsonl")
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "init failure exits non-zero")
+	assert.Contains(t, string(out), "EDGEPOLL_DEAD_LETTER")
 }
