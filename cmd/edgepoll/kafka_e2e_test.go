@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
 func TestKafkaModeEndToEnd(t *testing.T) {
@@ -49,4 +54,59 @@ func TestKafkaModeEndToEnd(t *testing.T) {
 	assert.Less(t, time.Since(start), 15*time.Second)
 	assert.Equal(t, 1, strings.Count(r.stderr, "connection refused"), r.stderr)
 	assert.Contains(t, r.stderr, "(and 2 more items)")
+}
+
+// A pipelined target refusing a record for good (too large for the
+// broker): whatever the sink skips is in the dead letter, with the Kafka
+// reason and no HTTP status, before the cursor passes it: every item is
+// either in the topic or in the dead letter, nothing is lost silently.
+// (--skip-limit 0 here: the limit itself is tested with HTTP.)
+func TestKafkaRefusedRecordIsDeadLettered(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "edge"),
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "4096"}))
+	require.NoError(t, err)
+	defer c.Close()
+	e := newEnv(t, 0)
+	noise := make([]byte, 12000) // incompressible: the broker limit applies to the compressed batch
+	_, _ = rand.Read(noise)
+	big := `{"eventType":"alert-created","id":"7","summary":"` + base64.StdEncoding.EncodeToString(noise) + `"}`
+	for i := 1; i <= 12; i++ {
+		if i == 5 {
+			e.api.Push(e2eKey, []byte(big))
+			continue
+		}
+		e.api.Push(e2eKey, ilerttest.AlertEvents(1)...)
+	}
+	dl := filepath.Join(e.dir, "dead.jsonl")
+	r := runBin(t, e.vars(), "--mode", "kafka", "--kafka-brokers", strings.Join(c.ListenAddrs(), ","), "--topic", "edge",
+		"--state", e.state("sqlite"), "--dead-letter", "file:"+dl, "--skip-limit", "0")
+	require.Equal(t, 0, r.code, r.stderr)
+
+	where := map[string]string{}
+	for _, l := range deadLetters(t, dl) {
+		id := string(l["id"])
+		where[id] = "dead letter"
+		assert.Equal(t, "null", string(l["status"]))
+		assert.Contains(t, string(l["reason"]), "kafka_")
+		if id == "5" {
+			assert.JSONEq(t, big, string(l["payload"]), "the payload, verbatim")
+		}
+	}
+	assert.Equal(t, "dead letter", where["5"])
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("edge"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for len(where) < 12 && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(rec *kgo.Record) {
+			for _, h := range rec.Headers {
+				if h.Key == "X-ilert-Edge-Item-Id" {
+					assert.Empty(t, where[string(h.Value)], "item %s both delivered and dead-lettered", h.Value)
+					where[string(h.Value)] = "topic"
+				}
+			}
+		})
+	}
+	assert.Len(t, where, 12, "every item is in the topic or in the dead letter: %v", where)
 }
