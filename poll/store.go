@@ -61,7 +61,10 @@ type Lease interface {
 	Release(ctx context.Context) error
 	// LoadStats returns the stored Stats (zero when none were stored).
 	LoadStats(ctx context.Context) (Stats, error)
-	// SaveStats replaces the stored Stats durably (power loss). It is
+	// SaveStats replaces the stored Stats so that the next run loads them
+	// (they survive a process kill); unlike the cursor they need not
+	// survive a power loss, so a store may keep them off the durable path
+	// (the local stores do, to spare an empty cycle any fsync). It is
 	// independent of the cursor: saving Stats never creates a cursor.
 	SaveStats(ctx context.Context, st Stats) error
 }

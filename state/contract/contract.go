@@ -53,6 +53,11 @@ type Harness struct {
 	// would (the state file, not the lock files beside it); the suite then
 	// checks that no cursor survives it.
 	DeleteStore func(t *testing.T, loc string)
+	// StoreFiles, when set, lists the files that hold the state itself at
+	// loc (not the lock files); the suite then checks that an empty cycle
+	// (lease, cursor and statistics loaded, statistics saved, nothing
+	// polled) leaves them byte-identical: it wrote, and so synced, nothing.
+	StoreFiles func(loc string) []string
 	// OpenStale, with LeaseTTL: opens a handle whose leases are never
 	// renewed (a frozen or partitioned run). Default Open.
 	OpenStale func(t *testing.T, loc string) poll.Store
@@ -255,6 +260,71 @@ func Run(t *testing.T, h Harness) {
 			t.Fatalf("another connection's LoadStats = %+v, %v; want zero", st, err)
 		}
 	})
+
+	if h.StoreFiles != nil {
+		t.Run("EmptyCycleWritesNothing", func(t *testing.T) {
+			loc := h.Fresh(t)
+			cycle := func(owner string, stats poll.Stats, move int64) poll.Stats {
+				t.Helper()
+				s := open(t, loc)
+				l := acquire(t, s, connA, owner)
+				if _, _, err := l.Load(ctx); err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				got, err := l.LoadStats(ctx)
+				if err != nil {
+					t.Fatalf("LoadStats: %v", err)
+				}
+				if move > 0 {
+					mustSave(t, l, move)
+				}
+				if err := l.SaveStats(ctx, stats); err != nil {
+					t.Fatalf("SaveStats: %v", err)
+				}
+				if err := l.Release(ctx); err != nil {
+					t.Fatalf("Release: %v", err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				return got
+			}
+			snapshot := func() map[string]string {
+				m := map[string]string{}
+				for _, p := range h.StoreFiles(loc) {
+					b, err := os.ReadFile(p)
+					if err != nil && !errors.Is(err, os.ErrNotExist) {
+						t.Fatal(err)
+					}
+					m[p] = string(b)
+				}
+				return m
+			}
+			at := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+			cycle("run-1", poll.Stats{LastSuccess: at}, 0) // the first statistics
+			cycle("run-2", poll.Stats{LastSuccess: at.Add(time.Second), LastDelivery: at}, 4)
+			before := snapshot()
+			empty := poll.Stats{LastSuccess: at.Add(2 * time.Second), LastDelivery: at}
+			cycle("run-3", empty, 0)
+			after := snapshot()
+			for p := range before {
+				if before[p] != after[p] {
+					t.Errorf("an empty cycle changed %s", filepath.Base(p))
+				}
+			}
+			got := cycle("run-4", poll.Stats{Failures: 1, LastSuccess: empty.LastSuccess, LastDelivery: at}, 0)
+			if !got.LastSuccess.Equal(empty.LastSuccess) || !got.LastDelivery.Equal(at) || got.Failures != 0 {
+				t.Fatalf("after an empty cycle LoadStats = %+v; want %+v", got, empty)
+			}
+			if got := cycle("run-5", empty, 0); got.Failures != 1 {
+				t.Fatalf("LoadStats = %+v; want the failure streak of the run before", got)
+			}
+			s := open(t, loc)
+			l := acquire(t, s, connA, "check")
+			defer l.Release(ctx)
+			mustLoad(t, l, 4, true)
+		})
+	}
 
 	if h.DropVolatile != nil {
 		t.Run("SyncSurvivesPowerLoss", func(t *testing.T) {

@@ -68,6 +68,7 @@ func TestContract(t *testing.T) {
 		},
 		ChildProcess: true,
 		DropVolatile: contract.DropLockFiles,
+		StoreFiles:   func(loc string) []string { return []string{loc} },
 		DeleteStore: func(t *testing.T, loc string) {
 			for _, p := range []string{loc} {
 				_ = os.Remove(p)

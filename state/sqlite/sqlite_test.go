@@ -28,6 +28,7 @@ func TestContract(t *testing.T) {
 		},
 		ChildProcess: true,
 		DropVolatile: contract.DropLockFiles,
+		StoreFiles:   func(loc string) []string { return []string{loc, loc + "-wal"} },
 		DeleteStore: func(t *testing.T, loc string) {
 			for _, p := range []string{loc, loc + "-wal", loc + "-shm"} {
 				_ = os.Remove(p)

@@ -24,6 +24,16 @@
 // connection (the state file was deleted, or the cursor reset) is stale and
 // thrown away. So deleting the state file, or `edgepoll state reset` /
 // `set-cursor`, leaves no hidden cursor behind in a lock file.
+//
+// The run statistics (poll.Stats, written at the end of every cycle) live
+// in the lock file too, in a checksummed record written with one pwrite: no
+// fsync, so an empty cycle (nothing polled, cursor unchanged) writes
+// nothing to the state file and syncs nothing. They reach the state file
+// when it is written anyway: the connection's first statistics, and with
+// the cursor at the end of a cycle that moved it. Like the hot cursor, they
+// survive a process kill (page cache) and count only while the state file
+// holds statistics or a cursor for the connection; a power loss may lose
+// the updates since the state file was last written.
 package locallease
 
 import (
@@ -59,11 +69,14 @@ type Durable interface {
 }
 
 // recordSize is the fixed size of one hot-cursor slot; the two slots sit at
-// offsets 0 and recordSize, and the holder's note (for operators and the
-// "held by" message) follows them at noteOffset.
+// offsets 0 and recordSize, the holder's note (for operators and the "held
+// by" message) follows them at noteOffset, padded with spaces up to
+// statsOffset, where the run statistics' record (statsSize) sits.
 const (
-	recordSize = 64
-	noteOffset = 2 * recordSize
+	recordSize  = 64
+	noteOffset  = 2 * recordSize
+	statsOffset = 512
+	statsSize   = 128
 )
 
 // CheckStatePath checks that a state file's directory exists and that the
@@ -116,12 +129,10 @@ func Acquire(d Durable, lockPath, conn, owner string) (poll.Lease, error) {
 	}
 	l := &lease{d: d, f: f, conn: conn, path: lockPath}
 	l.hot, l.slot = readSlots(f)
-	note := fmt.Sprintf("%s pid %d since %s", owner, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
-	if _, err := f.WriteAt([]byte(note+"\n"), noteOffset); err != nil {
+	if _, err := f.WriteAt(noteRecord(owner), noteOffset); err != nil {
 		l.unlock()
 		return nil, fmt.Errorf("lease: %w", err)
 	}
-	_ = f.Truncate(int64(noteOffset + len(note) + 1))
 	if m, err := syscall.Mmap(int(f.Fd()), 0, noteOffset, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED); err == nil {
 		l.m = m
 	}
@@ -141,6 +152,28 @@ type lease struct {
 	m        []byte // the two slots, mapped shared; nil: pwrite instead
 	slot     int    // the slot the next Save writes (not the newest one)
 	buf      [recordSize]byte
+
+	// Run statistics: statsAnchored once the state file holds statistics or
+	// a cursor for the connection (the lock file's then count), stats the
+	// last ones saved only to the lock file (statsDirty) and synced whether
+	// this lease wrote the state file durably (the statistics go with it).
+	statsAnchored bool
+	statsDirty    bool
+	synced        bool
+	stats         poll.Stats
+}
+
+// noteRecord is the holder's note, padded with spaces to the statistics'
+// record (a shorter note overwrites a longer one whole).
+func noteRecord(owner string) []byte {
+	note := fmt.Sprintf("%s pid %d since %s", owner, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	b := make([]byte, statsOffset-noteOffset)
+	for i := range b {
+		b[i] = ' '
+	}
+	copy(b[:len(b)-1], note)
+	b[len(b)-1] = '\n'
+	return b
 }
 
 func (l *lease) Load(ctx context.Context) (poll.Position, bool, error) {
@@ -226,7 +259,7 @@ func (l *lease) Save(ctx context.Context, pos poll.Position) error {
 		if err := l.d.SaveDurable(ctx, l.conn, pos); err != nil {
 			return err
 		}
-		l.anchored = true
+		l.anchored, l.synced = true, true
 		l.durable = max(l.durable, pos.Cursor)
 	}
 	off := l.slot * recordSize
@@ -260,31 +293,72 @@ func (l *lease) Sync(ctx context.Context) error {
 	if hot.Cursor > l.durable {
 		l.durable = hot.Cursor
 	}
+	l.synced = true
 	l.mu.Unlock()
 	return nil
 }
 
+// LoadStats returns the lock file's statistics when they count (the state
+// file holds statistics or a cursor for the connection), else the state
+// file's.
 func (l *lease) LoadStats(ctx context.Context) (poll.Stats, error) {
-	return l.d.LoadStats(ctx, l.conn)
+	st, err := l.d.LoadStats(ctx, l.conn)
+	if err != nil {
+		return poll.Stats{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.statsAnchored = l.anchored || !isZeroStats(st)
+	if hot, ok := readStats(l.f); ok && l.statsAnchored {
+		return hot, nil
+	}
+	return st, nil
 }
 
+func isZeroStats(st poll.Stats) bool {
+	return st.Failures == 0 && st.LastSuccess.IsZero() && st.LastDelivery.IsZero()
+}
+
+// SaveStats writes st to the lock file (one pwrite, no fsync); the state
+// file gets it when it has no statistics for the connection yet, and at
+// Release when this lease wrote the cursor there.
 func (l *lease) SaveStats(ctx context.Context, st poll.Stats) error {
 	l.mu.Lock()
-	released := l.released
-	l.mu.Unlock()
-	if released {
+	defer l.mu.Unlock()
+	if l.released {
 		return errors.New("save after the lease was released")
 	}
-	return l.d.SaveStats(ctx, l.conn, st)
+	if !l.statsAnchored {
+		if err := l.d.SaveStats(ctx, l.conn, st); err != nil {
+			return err
+		}
+		l.statsAnchored = true
+	} else {
+		l.statsDirty = true
+	}
+	l.stats = st
+	if _, err := l.f.WriteAt(appendStats(make([]byte, 0, statsSize), st), statsOffset); err != nil {
+		// The lock file refuses: the state file it is, durably.
+		if err := l.d.SaveStats(ctx, l.conn, st); err != nil {
+			return err
+		}
+		l.statsDirty = false
+	}
+	return nil
 }
 
-// Release writes an unsynced cursor durably, then unlocks.
+// Release writes an unsynced cursor durably, and with it the statistics if
+// the lease wrote the cursor; then unlocks.
 func (l *lease) Release(ctx context.Context) error {
 	if l.released {
 		return nil
 	}
 	err := l.Sync(ctx)
 	l.mu.Lock()
+	if err == nil && l.synced && l.statsDirty {
+		err = l.d.SaveStats(ctx, l.conn, l.stats)
+		l.statsDirty = false
+	}
 	l.released = true
 	l.mu.Unlock()
 	return errors.Join(err, l.unlock())
@@ -317,6 +391,63 @@ func appendRecord(b []byte, p poll.Position) []byte {
 		b = append(b, ' ')
 	}
 	return append(b, '\n')
+}
+
+// appendStats encodes the run statistics, "stats <failures> <last success>
+// <last delivery> <crc32>" (times in Unix nanoseconds, 0 for none) padded
+// to statsSize, onto b.
+func appendStats(b []byte, st poll.Stats) []byte {
+	b = append(b, "stats "...)
+	start := len(b)
+	b = strconv.AppendInt(b, int64(st.Failures), 10)
+	for _, t := range []time.Time{st.LastSuccess, st.LastDelivery} {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, unixNano(t), 10)
+	}
+	b = fmt.Appendf(b, " %08x", crc32.ChecksumIEEE(b[start:]))
+	for len(b) < statsSize-1 {
+		b = append(b, ' ')
+	}
+	return append(b, '\n')
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// readStats reads the statistics' record of a lock file; false when there is
+// none or it is torn.
+func readStats(f *os.File) (poll.Stats, bool) {
+	b := make([]byte, statsSize)
+	if n, _ := f.ReadAt(b, statsOffset); n < statsSize {
+		return poll.Stats{}, false
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) != 5 || fields[0] != "stats" {
+		return poll.Stats{}, false
+	}
+	if fmt.Sprintf("%08x", crc32.ChecksumIEEE([]byte(strings.Join(fields[1:4], " ")))) != fields[4] {
+		return poll.Stats{}, false
+	}
+	var v [3]int64
+	for i := range v {
+		n, err := strconv.ParseInt(fields[i+1], 10, 64)
+		if err != nil || n < 0 {
+			return poll.Stats{}, false
+		}
+		v[i] = n
+	}
+	st := poll.Stats{Failures: int(v[0])}
+	if v[1] != 0 {
+		st.LastSuccess = time.Unix(0, v[1]).UTC()
+	}
+	if v[2] != 0 {
+		st.LastDelivery = time.Unix(0, v[2]).UTC()
+	}
+	return st, true
 }
 
 // readSlots returns the newest valid position (zero if none) and the slot

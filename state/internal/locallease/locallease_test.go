@@ -7,8 +7,10 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,9 +19,11 @@ import (
 )
 
 type memDurable struct {
-	c     map[string]int64
-	r     map[string]int // refusals
-	saves int
+	c          map[string]int64
+	r          map[string]int // refusals
+	saves      int
+	st         map[string]poll.Stats
+	statsSaves int
 }
 
 func (m *memDurable) LoadDurable(_ context.Context, conn string) (poll.Position, bool, error) {
@@ -49,8 +53,17 @@ func (m *memDurable) PutDurable(_ context.Context, conn string, p poll.Position,
 	}
 	return nil
 }
-func (m *memDurable) LoadStats(context.Context, string) (poll.Stats, error) { return poll.Stats{}, nil }
-func (m *memDurable) SaveStats(context.Context, string, poll.Stats) error   { return nil }
+func (m *memDurable) LoadStats(_ context.Context, conn string) (poll.Stats, error) {
+	return m.st[conn], nil
+}
+func (m *memDurable) SaveStats(_ context.Context, conn string, st poll.Stats) error {
+	m.statsSaves++
+	if m.st == nil {
+		m.st = map[string]poll.Stats{}
+	}
+	m.st[conn] = st
+	return nil
+}
 
 func pos(c int64) poll.Position { return poll.Position{Cursor: c} }
 
@@ -299,4 +312,92 @@ func mustOpen(t *testing.T, p string) *os.File {
 	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
 	return f
+}
+
+// runCycle is what a cycle does with the lease: cursor and statistics
+// loaded, the cursor moved to move (if > 0, synced), statistics saved,
+// released. It returns the statistics loaded.
+func runCycle(t *testing.T, d *memDurable, p string, move int64, st poll.Stats) poll.Stats {
+	t.Helper()
+	ctx := context.Background()
+	l, err := Acquire(d, p, "a", "r")
+	require.NoError(t, err)
+	_, _, err = l.Load(ctx)
+	require.NoError(t, err)
+	got, err := l.LoadStats(ctx)
+	require.NoError(t, err)
+	if move > 0 {
+		require.NoError(t, l.Save(ctx, pos(move)))
+		require.NoError(t, l.Sync(ctx))
+	}
+	require.NoError(t, l.SaveStats(ctx, st))
+	require.NoError(t, l.Release(ctx))
+	return got
+}
+
+// An empty cycle writes nothing durably: its statistics go to the lock file
+// only, and count in the next run; a cycle that writes the cursor takes
+// them along; the first statistics are written durably at once.
+func TestEmptyCycleWritesNothingDurable(t *testing.T) {
+	d := &memDurable{c: map[string]int64{}}
+	p := filepath.Join(t.TempDir(), "s.lock-a")
+	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	runCycle(t, d, p, 0, poll.Stats{LastSuccess: t0})
+	assert.Equal(t, 1, d.statsSaves, "the first statistics are durable at once")
+	saves := d.saves
+
+	empty := poll.Stats{Failures: 3, LastSuccess: t0, LastDelivery: t0.Add(-time.Hour)}
+	runCycle(t, d, p, 0, empty)
+	assert.Equal(t, 1, d.statsSaves, "an empty cycle writes no statistics durably")
+	assert.Equal(t, saves, d.saves, "an empty cycle writes no cursor durably")
+	got := runCycle(t, d, p, 7, poll.Stats{LastSuccess: t0.Add(time.Minute)})
+	assert.Equal(t, empty, got, "the lock file's statistics count")
+	assert.Equal(t, 2, d.statsSaves, "a cycle that wrote the cursor writes the statistics with it")
+	assert.Equal(t, t0.Add(time.Minute), d.st["a"].LastSuccess)
+}
+
+// The lock file's statistics count only while the store has statistics or
+// a cursor for the connection (a deleted state file leaves none behind),
+// and a torn record falls back to the store's.
+func TestHotStatsOnlyNextToDurableOnes(t *testing.T) {
+	d := &memDurable{c: map[string]int64{}}
+	p := filepath.Join(t.TempDir(), "s.lock-a")
+	t0 := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	runCycle(t, d, p, 0, poll.Stats{LastSuccess: t0})
+	runCycle(t, d, p, 0, poll.Stats{Failures: 2, LastSuccess: t0})
+	assert.Equal(t, 2, runCycle(t, d, p, 0, poll.Stats{Failures: 2, LastSuccess: t0}).Failures)
+
+	// Torn by a power loss: the store's copy.
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("stats 9"), statsOffset)
+	require.NoError(t, err)
+	f.Close()
+	assert.Equal(t, poll.Stats{LastSuccess: t0}, runCycle(t, d, p, 0, poll.Stats{Failures: 4, LastSuccess: t0}))
+
+	// The state file deleted: nothing of the lock file's resurrects.
+	d.st = nil
+	assert.Equal(t, poll.Stats{}, runCycle(t, d, p, 0, poll.Stats{LastSuccess: t0}))
+	assert.Equal(t, poll.Stats{LastSuccess: t0}, d.st["a"], "written durably again, as the first statistics")
+}
+
+// The holder's note is padded up to the statistics, which a new holder's
+// (shorter) note leaves intact.
+func TestNoteLeavesStatsIntact(t *testing.T) {
+	d := &memDurable{c: map[string]int64{"a": 1}, st: map[string]poll.Stats{"a": {Failures: 1}}}
+	p := filepath.Join(t.TempDir(), "s.lock-a")
+	l, err := Acquire(d, p, "a", strings.Repeat("long-owner-", 20))
+	require.NoError(t, err)
+	_, _, _ = l.Load(context.Background())
+	_, _ = l.LoadStats(context.Background())
+	require.NoError(t, l.SaveStats(context.Background(), poll.Stats{Failures: 6}))
+	require.NoError(t, l.Release(context.Background()))
+	l, err = Acquire(d, p, "a", "short")
+	require.NoError(t, err)
+	defer l.Release(context.Background())
+	assert.Equal(t, "short pid", readNote(l.(*lease).f)[:9])
+	_, _, _ = l.Load(context.Background())
+	st, err := l.LoadStats(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 6, st.Failures)
 }
