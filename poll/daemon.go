@@ -81,6 +81,10 @@ type Daemon struct {
 	Clock           Clock
 	// OnCycle, if set, is called after every cycle (health, metrics, logs).
 	OnCycle func(CycleReport)
+	// Slots, if set, bounds how many cycles of several daemons run at once
+	// (a fleet's --max-parallel): each cycle holds one slot while it runs,
+	// none while the daemon waits.
+	Slots Slots
 }
 
 // Run runs cycles until soft is done (graceful stop: the cycle in progress
@@ -93,7 +97,11 @@ func (d *Daemon) Run(soft, hard context.Context) error {
 	}
 	failures, backoffs := 0, 0 // failed cycles; failed polls and state errors
 	for soft.Err() == nil {
+		if !d.Slots.Take(soft) {
+			break
+		}
 		sum, err := d.Cycle.RunUntil(soft, hard)
+		d.Slots.Put()
 		rep := CycleReport{Summary: sum, Err: err, Ready: err == nil, Polling: true, Wait: d.Interval}
 		var ce *CycleError
 		switch {

@@ -45,6 +45,9 @@ func (*runCmd) run(e *cmdEnv) int {
 	if e.cli.fleet != nil {
 		f := buildFleet(e.ctx, e.cli, runID(), e.log, e.stdout)
 		defer f.close()
+		if e.cli.Loop {
+			return f.loop(e.ctx)
+		}
 		return f.once(e.ctx)
 	}
 	key, err := connectorKey(e.ctx, e.cli)

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -20,35 +22,76 @@ const stopGrace = 25 * time.Second
 // /metrics keeps answering during the drain.
 func (a *app) loop(ctx context.Context) int {
 	m := metrics.New(a.cli.Mode, true)
-	a.cycle.Observer = m
 	health := metrics.NewHealth()
-
-	hard, cancelHard := context.WithCancel(context.Background())
+	hard, cancelHard := gracefulStop(ctx, a.log, health.Stopping)
 	defer cancelHard()
+
+	stopServing, ok := serve(a.cli, health.Handler(m), a.log)
+	if !ok {
+		return exitFailed
+	}
+	d := a.daemon(ctx, m, health)
+	a.log.Info("edgepoll daemon started", a.daemonAttrs()...)
+	_ = d.Run(ctx, hard)
+	a.log.Info("stopped: cursor persisted, lease released")
+	stopServing()
+	return exitOK
+}
+
+// gracefulStop: when ctx ends (the first signal), stopping is called and
+// the returned hard context ends stopGrace later, aborting what is still in
+// flight; cancel ends it at once.
+func gracefulStop(ctx context.Context, log *slog.Logger, stopping func()) (hard context.Context, cancel context.CancelFunc) {
+	hard, cancel = context.WithCancel(context.Background())
 	go func() {
-		<-ctx.Done()
-		health.Stopping()
+		select {
+		case <-ctx.Done():
+		case <-hard.Done():
+			return
+		}
+		stopping()
 		t := time.NewTimer(stopGrace)
 		defer t.Stop()
 		select {
 		case <-t.C:
-			a.log.Warn("graceful stop took too long: aborting the delivery in flight", "grace", stopGrace)
-			cancelHard()
+			log.Warn("graceful stop took too long: aborting the delivery in flight", "grace", stopGrace)
+			cancel()
 		case <-hard.Done():
 		}
 	}()
+	return hard, cancel
+}
 
-	serveCtx, stopServing := context.WithCancel(context.Background())
-	defer stopServing()
-	var serverDone <-chan struct{}
-	if a.cli.Port != 0 {
-		var err error
-		serverDone, err = metrics.Serve(serveCtx, a.cli.ListenAddr, a.cli.Port, health.Handler(m), a.log)
-		if err != nil {
-			a.log.Error("cannot serve the health endpoints", "port", a.cli.Port, "err", err)
-			return exitFailed
-		}
+// serve serves the daemon's endpoints with -p until the returned stop is
+// called (after the graceful stop: they answer throughout it); without -p
+// it does nothing.
+func serve(cli *CLI, handler http.Handler, log *slog.Logger) (stop func(), ok bool) {
+	if cli.Port == 0 {
+		return func() {}, true
 	}
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	done, err := metrics.Serve(serveCtx, cli.ListenAddr, cli.Port, handler, log)
+	if err != nil {
+		stopServing()
+		log.Error("cannot serve the health endpoints", "port", cli.Port, "err", err)
+		return nil, false
+	}
+	return func() { stopServing(); <-done }, true
+}
+
+func (a *app) daemonAttrs() []any {
+	attrs := []any{"mode", a.cli.Mode, "interval", a.cli.PollInterval.D()}
+	if a.cycle.HA != nil {
+		attrs = append(attrs, "cluster", a.cycle.HA.ClusterID, "instance", a.cycle.HA.InstanceID, "standby_interval", a.cli.StandbyInterval.D())
+	}
+	return attrs
+}
+
+// daemon wires the connection's daemon: its cycles report to m and health
+// and are logged; its heartbeat (-b), if any, pings from the first
+// successful cycle on while health is ready, until ctx ends.
+func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.Health) *poll.Daemon {
+	a.cycle.Observer = m
 	firstSuccess := make(chan struct{})
 	var firstOnce sync.Once
 	if a.cli.Heartbeat != "" {
@@ -65,13 +108,7 @@ func (a *app) loop(ctx context.Context) int {
 		}
 		go hb.Run(ctx)
 	}
-
-	attrs := []any{"mode", a.cli.Mode, "interval", a.cli.PollInterval.D()}
-	if a.cycle.HA != nil {
-		attrs = append(attrs, "cluster", a.cycle.HA.ClusterID, "instance", a.cycle.HA.InstanceID, "standby_interval", a.cli.StandbyInterval.D())
-	}
-	a.log.Info("edgepoll daemon started", attrs...)
-	d := &poll.Daemon{
+	return &poll.Daemon{
 		Cycle:           a.cycle,
 		Interval:        a.cli.PollInterval.D(),
 		StandbyInterval: a.cli.StandbyInterval.D(),
@@ -95,11 +132,4 @@ func (a *app) loop(ctx context.Context) int {
 			}
 		},
 	}
-	_ = d.Run(ctx, hard)
-	a.log.Info("stopped: cursor persisted, lease released")
-	stopServing()
-	if serverDone != nil {
-		<-serverDone
-	}
-	return exitOK
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgepoll/edgepoll/metrics"
 	"github.com/edgepoll/edgepoll/poll"
 )
 
@@ -107,9 +108,27 @@ func (f *fleet) members() []poll.FleetMember {
 func (f *fleet) once(ctx context.Context) int {
 	members := f.members()
 	codes := make([]int, len(members))
+	var fm *metrics.Fleet
+	if f.cli.MetricsFile != "" {
+		fm = f.metrics()
+		for i, a := range f.apps {
+			if a != nil {
+				a.cycle.Observer = fm.Metrics[i]
+			}
+		}
+		defer func() {
+			if err := fm.WriteTextfile(f.cli.MetricsFile); err != nil {
+				f.log.Warn("writing the metrics file failed", "path", f.cli.MetricsFile, "err", err)
+			}
+		}()
+	}
 	results := poll.RunFleetOnce(ctx, context.Background(), members, f.cli.MaxParallel, func(i int, r poll.FleetResult) {
 		if a := f.apps[i]; a != nil {
-			codes[i] = a.finishOnce(r.Summary, r.Err, r.Took, nil)
+			var m *metrics.Metrics
+			if fm != nil {
+				m = fm.Metrics[i]
+			}
+			codes[i] = a.finishOnce(r.Summary, r.Err, r.Took, m)
 			return
 		}
 		f.log.Error("cycle failed", "connection", r.Name, "err", r.Err)
@@ -136,6 +155,68 @@ func (f *fleet) once(ctx context.Context) int {
 		return exitFailed
 	}
 	f.log.Info("run done", attrs...)
+	return exitOK
+}
+
+// metrics are the connections' metrics, each labelled with its name.
+func (f *fleet) metrics() *metrics.Fleet {
+	names := make([]string, len(f.cli.fleet))
+	modes := make([]string, len(f.cli.fleet))
+	for i, fc := range f.cli.fleet {
+		names[i], modes[i] = fc.Name, fc.CLI.Mode
+	}
+	return metrics.NewFleet(names, modes)
+}
+
+// loop runs every connection's daemon, each on its own schedule with its own
+// backoff, HA role and heartbeat, their cycles --max-parallel at a time,
+// until the first signal; then each finishes its item in flight and
+// persists, and the process exits 0. /ready is 204 only while every
+// connection is ready.
+func (f *fleet) loop(ctx context.Context) int {
+	fm := f.metrics()
+	hard, cancelHard := gracefulStop(ctx, f.log, fm.Stopping)
+	defer cancelHard()
+	stopServing, ok := serve(f.cli, fm.Handler(), f.log)
+	if !ok {
+		return exitFailed
+	}
+	slots := poll.NewSlots(f.cli.MaxParallel)
+	var wg sync.WaitGroup
+	running := 0
+	for i, a := range f.apps {
+		name := f.cli.fleet[i].Name
+		if a == nil {
+			fm.Health[i].SetReady(false, false, f.broken[i].Error())
+			f.log.Error("connection cannot run", "connection", name, "err", f.broken[i])
+			continue
+		}
+		// A target that is down is a deferred sink (retried at delivery);
+		// an error here is a configuration error of this connection.
+		if err := a.openSink(ctx, f.stdout); err != nil {
+			fm.Health[i].SetReady(false, false, err.Error())
+			a.log.Error("connection cannot run", "err", err)
+			continue
+		}
+		d := a.daemon(ctx, fm.Metrics[i], fm.Health[i])
+		d.Slots = slots
+		a.log.Info("connection started", a.daemonAttrs()...)
+		running++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = d.Run(ctx, hard)
+		}()
+	}
+	if running == 0 {
+		stopServing()
+		f.log.Error("no connection can run")
+		return exitFailed
+	}
+	f.log.Info("edgepoll daemon started", "connections", len(f.apps), "running", running, "max_parallel", f.cli.MaxParallel)
+	wg.Wait()
+	f.log.Info("stopped: cursors persisted, leases released")
+	stopServing()
 	return exitOK
 }
 

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
@@ -403,4 +406,145 @@ func TestFleetStateShowListsEveryConnection(t *testing.T) {
 	res = runBin(t, r.vars(), "--config", cfg, "--connection", "nope")
 	assert.Equal(t, 2, res.code)
 	assert.Contains(t, res.stderr, "--connection: \"nope\" is not a connection")
+}
+
+// --loop --config: every connection on its own schedule; /ready names each
+// connection; every metric carries the connection; log lines too; the
+// heartbeat is per connection (heartbeat-env).
+func TestFleetDaemon(t *testing.T) {
+	r := newFleetRig(t, 3, 20)
+	r.tg.status = func(path string) int {
+		if path == "conn-02" {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}
+	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\npoll-interval: 5s\nheartbeat-env: HB_KEY\n")
+	d := startDaemonBin(t, r.vars("HB_KEY=il1hbt-Fleet-HB"), "--config", cfg, "--log-format", "json")
+
+	for _, n := range []string{"conn-00", "conn-01"} {
+		require.Eventually(t, func() bool { return len(r.tg.ids(n)) == 20 }, 20*time.Second, 20*time.Millisecond, n)
+	}
+	var ready struct {
+		Polling     bool `json:"polling"`
+		Connections []struct {
+			Name    string `json:"name"`
+			Ready   bool   `json:"ready"`
+			Polling bool   `json:"polling"`
+			Error   string `json:"error"`
+		} `json:"connections"`
+	}
+	require.Eventually(t, func() bool {
+		code, body := d.get(t, "/ready")
+		if code != http.StatusServiceUnavailable || json.Unmarshal([]byte(body), &ready) != nil || len(ready.Connections) != 3 {
+			return false
+		}
+		return ready.Connections[0].Ready && ready.Connections[1].Ready && !ready.Connections[2].Ready
+	}, 20*time.Second, 50*time.Millisecond, "503 naming the one connection whose target fails")
+	assert.Equal(t, "conn-02", ready.Connections[2].Name)
+	assert.True(t, ready.Connections[2].Polling, "its poll works, its delivery does not")
+	assert.Contains(t, ready.Connections[2].Error, "503")
+
+	_, metrics := d.get(t, "/metrics")
+	assert.Contains(t, metrics, `edgepoll_items_total{connection="conn-00",outcome="delivered",reason="",sink="http"} 20`)
+	assert.Contains(t, metrics, `edgepoll_items_total{connection="conn-02",outcome="failed",reason="http_503",sink="http"}`)
+	assert.Contains(t, metrics, `edgepoll_cursor{connection="conn-01"} 20`)
+	assert.Contains(t, metrics, `edgepoll_ready{connection="conn-02"} 0`)
+	for _, line := range strings.Split(metrics, "\n") {
+		if strings.HasPrefix(line, "edgepoll_") {
+			assert.Contains(t, line, `connection="`, "every edgepoll metric carries its connection: %s", line)
+		}
+	}
+
+	// The target comes back: within one poll interval everything is ready.
+	r.tg.mu.Lock()
+	r.tg.status = nil
+	r.tg.mu.Unlock()
+	require.Eventually(t, func() bool { c, _ := d.get(t, "/ready"); return c == http.StatusNoContent }, 20*time.Second, 50*time.Millisecond)
+	r.checkEachOnce(t)
+	require.Eventually(t, func() bool { return r.api.Heartbeats("il1hbt-Fleet-HB") >= 3 }, 10*time.Second, 50*time.Millisecond,
+		"each connection pings its heartbeat after its first successful cycle")
+
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.done:
+		require.NoError(t, err, d.logs.String())
+		d.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop after SIGTERM")
+	}
+	logs := d.logs.String()
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		if strings.Contains(line, `"item"`) || strings.Contains(line, `"cursor"`) {
+			assert.Contains(t, rec, "connection", "a line about a connection's work names it: %s", line)
+		}
+	}
+	noSecrets(t, r, logs, metrics)
+	assert.NotContains(t, logs, "il1hbt-Fleet-HB")
+}
+
+func TestFleetMetricsFile(t *testing.T) {
+	r := newFleetRig(t, 2, 7)
+	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\n")
+	prom := filepath.Join(r.dir, "edgepoll.prom")
+	res := runBin(t, r.vars(), "--config", cfg, "--metrics-file", prom)
+	require.Equal(t, 0, res.code, res.stderr)
+	b, err := os.ReadFile(prom)
+	require.NoError(t, err)
+	for _, n := range r.names {
+		assert.Contains(t, string(b), `edgepoll_items_total{connection="`+n+`",outcome="delivered",reason="",sink="http"} 7`)
+	}
+}
+
+// Lambda with EDGEPOLL_CONFIG: one invocation drains every connection within
+// its deadline; a failing connection fails the invocation, naming it, and
+// the others deliver regardless.
+func TestFleetLambdaDrainsEveryConnection(t *testing.T) {
+	r := newFleetRig(t, 5, 150)
+	ddb := dynalitetest.Start(t)
+	ddb.CreateTable(t, "edgepoll-fleet")
+	rt := newFakeRuntime(t)
+	cfg := r.config(t, "mode: http\nstate: dynamodb:edgepoll-fleet\nmax-parallel: 2\n")
+	r.tg.status = func(path string) int {
+		if path == "conn-03" {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}
+	logs := &testenv.SyncBuffer{}
+	proc := exec.Command(bootstrapBin(t))
+	proc.Env = r.vars(append([]string{
+		"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(rt.srv.URL, "http://"),
+		"AWS_LAMBDA_FUNCTION_NAME=edgepoll", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"EDGEPOLL_CONFIG=" + cfg,
+	}, ddb.Env()...)...)
+	proc.Stdout, proc.Stderr = logs, logs
+	require.NoError(t, proc.Start())
+	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
+
+	res := rt.invoke(t, "fleet-1", 60*time.Second)
+	require.False(t, res.ok, "one connection failed")
+	assert.Contains(t, string(res.body), "1 of 5 connections failed: conn-03")
+	for _, n := range r.names {
+		if n != "conn-03" {
+			assert.Len(t, r.tg.ids(n), 150, n)
+		}
+	}
+	r.tg.mu.Lock()
+	r.tg.status = nil
+	r.tg.mu.Unlock()
+	res = rt.invoke(t, "fleet-2", 60*time.Second)
+	require.True(t, res.ok, string(res.body))
+	var out FleetLambdaResult
+	require.NoError(t, json.Unmarshal(res.body, &out), string(res.body))
+	require.Len(t, out.Connections, 5)
+	assert.Zero(t, out.Failed)
+	assert.Equal(t, "conn-03", out.Connections[3].Name)
+	assert.Equal(t, 150, out.Connections[3].Delivered)
+	assert.Equal(t, 0, out.Connections[0].Polled)
+	r.checkEachOnce(t)
+	assert.Contains(t, logs.String(), `"connection":"conn-03"`)
+	noSecrets(t, r, logs.String(), string(res.body))
 }

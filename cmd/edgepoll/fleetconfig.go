@@ -233,15 +233,6 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 		return nil, fileError("%s: %s: at least one connection is required (a list of entries with name and key-env)", path, keyConns)
 	}
 
-	// Not built yet for several connections.
-	switch {
-	case base.Loop:
-		return nil, fileError("%s: --loop is not supported with --config yet: run one-shot cycles (a timer, a CronJob)", n.name("loop"))
-	case base.MetricsFile != "":
-		return nil, fileError("%s: is not supported with --config yet", n.name("metrics-file"))
-	case os.Getenv("AWS_LAMBDA_RUNTIME_API") != "":
-		return nil, fileError("%s: is not supported inside AWS Lambda yet", cfgFlag)
-	}
 
 	out := make([]*fleetConn, 0, len(conns.Content))
 	names := map[string]int{}

@@ -126,8 +126,7 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 		a.cycle.Log = ilog
 		start := time.Now()
 		sum, err := a.cycle.RunUntil(soft, hard)
-		res := LambdaResult{Summary: sum, Connection: conn, ConsecutiveFailures: sum.Stats.Failures,
-			LastSuccess: rfc3339(sum.Stats.LastSuccess), LastDelivery: rfc3339(sum.Stats.LastDelivery)}
+		res := lambdaResult(sum, conn)
 		attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
 			"cursor", sum.Cursor, "lease_held", sum.LeaseHeld, "stopped", sum.Stopped, "duration", time.Since(start).Round(time.Millisecond),
 			"consecutive_failures", res.ConsecutiveFailures, "last_success", sum.Stats.LastSuccess}
