@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -108,5 +109,60 @@ func TestFleetSoftStopStartsNoFurtherMember(t *testing.T) {
 		assert.True(t, r.Summary.Stopped)
 		assert.NoError(t, r.Err)
 		assert.Empty(t, f.sinks[i].ids())
+	}
+}
+
+// countingStore counts the leases held at once: one per running cycle.
+type countingStore struct {
+	poll.Store
+	active, max atomic.Int32
+}
+
+func (c *countingStore) Acquire(ctx context.Context, conn, owner string) (poll.Lease, error) {
+	l, err := c.Store.Acquire(ctx, conn, owner)
+	if err != nil {
+		return nil, err
+	}
+	n := c.active.Add(1)
+	for m := c.max.Load(); n > m && !c.max.CompareAndSwap(m, n); m = c.max.Load() {
+	}
+	return countingLease{Lease: l, c: c}, nil
+}
+
+type countingLease struct {
+	poll.Lease
+	c *countingStore
+}
+
+func (l countingLease) Release(ctx context.Context) error {
+	l.c.active.Add(-1)
+	return l.Lease.Release(ctx)
+}
+
+// Daemons sharing Slots run at most that many cycles at once, and every
+// daemon still gets its turn.
+func TestDaemonsShareSlots(t *testing.T) {
+	f := newFleetFixture(t, 4, 3)
+	store := &countingStore{Store: f.members[0].Cycle.Store}
+	slots := poll.NewSlots(2)
+	soft, stop := context.WithCancel(context.Background())
+	defer stop()
+	var cycles atomic.Int32
+	var wg sync.WaitGroup
+	for _, m := range f.members {
+		m.Cycle.Store = store
+		d := &poll.Daemon{Cycle: m.Cycle, Interval: time.Millisecond, Slots: slots, OnCycle: func(poll.CycleReport) {
+			if cycles.Add(1) >= 40 {
+				stop()
+			}
+		}}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = d.Run(soft, context.Background()) }()
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, int(store.max.Load()), 2, "cycles at once")
+	assert.Zero(t, len(slots), "every slot given back")
+	for i := range f.sinks {
+		assert.Equal(t, seq(1, 3), f.sinks[i].ids())
 	}
 }
