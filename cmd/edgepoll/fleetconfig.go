@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kong"
 	"go.yaml.in/yaml/v3"
@@ -178,6 +180,9 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 	}
 	schema := newFleetSchema(k)
 
+	if s, ok := n.given("secret-from"); ok {
+		return nil, fileError("%s: with --config, give secret-from per connection in the file", s)
+	}
 	// A secret from the command line or the environment would go to every
 	// connection's target: with --config each connection names its own.
 	for name, f := range schema.flags {
@@ -232,7 +237,6 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 	if conns == nil || conns.Kind != yaml.SequenceNode || len(conns.Content) == 0 {
 		return nil, fileError("%s: %s: at least one connection is required (a list of entries with name and key-env)", path, keyConns)
 	}
-
 
 	out := make([]*fleetConn, 0, len(conns.Content))
 	names := map[string]int{}
@@ -416,6 +420,15 @@ func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, schema fleetSchema
 		return nil, fileError("%s%s: and connector-key-parameter/connector-key-secret are mutually exclusive", prefix, keyKeyEnv)
 	}
 
+	// secret-from in the file: this connection's secrets from AWS.
+	if len(cli.SecretFrom) > 0 && !cli.noTarget {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := resolveSecretFrom(ctx, ck, cli.SecretFrom)
+		cancel()
+		if err != nil {
+			return nil, fileError("%s%v", prefix, strings.TrimPrefix(err.Error(), "--"))
+		}
+	}
 	names := &fileNames{path: path, prefix: prefix, conn: connSet, top: topSet}
 	if err := cli.validate(flagNamer{args: n.args, flags: n.flags, file: names}); err != nil {
 		return nil, err
