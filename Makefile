@@ -62,5 +62,9 @@ clean:
 
 # AWS SAM (BuildMethod: makefile): `sam build` calls this for EdgepollFunction.
 ARTIFACTS_DIR ?= .aws-sam/build/EdgepollFunction
+# Mode config: edgepoll.lambda.yaml (several connections) ships as
+# /var/task/edgepoll.yaml.
+LAMBDA_CONFIG ?= edgepoll.lambda.yaml
 build-EdgepollFunction:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags '$(LAMBDA_TAGS)' -ldflags '$(LDFLAGS)' -o $(ARTIFACTS_DIR)/bootstrap ./cmd/edgepoll
+	if [ -f $(LAMBDA_CONFIG) ]; then cp $(LAMBDA_CONFIG) $(ARTIFACTS_DIR)/edgepoll.yaml; fi

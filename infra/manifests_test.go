@@ -87,6 +87,8 @@ func loadManifests(t *testing.T) []object {
 				v = &corev1.Service{}
 			case "Secret":
 				v = &corev1.Secret{}
+			case "ConfigMap":
+				v = &corev1.ConfigMap{}
 			case "PersistentVolumeClaim":
 				v = &corev1.PersistentVolumeClaim{}
 			case "ServiceAccount":
@@ -220,7 +222,7 @@ func TestCronJobs(t *testing.T) {
 func TestDeploymentPDBAndService(t *testing.T) {
 	objs := loadManifests(t)
 	vars := edgepollEnvVars(t)
-	d := find[*appsv1.Deployment](objs, "")
+	d := find[*appsv1.Deployment](objs, "ha-daemon/deployment.yaml")
 	require.NotNil(t, d)
 	assert.Equal(t, int32(2), *d.Spec.Replicas)
 	ps := d.Spec.Template.Spec
@@ -247,14 +249,14 @@ func TestDeploymentPDBAndService(t *testing.T) {
 	assert.Equal(t, port.Name, c.ReadinessProbe.HTTPGet.Port.StrVal)
 	assert.GreaterOrEqual(t, *ps.TerminationGracePeriodSeconds, int64(26), "longer than edgepoll's 25s stop grace")
 
-	pdb := find[*policyv1.PodDisruptionBudget](objs, "")
+	pdb := find[*policyv1.PodDisruptionBudget](objs, "ha-daemon/pdb.yaml")
 	require.NotNil(t, pdb)
 	assert.Equal(t, 1, pdb.Spec.MinAvailable.IntValue())
 	assert.Equal(t, d.Spec.Selector.MatchLabels, pdb.Spec.Selector.MatchLabels, "PDB selects the deployment's pods")
 	for k, v := range d.Spec.Selector.MatchLabels {
 		assert.Equal(t, v, d.Spec.Template.Labels[k])
 	}
-	svc := find[*corev1.Service](objs, "")
+	svc := find[*corev1.Service](objs, "ha-daemon/service.yaml")
 	require.NotNil(t, svc)
 	assert.Equal(t, d.Spec.Selector.MatchLabels, svc.Spec.Selector)
 	assert.True(t, svc.Spec.PublishNotReadyAddresses, "a replica that is not ready is the one whose metrics matter")
@@ -274,7 +276,7 @@ func TestDeploymentPDBAndService(t *testing.T) {
 }
 
 func TestSecretIsAPlaceholder(t *testing.T) {
-	s := find[*corev1.Secret](loadManifests(t), "")
+	s := find[*corev1.Secret](loadManifests(t), "secret.example.yaml")
 	require.NotNil(t, s)
 	assert.Contains(t, s.StringData["ILERT_EDGE_CONNECTOR_KEY"], "REPLACE")
 }
@@ -285,6 +287,7 @@ var kustomizations = map[string][]string{
 	"oneshot-sqlite":   {"CronJob", "PersistentVolumeClaim"},
 	"oneshot-dynamodb": {"CronJob", "ServiceAccount"},
 	"ha-daemon":        {"Deployment", "PodDisruptionBudget", "Service"},
+	"fleet-dynamodb":   {"ConfigMap", "ServiceAccount", "Deployment", "PodDisruptionBudget", "Service"},
 }
 
 // Every kustomization renders with kustomize itself (as kubectl apply -k

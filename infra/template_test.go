@@ -569,4 +569,12 @@ func TestTemplateParametersAndConditions(t *testing.T) {
 	assert.ElementsMatch(t, append([]string{"EDGEPOLL_CONNECTOR_KEY_PARAMETER"}, common...), keys(env))
 	assert.Contains(t, pol, `parameter/edgepoll/key"]`)
 	assert.NotContains(t, pol, "secretsmanager:GetSecretValue")
+
+	// Several connections from the packaged file: no mode, no target
+	// parameter required; the file is named by EDGEPOLL_CONFIG.
+	env, failed, pol = deployWithPolicies(t, tmpl, map[string]string{"Mode": "config"})
+	assert.Empty(t, failed)
+	assert.ElementsMatch(t, []string{"EDGEPOLL_STATE", "EDGEPOLL_CONFIG", "EDGEPOLL_LOG_FORMAT", "EDGEPOLL_DEAD_LETTER"}, keys(env))
+	assert.Equal(t, "/var/task/edgepoll.yaml", env["EDGEPOLL_CONFIG"])
+	assert.Contains(t, pol, `parameter/edgepoll/*`, "the connections' keys and secrets under ConfigKeyParameterPath")
 }
