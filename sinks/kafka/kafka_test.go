@@ -384,6 +384,12 @@ func BenchmarkKafkaCycle(b *testing.B) {
 		}
 		sinktest.Paired(b, len(evs), baseline, perBatch)
 	})
+	// What the cycle costs without Kafka: the same 1000 items polled from the
+	// fake ilert API and reported delivered at once by a sink that sends
+	// nothing (sqlite state).
+	b.Run("cycle-without-kafka", func(b *testing.B) {
+		sinktest.Paired(b, len(evs), baseline, sinktest.CycleDrain(b, sinktest.Discard{}, nil, sinktest.Payloads(evs)))
+	})
 	for _, state := range []string{"sqlite", "dynamodb"} {
 		b.Run(state, func(b *testing.B) {
 			var store poll.Store
