@@ -36,7 +36,8 @@ type Saver struct {
 	lease   Lease
 	inline  bool
 	timeout time.Duration
-	parent  context.Context
+	hard    context.Context // the cycle's: once it is done, saves share one budget
+	parent  context.Context // hard without its cancellation
 	obs     Observer
 
 	mu     sync.Mutex
@@ -45,12 +46,16 @@ type Saver struct {
 	saved  Position  // highest position persisted
 	busy   bool      // a save is in flight (remote leases)
 	err    error     // first failed Save
+	budget time.Time // once hard is done: the deadline of every later save
+	stop   func() bool
 	inlCtx saveContext
 }
 
 // NewSaver returns a Saver writing through lease. Each Save gets timeout
 // (default 10s) and outlives the cancellation of ctx (a delivered item's
-// cursor is still saved). obs (may be nil) is told each persisted cursor.
+// cursor is still saved); once ctx is done, the saves that remain share one
+// timeout (a deadline that cancelled the cycle leaves one persist budget,
+// not one per save). obs (may be nil) is told each persisted cursor.
 func NewSaver(ctx context.Context, lease Lease, timeout time.Duration, obs Observer) *Saver {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -61,10 +66,15 @@ func NewSaver(ctx context.Context, lease Lease, timeout time.Duration, obs Obser
 	cs, inline := lease.(CheapSaver)
 	s := &Saver{
 		lease: lease, inline: inline && cs.CheapSave(), timeout: timeout,
-		parent: context.WithoutCancel(ctx), obs: obs,
+		hard: ctx, parent: context.WithoutCancel(ctx), obs: obs,
 	}
 	s.idle.L = &s.mu
 	s.inlCtx = saveContext{parent: s.parent, timeout: timeout}
+	s.stop = context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.startBudget()
+		s.mu.Unlock()
+	})
 	return s
 }
 
@@ -96,8 +106,13 @@ func (s *Saver) run() {
 	defer s.mu.Unlock()
 	for s.err == nil && s.want.Cursor > s.saved.Cursor {
 		target := s.want
+		deadline := time.Now().Add(s.timeout)
+		if s.hard.Err() != nil {
+			s.startBudget() // if the AfterFunc has not yet
+			deadline = s.budget
+		}
 		s.mu.Unlock()
-		ctx, cancel := context.WithTimeout(s.parent, s.timeout)
+		ctx, cancel := context.WithDeadline(s.parent, deadline)
 		err := s.lease.Save(ctx, target)
 		cancel()
 		s.mu.Lock()
@@ -106,6 +121,14 @@ func (s *Saver) run() {
 	}
 	s.busy = false
 	s.idle.Broadcast()
+}
+
+// startBudget starts the one persist budget left once hard is done; s.mu
+// is held.
+func (s *Saver) startBudget() {
+	if s.budget.IsZero() {
+		s.budget = time.Now().Add(s.timeout)
+	}
 }
 
 // record notes the outcome of a Save of pos; s.mu is held.
@@ -136,6 +159,7 @@ func (s *Saver) Wait() (saved Position, err error) {
 
 // Close releases the Saver's resources after the last Wait.
 func (s *Saver) Close() {
+	s.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inlCtx.stop()
