@@ -14,9 +14,15 @@ import (
 // DeliveryError, see Retryable and Permanent). report may be called from any
 // goroutine and in any order, but never concurrently with itself from two
 // goroutines without the sink's own ordering (the cycle serialises calls with
-// a mutex anyway). report is synchronous: when it returns, the cursor has
-// been persisted as far as the reports allow, so a sequential sink must not
-// start event i+1 before report(i) returned.
+// a mutex anyway). report only records the outcome and returns: it never
+// waits for storage (the cycle's Saver persists the cursor: in the caller
+// for a local store, whose save is a memory write, so that when report
+// returns the cursor is saved as far as the reports allow; in the
+// background, one save at a time, for a remote store) and holds the
+// cycle's lock only for that bookkeeping. A pipelined sink may therefore
+// call it from its transport's goroutine (a Kafka promise, the MQTT
+// reader). A sequential sink must not start event i+1 before report(i)
+// returned.
 //
 // report returns false when the cycle wants no new delivery started (a
 // retryable failure happened, a graceful stop or the invocation deadline is
