@@ -70,18 +70,14 @@ type fleetReadyBody struct {
 // /metrics.
 func (f *Fleet) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /health", liveness(func() bool {
 		for _, h := range f.Health {
-			h.mu.Lock()
-			stopping := h.stopping
-			h.mu.Unlock()
-			if stopping {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				return
+			if h.isStopping() {
+				return true
 			}
 		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+		return false
+	}))
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
 		body := fleetReadyBody{readyBody: readyBody{Component: "edge_connector", Polling: true}}
 		notReady := 0

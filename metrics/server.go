@@ -47,19 +47,23 @@ type readyBody struct {
 	Error     string `json:"error"`
 }
 
-// Handler serves /health, /ready and, with m, /metrics.
-func (h *Health) Handler(m *Metrics) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		h.mu.Lock()
-		stopping := h.stopping
-		h.mu.Unlock()
-		if stopping {
+func (h *Health) isStopping() bool { h.mu.Lock(); defer h.mu.Unlock(); return h.stopping }
+
+// liveness is /health: 204 while running, 503 once stopping.
+func liveness(stopping func() bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		if stopping() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-	})
+	}
+}
+
+// Handler serves /health, /ready and, with m, /metrics.
+func (h *Health) Handler(m *Metrics) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", liveness(h.isStopping))
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
 		h.mu.Lock()
 		ready, polling, reason, stopping := h.ready, h.polling, h.reason, h.stopping

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/state/deadletter"
@@ -64,26 +63,12 @@ func runLambdaFleet(cli *CLI, stderr io.Writer) int {
 	members := f.members()
 
 	handler := func(ctx context.Context, _ json.RawMessage) (FleetLambdaResult, error) {
-		owner := "lambda"
-		if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
-			owner = lc.AwsRequestID
+		inv, err := newLambdaInvocation(ctx, log)
+		if err != nil {
+			return FleetLambdaResult{}, err
 		}
-		ilog := log.With("request_id", owner)
-		soft, hard := ctx, ctx
-		persist := time.Duration(0)
-		if dl, ok := ctx.Deadline(); ok {
-			s, h, p, err := lambdaBudget(time.Now(), dl)
-			if err != nil {
-				ilog.Error("invocation refused", "err", err)
-				return FleetLambdaResult{}, err
-			}
-			persist = p
-			var c1, c2 context.CancelFunc
-			soft, c1 = context.WithDeadline(ctx, s)
-			hard, c2 = context.WithDeadline(context.WithoutCancel(ctx), h)
-			defer c1()
-			defer c2()
-		}
+		defer inv.cancel()
+		owner, ilog, soft, hard, persist := inv.owner, inv.log, inv.soft, inv.hard, inv.persist
 		// Invocations of one execution environment never overlap: the
 		// cycles' owner and logger are set per invocation.
 		for i, a := range f.apps {

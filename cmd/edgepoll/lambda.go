@@ -101,28 +101,15 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 	conn := a.cycle.Conn
 
 	handler := func(ctx context.Context, _ json.RawMessage) (LambdaResult, error) {
-		owner := "lambda"
-		if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
-			owner = lc.AwsRequestID
+		inv, err := newLambdaInvocation(ctx, log)
+		if err != nil {
+			return LambdaResult{Connection: conn}, err
 		}
+		defer inv.cancel()
 		// Invocations of one execution environment never overlap, so the
 		// cycle's owner can be set per invocation.
-		a.cycle.Owner = owner
-		soft, hard := ctx, ctx
-		ilog := log.With("request_id", owner)
-		if dl, ok := ctx.Deadline(); ok {
-			s, h, persist, err := lambdaBudget(time.Now(), dl)
-			if err != nil {
-				ilog.Error("invocation refused", "err", err)
-				return LambdaResult{Connection: conn}, err
-			}
-			a.cycle.PersistTimeout = persist
-			var c1, c2 context.CancelFunc
-			soft, c1 = context.WithDeadline(ctx, s)
-			hard, c2 = context.WithDeadline(context.WithoutCancel(ctx), h)
-			defer c1()
-			defer c2()
-		}
+		a.cycle.Owner, a.cycle.PersistTimeout = inv.owner, inv.persist
+		ilog, soft, hard := inv.log, inv.soft, inv.hard
 		a.cycle.Log = ilog
 		start := time.Now()
 		sum, err := a.cycle.RunUntil(soft, hard)
@@ -146,6 +133,39 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 	}
 	lambda.Start(handler)
 	return exitFailed // lambda.Start only returns on a runtime API failure
+}
+
+// lambdaInvocation is one Lambda invocation: its request id (the cycles'
+// lease owner), its logger, and the soft and hard limits and persist
+// budget derived from its deadline.
+type lambdaInvocation struct {
+	owner      string
+	log        *slog.Logger
+	soft, hard context.Context
+	persist    time.Duration
+	cancel     func()
+}
+
+// newLambdaInvocation reads ctx's request id and deadline; an invocation
+// too short to make progress is refused (logged, and the error returned).
+func newLambdaInvocation(ctx context.Context, log *slog.Logger) (lambdaInvocation, error) {
+	inv := lambdaInvocation{owner: "lambda", soft: ctx, hard: ctx, cancel: func() {}}
+	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+		inv.owner = lc.AwsRequestID
+	}
+	inv.log = log.With("request_id", inv.owner)
+	if dl, ok := ctx.Deadline(); ok {
+		s, h, persist, err := lambdaBudget(time.Now(), dl)
+		if err != nil {
+			inv.log.Error("invocation refused", "err", err)
+			return inv, err
+		}
+		var c1, c2 context.CancelFunc
+		inv.soft, c1 = context.WithDeadline(ctx, s)
+		inv.hard, c2 = context.WithDeadline(context.WithoutCancel(ctx), h)
+		inv.persist, inv.cancel = persist, func() { c1(); c2() }
+	}
+	return inv, nil
 }
 
 // lambdaLogger honours Lambda's log settings: AWS_LAMBDA_LOG_FORMAT (JSON
