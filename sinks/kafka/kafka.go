@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -149,9 +150,21 @@ func Record(ev poll.Event) *kgo.Record {
 }
 
 // Send produces evs pipelined and reports each record's result.
+//
+// A broker refuses a whole produce batch as too large when one record in it
+// is: the records of such a batch are produced again one at a time, so
+// only a record too large on its own is refused (and skipped), never its
+// neighbours.
 func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, error) bool) {
-	var wg sync.WaitGroup
-	var stop atomic.Bool
+	var (
+		wg      sync.WaitGroup
+		stop    atomic.Bool
+		mu      sync.Mutex
+		tooBig  []int // refused as too large within a batch: tried alone below
+		refused = func(err error) bool {
+			return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
+		}
+	)
 	for i, ev := range evs {
 		if ctx.Err() != nil || stop.Load() {
 			break
@@ -159,6 +172,12 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		wg.Add(1)
 		s.cl.Produce(ctx, Record(ev), func(_ *kgo.Record, err error) {
 			defer wg.Done()
+			if refused(err) {
+				mu.Lock()
+				tooBig = append(tooBig, i)
+				mu.Unlock()
+				return
+			}
 			if !report(i, s.classify(err)) {
 				stop.Store(true)
 			}
@@ -166,6 +185,18 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 	}
 	_ = s.cl.Flush(ctx) // every record's promise reports its outcome
 	wg.Wait()
+	sort.Ints(tooBig)
+	for _, i := range tooBig {
+		if ctx.Err() != nil || stop.Load() {
+			return // not reported: not delivered, sent again next cycle
+		}
+		done := make(chan error, 1)
+		s.cl.Produce(ctx, Record(evs[i]), func(_ *kgo.Record, err error) { done <- err })
+		_ = s.cl.Flush(ctx)
+		if !report(i, s.classify(<-done)) {
+			stop.Store(true)
+		}
+	}
 }
 
 // classify maps a produce result to nil or a classed delivery error.
