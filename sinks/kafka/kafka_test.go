@@ -2,7 +2,9 @@ package kafka
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"io"
 	"net"
 	"sort"
@@ -400,5 +402,26 @@ func BenchmarkKafkaCycle(b *testing.B) {
 			baseline(0) // warm the raw producer's connection
 			sinktest.Paired(b, len(evs), baseline, sinktest.CycleDrain(b, s, store, sinktest.Payloads(evs)))
 		})
+	}
+}
+
+// One record too large for the broker refuses its whole produce batch: the
+// sink produces that batch's records again one at a time, so only the
+// oversize record is refused (permanent) and its neighbours arrive.
+func TestOversizeRecordRefusesOnlyItself(t *testing.T) {
+	c := cluster(t, kfake.SeedTopics(1, "one"), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "4096"}))
+	s := newSink(t, Config{Brokers: c.ListenAddrs(), Topic: "one"})
+	evs := sinktest.Events(8)
+	noise := make([]byte, 12000) // incompressible: the limit applies to the compressed batch
+	_, _ = rand.Read(noise)
+	evs[3].Payload = []byte(`{"blob":"` + base64.StdEncoding.EncodeToString(noise) + `"}`)
+	errs := sinktest.Send(t, s, evs)
+	for i, err := range errs {
+		if i == 3 {
+			require.Error(t, err)
+			assert.True(t, poll.IsPermanent(err), "%v", err)
+			continue
+		}
+		assert.NoError(t, err, "item %d", i)
 	}
 }
