@@ -305,6 +305,8 @@ func TestFleetConfigErrorsExit2NamingConnectionAndKey(t *testing.T) {
 		{"not yaml", "mode: [\n", nil, "--config: "},
 		{"secret from the environment", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n", []string{"ILERT_HEARTBEAT_KEY=" + secret}, "ILERT_HEARTBEAT_KEY: "},
 		{"bad top-level value", "mode: stdout\nstate: redis:x\nconnections:\n  - name: a\n    key-env: K1\n", nil, ": state: "},
+		{"one dead-letter file for two", "mode: stdout\ndead-letter: file:" + filepath.Join(dir, "dead.jsonl") + "\nconnections:\n  - name: a\n    key-env: K1\n  - name: b\n    key-env: K2\n",
+			nil, "connections[1] (b): dead-letter: "},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

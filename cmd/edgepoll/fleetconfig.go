@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/edgepoll/edgepoll/sinks"
+	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
 // fleetConn is one connection of a --config file: its name, its whole
@@ -241,6 +243,7 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 	out := make([]*fleetConn, 0, len(conns.Content))
 	names := map[string]int{}
 	keys := map[string]int{}
+	deadFiles := map[string]int{}
 	for i, node := range conns.Content {
 		fc, err := loadConn(i, node, base, n, schema, defaults, path, topSet)
 		if err != nil {
@@ -255,6 +258,15 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 				return nil, fileError("%s: %s: the same connector key as %s (one entry per edge connection)", fc.Label(), keyKeyEnv, out[j].Label())
 			}
 			keys[fc.Key] = i
+		}
+		// A dead-letter file holds no connection: replaying a shared one
+		// would send one connection's items to another's target.
+		if scheme, p, err := deadletter.Parse(fc.CLI.DeadLetter); err == nil && scheme == "file" {
+			abs, _ := filepath.Abs(p)
+			if j, dup := deadFiles[abs]; dup {
+				return nil, fileError("%s: dead-letter: %s is also the dead letter of %s: give each connection its own file (a dynamodb:TABLE may be shared)", fc.Label(), p, out[j].Label())
+			}
+			deadFiles[abs] = i
 		}
 		out = append(out, fc)
 	}
