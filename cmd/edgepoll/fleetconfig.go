@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -240,12 +241,16 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 		return nil, fileError("%s: %s: at least one connection is required (a list of entries with name and key-env)", path, keyConns)
 	}
 
+	cp, err := newConnParser()
+	if err != nil {
+		return nil, err
+	}
 	out := make([]*fleetConn, 0, len(conns.Content))
 	names := map[string]int{}
 	keys := map[string]int{}
 	deadFiles := map[string]int{}
 	for i, node := range conns.Content {
-		fc, err := loadConn(i, node, base, n, schema, defaults, path, topSet)
+		fc, err := loadConn(i, node, base, n, cp, schema, defaults, path, topSet)
 		if err != nil {
 			return nil, err
 		}
@@ -291,6 +296,44 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 	return out, nil
 }
 
+// connParser parses the command line again for each connection of the
+// file, into one scratch CLI that each connection's configuration is then
+// cloned from (a kong parser costs more to build than to run).
+type connParser struct {
+	cli   *CLI
+	k     *kong.Kong
+	flags map[string]*kong.Flag
+}
+
+func newConnParser() (*connParser, error) {
+	cp := &connParser{cli: newCLI(), flags: map[string]*kong.Flag{}}
+	k, err := newParser(cp.cli, io.Discard, io.Discard)
+	if err != nil {
+		return nil, fmt.Errorf("internal error: %v", err)
+	}
+	cp.k = k
+	for _, f := range k.Model.Flags {
+		cp.flags[f.Name] = f
+	}
+	return cp, nil
+}
+
+// clone copies c with copies of its target configurations.
+func (c *CLI) clone() *CLI {
+	out := *c
+	out.fleet, out.secrets, out.key = nil, append([]string(nil), c.secrets...), ""
+	out.targets = map[string]sinks.Target{}
+	out.Plugins = nil
+	for _, r := range targets {
+		v := reflect.New(reflect.TypeOf(c.targets[r.Mode]).Elem())
+		v.Elem().Set(reflect.ValueOf(c.targets[r.Mode]).Elem())
+		t := v.Interface().(sinks.Target)
+		out.targets[r.Mode] = t
+		out.Plugins = append(out.Plugins, t)
+	}
+	return &out
+}
+
 // secretValues are the values of the secret flags (tagged secret:"") that k
 // parsed.
 func secretValues(k *kong.Kong) []string {
@@ -306,7 +349,7 @@ func secretValues(k *kong.Kong) []string {
 }
 
 // loadConn builds and validates connection i.
-func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, schema fleetSchema, defaults []yamlEntry, path string, topSet map[string]bool) (*fleetConn, error) {
+func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, cp *connParser, schema fleetSchema, defaults []yamlEntry, path string, topSet map[string]bool) (*fleetConn, error) {
 	anon := fmt.Sprintf("%s[%d]: ", keyConns, i)
 	entries, err := mappingEntries(node, anon)
 	if err != nil {
@@ -332,19 +375,11 @@ func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, schema fleetSchema
 
 	// The connection's configuration: the command line and environment
 	// parsed again into fresh target configurations, then the file on top.
-	cli := newCLI()
-	ck, err := newParser(cli, io.Discard, io.Discard)
-	if err == nil {
-		_, err = ck.Parse(n.args)
-	}
-	if err != nil {
+	cli, ck, flags := cp.cli, cp.k, cp.flags
+	if _, err := ck.Parse(n.args); err != nil {
 		return nil, fmt.Errorf("internal error: %v", err)
 	}
 	cli.noTarget = base.noTarget
-	flags := map[string]*kong.Flag{}
-	for _, f := range ck.Model.Flags {
-		flags[f.Name] = f
-	}
 	connSet := map[string]bool{}
 	secretEnv := map[string]string{} // flag -> variable
 	apply := func(e yamlEntry, where string) error {
@@ -446,7 +481,7 @@ func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, schema fleetSchema
 		return nil, err
 	}
 	cli.secrets = secretValues(ck)
-	cli.key = fc.Key
-	fc.CLI = cli
+	fc.CLI = cli.clone()
+	fc.CLI.key = fc.Key
 	return fc, nil
 }
