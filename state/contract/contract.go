@@ -319,10 +319,21 @@ func Run(t *testing.T, h Harness) {
 			if got := cycle("run-5", empty, 0); got.Failures != 1 {
 				t.Fatalf("LoadStats = %+v; want the failure streak of the run before", got)
 			}
+			// The next durable write of the cursor (here the one at Release,
+			// after the statistics were saved) carries the latest statistics:
+			// they survive losing the lock files (a power loss).
+			six := poll.Stats{Failures: 5, LastSuccess: at}
+			cycle("run-6", six, 9)
+			if h.DropVolatile != nil {
+				h.DropVolatile(t, loc)
+				if got := cycle("run-7", empty, 0); !got.LastSuccess.Equal(six.LastSuccess) || got.Failures != six.Failures || !got.LastDelivery.IsZero() {
+					t.Fatalf("after losing the lock files LoadStats = %+v; want %+v", got, six)
+				}
+			}
 			s := open(t, loc)
 			l := acquire(t, s, connA, "check")
 			defer l.Release(ctx)
-			mustLoad(t, l, 4, true)
+			mustLoad(t, l, 9, true)
 		})
 	}
 

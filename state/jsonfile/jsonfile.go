@@ -183,11 +183,15 @@ func (s *Store) LoadDurable(_ context.Context, conn string) (poll.Position, bool
 	return poll.Position{Cursor: e.Cursor, Refusals: e.Refusals}, ok, nil
 }
 
-// SaveDurable implements locallease.Durable.
-func (s *Store) SaveDurable(ctx context.Context, conn string, p poll.Position) error {
+// SaveDurable implements locallease.Durable: the cursor if it is larger,
+// and st, in one rewrite.
+func (s *Store) SaveDurable(ctx context.Context, conn string, p poll.Position, st *poll.Stats) error {
 	return s.update(ctx, func(f *file) bool {
+		if st != nil {
+			setStats(f, conn, *st)
+		}
 		if e, ok := f.Cursors[conn]; ok && e.Cursor >= p.Cursor {
-			return false
+			return st != nil
 		}
 		f.Cursors[conn] = entry{Cursor: p.Cursor, Refusals: p.Refusals, UpdatedAt: time.Now().UTC().Format(time.RFC3339Nano)}
 		return true
@@ -207,12 +211,16 @@ func (s *Store) LoadStats(_ context.Context, conn string) (poll.Stats, error) {
 // SaveStats implements locallease.Durable.
 func (s *Store) SaveStats(ctx context.Context, conn string, st poll.Stats) error {
 	return s.update(ctx, func(f *file) bool {
-		if f.Stats == nil {
-			f.Stats = map[string]stats{}
-		}
-		f.Stats[conn] = stats{Failures: st.Failures, LastSuccess: st.LastSuccess.UTC(), LastDelivery: st.LastDelivery.UTC()}
+		setStats(f, conn, st)
 		return true
 	})
+}
+
+func setStats(f *file, conn string, st poll.Stats) {
+	if f.Stats == nil {
+		f.Stats = map[string]stats{}
+	}
+	f.Stats[conn] = stats{Failures: st.Failures, LastSuccess: st.LastSuccess.UTC(), LastDelivery: st.LastDelivery.UTC()}
 }
 
 // PutDurable implements locallease.Durable: the operator's rewrite, any

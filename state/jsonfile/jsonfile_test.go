@@ -211,7 +211,7 @@ func TestSaveGivesUpOnAHeldLock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- s.SaveDurable(ctx, "c", poll.Position{Cursor: 5}) }()
+	go func() { done <- s.SaveDurable(ctx, "c", poll.Position{Cursor: 5}, nil) }()
 	select {
 	case err := <-done:
 		require.ErrorIs(t, err, context.DeadlineExceeded)

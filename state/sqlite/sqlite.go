@@ -140,11 +140,29 @@ func (s *Store) LoadDurable(ctx context.Context, conn string) (poll.Position, bo
 	return p, true, nil
 }
 
-// SaveDurable implements locallease.Durable: a monotonic upsert whose commit
-// fsyncs the WAL (synchronous=FULL).
-func (s *Store) SaveDurable(ctx context.Context, conn string, p poll.Position) error {
-	_, err := s.save.ExecContext(ctx, conn, p.Cursor, p.Refusals, time.Now().UTC().Format(time.RFC3339Nano))
+// SaveDurable implements locallease.Durable: a monotonic upsert, with st
+// the statistics in the same transaction, whose commit fsyncs the WAL
+// (synchronous=FULL).
+func (s *Store) SaveDurable(ctx context.Context, conn string, p poll.Position, st *poll.Stats) error {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if st == nil {
+		if _, err := s.save.ExecContext(ctx, conn, p.Cursor, p.Refusals, now); err != nil {
+			return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
+		}
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
+		return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.StmtContext(ctx, s.save).ExecContext(ctx, conn, p.Cursor, p.Refusals, now); err != nil {
+		return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
+	}
+	if err := saveStats(ctx, tx, conn, *st); err != nil {
+		return fmt.Errorf("state %s: saving the run statistics: %v", s.path, err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
 	}
 	return nil
@@ -169,13 +187,21 @@ func (s *Store) LoadStats(ctx context.Context, conn string) (poll.Stats, error) 
 
 // SaveStats implements locallease.Durable.
 func (s *Store) SaveStats(ctx context.Context, conn string, st poll.Stats) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO stats (conn, failures, last_success, last_delivery) VALUES (?, ?, ?, ?)
-		ON CONFLICT (conn) DO UPDATE SET failures = excluded.failures, last_success = excluded.last_success, last_delivery = excluded.last_delivery`,
-		conn, st.Failures, formatTime(st.LastSuccess), formatTime(st.LastDelivery))
-	if err != nil {
+	if err := saveStats(ctx, s.db, conn, st); err != nil {
 		return fmt.Errorf("state %s: saving the run statistics: %v", s.path, err)
 	}
 	return nil
+}
+
+// saveStats replaces a connection's statistics through db (the store or a
+// transaction).
+func saveStats(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, conn string, st poll.Stats) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO stats (conn, failures, last_success, last_delivery) VALUES (?, ?, ?, ?)
+		ON CONFLICT (conn) DO UPDATE SET failures = excluded.failures, last_success = excluded.last_success, last_delivery = excluded.last_delivery`,
+		conn, st.Failures, formatTime(st.LastSuccess), formatTime(st.LastDelivery))
+	return err
 }
 
 // formatTime is RFC 3339 (UTC), "" for the zero time.

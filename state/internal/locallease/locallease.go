@@ -30,7 +30,7 @@
 // fsync, so an empty cycle (nothing polled, cursor unchanged) writes
 // nothing to the state file and syncs nothing. They reach the state file
 // when it is written anyway: the connection's first statistics, and with
-// the cursor at the end of a cycle that moved it. Like the hot cursor, they
+// the cursor (in the same write) whenever a cycle makes it durable. Like the hot cursor, they
 // survive a process kill (page cache) and count only while the state file
 // holds statistics or a cursor for the connection; a power loss may lose
 // the updates since the state file was last written.
@@ -57,9 +57,10 @@ import (
 type Durable interface {
 	// LoadDurable returns the stored position (zero, false when none).
 	LoadDurable(ctx context.Context, conn string) (poll.Position, bool, error)
-	// SaveDurable stores pos if its cursor is larger than the stored one and
-	// makes it power-loss durable before returning.
-	SaveDurable(ctx context.Context, conn string, pos poll.Position) error
+	// SaveDurable stores pos if its cursor is larger than the stored one,
+	// and st (when not nil) as the run statistics, in one write, and makes
+	// it power-loss durable before returning.
+	SaveDurable(ctx context.Context, conn string, pos poll.Position, st *poll.Stats) error
 	// PutDurable stores pos whatever the stored one (an operator's rewind),
 	// or with ok false forgets the position, durably.
 	PutDurable(ctx context.Context, conn string, pos poll.Position, ok bool) error
@@ -154,13 +155,13 @@ type lease struct {
 	buf      [recordSize]byte
 
 	// Run statistics: statsAnchored once the state file holds statistics or
-	// a cursor for the connection (the lock file's then count), stats the
-	// last ones saved only to the lock file (statsDirty) and synced whether
-	// this lease wrote the state file durably (the statistics go with it).
+	// a cursor for the connection (the lock file's then count); stats the
+	// latest ones, statsDirty while the state file lacks them (the next
+	// durable write of the cursor carries them), statsGen counting saves.
 	statsAnchored bool
 	statsDirty    bool
-	synced        bool
 	stats         poll.Stats
+	statsGen      int
 }
 
 // noteRecord is the holder's note, padded with spaces to the statistics'
@@ -256,10 +257,12 @@ func (l *lease) Save(ctx context.Context, pos poll.Position) error {
 	if !l.anchored {
 		// The connection's first cursor goes to the store at once: a hot
 		// cursor is trusted only next to a durable one.
-		if err := l.d.SaveDurable(ctx, l.conn, pos); err != nil {
+		st, gen := l.pendingStats()
+		if err := l.d.SaveDurable(ctx, l.conn, pos, st); err != nil {
 			return err
 		}
-		l.anchored, l.synced = true, true
+		l.statsWritten(st, gen)
+		l.anchored = true
 		l.durable = max(l.durable, pos.Cursor)
 	}
 	off := l.slot * recordSize
@@ -282,20 +285,40 @@ func (l *lease) CheapSave() bool { return true }
 func (l *lease) Sync(ctx context.Context) error {
 	l.mu.Lock()
 	hot, durable := l.hot, l.durable
+	st, gen := l.pendingStats()
 	l.mu.Unlock()
 	if hot.Cursor <= durable {
 		return nil
 	}
-	if err := l.d.SaveDurable(ctx, l.conn, hot); err != nil {
+	if err := l.d.SaveDurable(ctx, l.conn, hot, st); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	if hot.Cursor > l.durable {
 		l.durable = hot.Cursor
 	}
-	l.synced = true
+	l.statsWritten(st, gen)
 	l.mu.Unlock()
 	return nil
+}
+
+// pendingStats returns the statistics the state file lacks (nil: none) and
+// their generation, for a durable write of the cursor to carry. Called with
+// mu.
+func (l *lease) pendingStats() (*poll.Stats, int) {
+	if !l.statsDirty {
+		return nil, l.statsGen
+	}
+	st := l.stats
+	return &st, l.statsGen
+}
+
+// statsWritten records that the statistics of generation gen reached the
+// state file. Called with mu.
+func (l *lease) statsWritten(st *poll.Stats, gen int) {
+	if st != nil && gen == l.statsGen {
+		l.statsDirty = false
+	}
 }
 
 // LoadStats returns the lock file's statistics when they count (the state
@@ -310,18 +333,24 @@ func (l *lease) LoadStats(ctx context.Context) (poll.Stats, error) {
 	defer l.mu.Unlock()
 	l.statsAnchored = l.anchored || !isZeroStats(st)
 	if hot, ok := readStats(l.f); ok && l.statsAnchored {
+		if !sameStats(hot, st) {
+			l.stats, l.statsDirty = hot, true
+			l.statsGen++
+		}
 		return hot, nil
 	}
 	return st, nil
 }
 
-func isZeroStats(st poll.Stats) bool {
-	return st.Failures == 0 && st.LastSuccess.IsZero() && st.LastDelivery.IsZero()
+func isZeroStats(st poll.Stats) bool { return sameStats(st, poll.Stats{}) }
+
+func sameStats(a, b poll.Stats) bool {
+	return a.Failures == b.Failures && a.LastSuccess.Equal(b.LastSuccess) && a.LastDelivery.Equal(b.LastDelivery)
 }
 
 // SaveStats writes st to the lock file (one pwrite, no fsync); the state
-// file gets it when it has no statistics for the connection yet, and at
-// Release when this lease wrote the cursor there.
+// file gets it when it has no statistics for the connection yet, and with
+// the next durable write of the cursor.
 func (l *lease) SaveStats(ctx context.Context, st poll.Stats) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -337,6 +366,7 @@ func (l *lease) SaveStats(ctx context.Context, st poll.Stats) error {
 		l.statsDirty = true
 	}
 	l.stats = st
+	l.statsGen++
 	if _, err := l.f.WriteAt(appendStats(make([]byte, 0, statsSize), st), statsOffset); err != nil {
 		// The lock file refuses: the state file it is, durably.
 		if err := l.d.SaveStats(ctx, l.conn, st); err != nil {
@@ -347,18 +377,13 @@ func (l *lease) SaveStats(ctx context.Context, st poll.Stats) error {
 	return nil
 }
 
-// Release writes an unsynced cursor durably, and with it the statistics if
-// the lease wrote the cursor; then unlocks.
+// Release writes an unsynced cursor durably, then unlocks.
 func (l *lease) Release(ctx context.Context) error {
 	if l.released {
 		return nil
 	}
 	err := l.Sync(ctx)
 	l.mu.Lock()
-	if err == nil && l.synced && l.statsDirty {
-		err = l.d.SaveStats(ctx, l.conn, l.stats)
-		l.statsDirty = false
-	}
 	l.released = true
 	l.mu.Unlock()
 	return errors.Join(err, l.unlock())

@@ -30,8 +30,11 @@ func (m *memDurable) LoadDurable(_ context.Context, conn string) (poll.Position,
 	c, ok := m.c[conn]
 	return poll.Position{Cursor: c, Refusals: m.r[conn]}, ok, nil
 }
-func (m *memDurable) SaveDurable(_ context.Context, conn string, p poll.Position) error {
+func (m *memDurable) SaveDurable(ctx context.Context, conn string, p poll.Position, st *poll.Stats) error {
 	m.saves++
+	if st != nil {
+		_ = m.SaveStats(ctx, conn, *st)
+	}
 	if _, ok := m.c[conn]; !ok || p.Cursor > m.c[conn] {
 		m.put(conn, p)
 	}
@@ -352,8 +355,12 @@ func TestEmptyCycleWritesNothingDurable(t *testing.T) {
 	assert.Equal(t, saves, d.saves, "an empty cycle writes no cursor durably")
 	got := runCycle(t, d, p, 7, poll.Stats{LastSuccess: t0.Add(time.Minute)})
 	assert.Equal(t, empty, got, "the lock file's statistics count")
-	assert.Equal(t, 2, d.statsSaves, "a cycle that wrote the cursor writes the statistics with it")
-	assert.Equal(t, t0.Add(time.Minute), d.st["a"].LastSuccess)
+	assert.Equal(t, 2, d.statsSaves, "the cursor's durable write carries the statistics the store lacked")
+	assert.Equal(t, saves+1, d.saves, "in the same write")
+	assert.Equal(t, empty, d.st["a"])
+	got = runCycle(t, d, p, 0, poll.Stats{})
+	assert.Equal(t, t0.Add(time.Minute), got.LastSuccess, "the last cycle's own statistics, from the lock file")
+	assert.Equal(t, 2, d.statsSaves)
 }
 
 // The lock file's statistics count only while the store has statistics or
