@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // GuardEnv, set in the environment of a process, makes GuardMain run the
@@ -139,6 +140,16 @@ func (g *guard) close() {
 	g.mu.Unlock()
 	if w != nil {
 		_ = w.Close()
-		_ = g.cmd.Wait()
+		// The guard exits on EOF; should it not (a process that inherited
+		// the pipe against all odds), Close still returns: the groups it
+		// watched were killed above.
+		done := make(chan struct{})
+		go func() { _ = g.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = g.cmd.Process.Kill()
+			<-done
+		}
 	}
 }
