@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"net"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -347,50 +349,66 @@ func TestSlowStoreDoesNotSlowTheDrain(t *testing.T) {
 }
 
 // BenchmarkKafkaCycle: a whole cycle (lease, 10 polls, deliveries, cursor
-// saves, release) draining 1000 records of ~1 KiB to kfake, with SQLite or
-// DynamoDB (dynalite) state, against the raw franz-go async producer
-// sending the same 1000 records, paired in one benchmark (ratio =
-// edgepoll / raw); and the raw producer flushed per batch of 100 against
-// itself unbatched.
+// saves, release) draining 1000 records of ~1 KiB from the fake ilert API to
+// kfake, with SQLite or DynamoDB (dynalite) state, against a bare loop that
+// polls its own fake API the same way and produces each page with a raw
+// franz-go async producer (acks=all, idempotent, keyed by alert id, one
+// flush per page), no state: paired in one benchmark (ratio = edgepoll /
+// bare loop). Secondary figure: the raw producer alone producing and
+// flushing the 1000 records, no polling (ratio-vs-raw-producer-only).
+// cycle-without-kafka pairs a cycle whose sink sends nothing (SQLite)
+// with the bare loop producing nothing: what the cycle costs over polling.
 func BenchmarkKafkaCycle(b *testing.B) {
 	evs := sinktest.Sized(1000, 1024, 50)
+	payloads := sinktest.Payloads(evs)
 	c := cluster(b)
-	raw, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0))
+	raw, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))
 	require.NoError(b, err)
 	defer raw.Close()
-	baseline := func(int) time.Duration {
-		start := time.Now()
-		for _, ev := range evs {
-			raw.Produce(context.Background(), Record(ev), nil)
+	produce := func(recs []*kgo.Record) {
+		var failed atomic.Pointer[error]
+		for _, r := range recs {
+			raw.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+				if err != nil {
+					failed.CompareAndSwap(nil, &err)
+				}
+			})
 		}
 		if err := raw.Flush(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		return time.Since(start)
+		if err := failed.Load(); err != nil {
+			b.Fatal(*err)
+		}
 	}
-	// What the API's batches of 100 cost the raw producer itself: the same
-	// 1000 records produced and flushed 100 at a time (each batch waits for
-	// its acknowledgements, as a cycle must before it moves on).
-	b.Run("raw-async-per-batch-of-100", func(b *testing.B) {
-		perBatch := func(int) time.Duration {
-			start := time.Now()
-			for i := 0; i < len(evs); i += poll.BatchLimit {
-				for _, ev := range evs[i:min(i+poll.BatchLimit, len(evs))] {
-					raw.Produce(context.Background(), Record(ev), nil)
+	producerOnly := sinktest.Reference{Name: "raw-producer-only", Run: func(int) time.Duration {
+		recs := make([]*kgo.Record, len(evs))
+		for i, ev := range evs {
+			recs[i] = &kgo.Record{Key: []byte(ev.AlertID), Value: ev.Payload}
+		}
+		start := time.Now()
+		produce(recs)
+		return time.Since(start)
+	}}
+	bareLoop := func(b *testing.B) func(int) time.Duration {
+		return sinktest.PlainDrain(b, payloads, func(page []sinktest.PlainItem) {
+			recs := make([]*kgo.Record, len(page))
+			for i, it := range page {
+				var p struct {
+					ID string `json:"id"`
 				}
-				if err := raw.Flush(context.Background()); err != nil {
+				if err := json.Unmarshal(it.Payload, &p); err != nil {
 					b.Fatal(err)
 				}
+				recs[i] = &kgo.Record{Key: []byte(p.ID), Value: it.Payload}
 			}
-			return time.Since(start)
-		}
-		sinktest.Paired(b, len(evs), baseline, perBatch)
-	})
-	// What the cycle costs without Kafka: the same 1000 items polled from the
-	// fake ilert API and reported delivered at once by a sink that sends
-	// nothing (sqlite state).
+			produce(recs)
+		})
+	}
 	b.Run("cycle-without-kafka", func(b *testing.B) {
-		sinktest.Paired(b, len(evs), baseline, sinktest.CycleDrain(b, sinktest.Discard{}, nil, sinktest.Payloads(evs)))
+		sinktest.Paired(b, len(evs), sinktest.PlainDrain(b, payloads, func([]sinktest.PlainItem) {}),
+			sinktest.CycleDrain(b, sinktest.Discard{}, nil, payloads))
 	})
 	for _, state := range []string{"sqlite", "dynamodb"} {
 		b.Run(state, func(b *testing.B) {
@@ -399,8 +417,9 @@ func BenchmarkKafkaCycle(b *testing.B) {
 				store = sinktest.Dynamo(b)
 			}
 			s := newSink(b, Config{Brokers: c.ListenAddrs(), Topic: topic})
-			baseline(0) // warm the raw producer's connection
-			sinktest.Paired(b, len(evs), baseline, sinktest.CycleDrain(b, s, store, sinktest.Payloads(evs)))
+			producerOnly.Run(0) // warm both producers' connections
+			sinktest.Send(b, s, evs[:1])
+			sinktest.Paired(b, len(evs), bareLoop(b), sinktest.CycleDrain(b, s, store, payloads), producerOnly)
 		})
 	}
 }

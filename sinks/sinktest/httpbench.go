@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
 // HTTPTarget starts a loopback HTTP endpoint that reads every request body
@@ -50,10 +52,13 @@ func PlainHTTPLoop(tb testing.TB, url string, payloads []json.RawMessage) func()
 // Paired runs baseline and edgepoll once per benchmark iteration, in
 // alternating order (drift on a shared machine hits both alike), each
 // handling n items and returning its duration, and reports both rates and
-// their ratio (edgepoll / baseline).
-func Paired(b *testing.B, n int, baseline, edgepoll func(i int) time.Duration) {
+// their ratio (edgepoll / baseline). Each reference is timed too, after
+// both, and reported as its rate ("<name>-items/s") and edgepoll's ratio to
+// it ("ratio-vs-<name>"): secondary figures of the same run.
+func Paired(b *testing.B, n int, baseline, edgepoll func(i int) time.Duration, refs ...Reference) {
 	b.Helper()
 	var tBase, tEdge time.Duration
+	tRef := make([]time.Duration, len(refs))
 	for i := 0; b.Loop(); i++ {
 		if i%2 == 0 {
 			tBase += baseline(i)
@@ -62,12 +67,86 @@ func Paired(b *testing.B, n int, baseline, edgepoll func(i int) time.Duration) {
 			tEdge += edgepoll(i)
 			tBase += baseline(i)
 		}
+		for j, r := range refs {
+			tRef[j] += r.Run(i)
+		}
 	}
 	items := float64(b.N * n)
 	b.ReportMetric(items/tBase.Seconds(), "baseline-items/s")
 	b.ReportMetric(items/tEdge.Seconds(), "edgepoll-items/s")
 	b.ReportMetric(tBase.Seconds()/tEdge.Seconds(), "ratio")
+	for j, r := range refs {
+		b.ReportMetric(items/tRef[j].Seconds(), r.Name+"-items/s")
+		b.ReportMetric(tRef[j].Seconds()/tEdge.Seconds(), "ratio-vs-"+r.Name)
+	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// Reference is a secondary figure of a Paired benchmark: Run handles the
+// same n items and returns its duration.
+type Reference struct {
+	Name string
+	Run  func(i int) time.Duration
+}
+
+// PlainItem is an edge item as a bare poller decodes it.
+type PlainItem struct {
+	ID      int64           `json:"id"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// PlainDrain is the baseline of the cycle benchmarks (see CycleDrain): a
+// bare loop with no state, doing the client-side work a minimal program
+// does against its own fake ilert API holding the same payloads. Each
+// call of the returned function pushes payloads (at most
+// poll.MaxPollsPerCycle × poll.BatchLimit) and times draining them: GET a
+// page of poll.BatchLimit items after the last id seen, decode it, hand it
+// to deliver (which returns once the page was delivered), and poll again
+// while pages are full, at most poll.MaxPollsPerCycle times, as a cycle
+// does.
+func PlainDrain(b *testing.B, payloads []json.RawMessage, deliver func(page []PlainItem)) func(int) time.Duration {
+	key := "iec1-plain"
+	api := ilerttest.New(key)
+	srv := api.Start()
+	b.Cleanup(srv.Close)
+	client := &http.Client{}
+	b.Cleanup(client.CloseIdleConnections)
+	var after int64
+	return func(int) time.Duration {
+		api.Push(key, payloads...)
+		start := time.Now()
+		got := 0
+		for polls := 0; polls < poll.MaxPollsPerCycle; polls++ {
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/edge-connections/events?limit=%d&after-id=%d", srv.URL, poll.BatchLimit, after), nil)
+			req.Header.Set("Authorization", key)
+			req.Header.Set("Accept", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var page struct {
+				Items []PlainItem `json:"items"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&page)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				b.Fatalf("poll: %s, %v", resp.Status, err)
+			}
+			if len(page.Items) > 0 {
+				deliver(page.Items)
+				after = page.Items[len(page.Items)-1].ID
+				got += len(page.Items)
+			}
+			if len(page.Items) < poll.BatchLimit {
+				break
+			}
+		}
+		d := time.Since(start)
+		if got != len(payloads) {
+			b.Fatalf("plain drain got %d of %d items", got, len(payloads))
+		}
+		return d
+	}
 }
 
 // CycleDrain returns a function that pushes payloads (at most
