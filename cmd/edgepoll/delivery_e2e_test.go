@@ -35,9 +35,13 @@ type target struct {
 	srv      *httptest.Server
 }
 
-func newTarget(t *testing.T) *target {
+func newTarget(t *testing.T) *target { return newTargetWrapped(t, nil) }
+
+// newTargetWrapped is newTarget with wrap around its handler (set before the
+// server starts: changing a running server's handler is a data race).
+func newTargetWrapped(t *testing.T, wrap func(http.Handler) http.Handler) *target {
 	tg := &target{bodies: map[int64]string{}, hdrs: map[int64]http.Header{}}
-	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tg.inflight.Add(1)
 		defer tg.inflight.Add(-1)
 		id, _ := strconv.ParseInt(r.Header.Get("X-ilert-Edge-Item-Id"), 10, 64)
@@ -60,7 +64,11 @@ func newTarget(t *testing.T) *target {
 		}
 		tg.mu.Unlock()
 		w.WriteHeader(st)
-	}))
+	})
+	if wrap != nil {
+		h = wrap(h)
+	}
+	tg.srv = httptest.NewServer(h)
 	t.Cleanup(tg.srv.Close)
 	return tg
 }

@@ -217,9 +217,8 @@ func TestHTTPRetryStatus(t *testing.T) {
 func TestURLCredentialsEndToEnd(t *testing.T) {
 	e := newEnv(t, 4)
 	var unauthorized atomic.Int32
-	tg := newTarget(t)
 	const user, pass = "edge", "Pw-S3cr3t!"
-	tg.srv.Config.Handler = basicAuth(user, pass, tg.srv.Config.Handler, &unauthorized)
+	tg := newTargetWrapped(t, func(h http.Handler) http.Handler { return basicAuth(user, pass, h, &unauthorized) })
 	u := strings.Replace(tg.srv.URL, "http://", "http://"+user+":"+pass+"@", 1) + "/hook"
 	r := runBin(t, e.vars("EDGEPOLL_HTTP_URL="+u), "--mode", "http", "--state", e.state("sqlite"), "-v", "-v")
 	require.Equal(t, 0, r.code, r.stderr)
