@@ -32,20 +32,31 @@ func openDeadLetter(e *cmdEnv) (deadletter.Store, string, error) {
 	return dl, conn, nil
 }
 
+// listDeadLetter opens --dead-letter and lists the connection's records
+// (oldest first); the caller closes the store when err is nil.
+func listDeadLetter(e *cmdEnv) (deadletter.Store, string, []deadletter.Record, error) {
+	dl, conn, err := openDeadLetter(e)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	recs, err := dl.List(e.ctx, conn)
+	if err != nil {
+		dl.Close()
+		return nil, "", nil, err
+	}
+	return dl, conn, recs, nil
+}
+
 type deadLetterListCmd struct{}
 
 func (*deadLetterListCmd) needsTarget() bool { return false }
 
 func (*deadLetterListCmd) run(e *cmdEnv) int {
-	dl, conn, err := openDeadLetter(e)
+	dl, _, recs, err := listDeadLetter(e)
 	if err != nil {
 		return fail(e.stderr, err)
 	}
 	defer dl.Close()
-	recs, err := dl.List(e.ctx, conn)
-	if err != nil {
-		return fail(e.stderr, err)
-	}
 	for _, r := range recs {
 		fmt.Fprintf(e.stdout, "%d\t%s\t%s\n", r.ID, r.Reason, r.SkippedAt.UTC().Format(time.RFC3339))
 	}
@@ -58,15 +69,11 @@ type deadLetterReplayCmd struct{}
 func (*deadLetterReplayCmd) needsTarget() bool { return true }
 
 func (*deadLetterReplayCmd) run(e *cmdEnv) int {
-	dl, conn, err := openDeadLetter(e)
+	dl, conn, recs, err := listDeadLetter(e)
 	if err != nil {
 		return fail(e.stderr, err)
 	}
 	defer dl.Close()
-	recs, err := dl.List(e.ctx, conn)
-	if err != nil {
-		return fail(e.stderr, err)
-	}
 	if len(recs) == 0 {
 		e.log.Info("the dead letter is empty: nothing to replay", "dead_letter", e.cli.DeadLetter)
 		return exitOK

@@ -395,16 +395,25 @@ func (l *lease) SaveStats(ctx context.Context, st poll.Stats) error {
 	return nil
 }
 
-func (l *lease) Save(ctx context.Context, pos poll.Position) error {
-	cursor := pos.Cursor
+// writable says whether this lease may still write the cursor: not after
+// Release, and not once it was lost or expired (the fence).
+func (l *lease) writable(op, lostMsg string) error {
 	l.mu.Lock()
 	lost, done, expired := l.lost, l.done, l.s.opt.Now().After(l.expires)
 	l.mu.Unlock()
 	switch {
 	case done:
-		return errors.New("save after the lease was released")
+		return errors.New(op + " after the lease was released")
 	case lost || expired:
-		return fmt.Errorf("%w: cursor %d not saved", poll.ErrLeaseLost, cursor)
+		return fmt.Errorf("%w: %s", poll.ErrLeaseLost, lostMsg)
+	}
+	return nil
+}
+
+func (l *lease) Save(ctx context.Context, pos poll.Position) error {
+	cursor := pos.Cursor
+	if err := l.writable("save", fmt.Sprintf("cursor %d not saved", cursor)); err != nil {
+		return err
 	}
 	err := l.s.update(ctx, update{
 		Key:                       key("cursor#" + l.conn),
@@ -448,14 +457,8 @@ func (l *lease) ResetCursor(ctx context.Context) error {
 }
 
 func (l *lease) put(ctx context.Context, expr string, values Item) error {
-	l.mu.Lock()
-	lost, done, expired := l.lost, l.done, l.s.opt.Now().After(l.expires)
-	l.mu.Unlock()
-	switch {
-	case done:
-		return errors.New("set after the lease was released")
-	case lost || expired:
-		return fmt.Errorf("%w: cursor not changed", poll.ErrLeaseLost)
+	if err := l.writable("set", "cursor not changed"); err != nil {
+		return err
 	}
 	if values == nil {
 		values = Item{}
