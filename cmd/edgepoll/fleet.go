@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -18,10 +19,13 @@ type fleet struct {
 	cli    *CLI
 	log    *slog.Logger
 	stdout io.Writer
+	owner  string
 	apps   []*app
-	// broken[i] is why connection i cannot run (its key or store could not
-	// be had); the others run regardless.
+	// broken[i] is why connection i could not be set up at start (its key
+	// or store could not be had); the others run regardless, and a daemon
+	// retries it (retrySetup).
 	broken []error
+	mu     sync.Mutex // guards stores: a daemon sets connections up concurrently
 	stores map[string]poll.Store
 }
 
@@ -29,47 +33,98 @@ type fleet struct {
 // whose key or store cannot be had fails on its own when it runs; sinks are
 // built by each connection's worker when its cycle starts.
 func buildFleet(ctx context.Context, cli *CLI, owner string, log *slog.Logger, stdout io.Writer) *fleet {
-	f := &fleet{cli: cli, log: log, stdout: &lockedWriter{w: stdout}, stores: map[string]poll.Store{}}
+	f := &fleet{cli: cli, log: log, stdout: &lockedWriter{w: stdout}, owner: owner, stores: map[string]poll.Store{}}
+	f.apps = make([]*app, len(cli.fleet))
+	f.broken = make([]error, len(cli.fleet))
+	// A store that cannot be opened is tried once at start, not once per
+	// connection naming it.
 	storeErr := map[string]error{}
-	for _, fc := range cli.fleet {
-		clog := log.With("connection", fc.Name)
-		f.apps = append(f.apps, nil)
-		f.broken = append(f.broken, nil)
-		i := len(f.apps) - 1
-		key := fc.Key
-		if key == "" {
-			kctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			k, err := fetchConnectorKey(kctx, fc.CLI)
-			cancel()
-			if err != nil {
-				f.broken[i] = err
-				continue
-			}
-			key = k
-		}
-		state := fc.CLI.State
-		store, ok := f.stores[state]
-		if !ok && storeErr[state] == nil {
-			s, err := openStore(ctx, fc.CLI, log)
-			if err != nil {
-				storeErr[state] = err
-			} else {
-				f.stores[state], store = s, s
-			}
-		}
-		if err := storeErr[state]; err != nil {
-			f.broken[i] = err
-			continue
-		}
-		a, err := newApp(ctx, fc.CLI, key, owner, clog, store)
-		if err != nil {
-			f.broken[i] = err
-			continue
-		}
-		a.sharedStore = true
-		f.apps[i] = a
+	for i := range cli.fleet {
+		f.apps[i], f.broken[i] = f.setup(ctx, i, storeErr)
 	}
 	return f
+}
+
+// setup builds connection i: its key, its store (opened once for the
+// connections naming the same --state) and its app. With storeErr, a store
+// that failed to open for an earlier connection is not tried again.
+func (f *fleet) setup(ctx context.Context, i int, storeErr map[string]error) (*app, error) {
+	fc := f.cli.fleet[i]
+	key := fc.Key
+	if key == "" {
+		kctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		k, err := fetchConnectorKey(kctx, fc.CLI)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	}
+	store, err := f.store(ctx, fc.CLI, storeErr)
+	if err != nil {
+		return nil, err
+	}
+	a, err := newApp(ctx, fc.CLI, key, f.owner, f.log.With("connection", fc.Name), store)
+	if err != nil {
+		return nil, err
+	}
+	a.sharedStore = true
+	return a, nil
+}
+
+// store returns the open store of cli's --state, opening it if need be.
+func (f *fleet) store(ctx context.Context, cli *CLI, storeErr map[string]error) (poll.Store, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s, ok := f.stores[cli.State]; ok {
+		return s, nil
+	}
+	if err := storeErr[cli.State]; err != nil {
+		return nil, err
+	}
+	s, err := openStore(ctx, cli, f.log)
+	if err != nil {
+		if storeErr != nil {
+			storeErr[cli.State] = err
+		}
+		return nil, err
+	}
+	f.stores[cli.State] = s
+	return s, nil
+}
+
+// retrySetup retries setting connection i up after the daemon's backoff
+// (5s, 10s ... 300s), its /ready naming why meanwhile, until it succeeds
+// (its app) or ctx ends (nil). A configuration error is not retried.
+func (f *fleet) retrySetup(ctx context.Context, i int, health *metrics.Health) *app {
+	name := f.cli.fleet[i].Name
+	err := f.broken[i]
+	for n := 1; ; n++ {
+		health.SetReady(false, false, err.Error())
+		if isUsageError(err) {
+			f.log.Error("connection cannot run", "connection", name, "err", err)
+			return nil
+		}
+		wait := poll.BackoffFor(n)
+		f.log.Warn("connection setup failed; retrying", "connection", name, "err", err, "failures", n, "retry_in", wait)
+		if !(poll.RealClock{}).Sleep(ctx, wait) {
+			return nil
+		}
+		var a *app
+		if a, err = f.setup(ctx, i, nil); err == nil {
+			f.log.Info("connection set up", "connection", name, "failures", n)
+			f.apps[i] = a
+			return a
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+func isUsageError(err error) bool {
+	var ue *UsageError
+	return errors.As(err, &ue)
 }
 
 func (f *fleet) close() {
@@ -183,29 +238,47 @@ func (f *fleet) loop(ctx context.Context) int {
 	}
 	slots := poll.NewSlots(f.cli.MaxParallel)
 	var wg sync.WaitGroup
-	running := 0
-	for i, a := range f.apps {
-		name := f.cli.fleet[i].Name
-		if a == nil {
-			fm.Health[i].SetReady(false, false, f.broken[i].Error())
-			f.log.Error("connection cannot run", "connection", name, "err", f.broken[i])
-			continue
-		}
+	// start runs connection i's daemon; false if it cannot run.
+	start := func(i int, a *app) bool {
 		// A target that is down is a deferred sink (retried at delivery);
 		// an error here is a configuration error of this connection.
 		if err := a.openSink(ctx, f.stdout); err != nil {
 			fm.Health[i].SetReady(false, false, err.Error())
 			a.log.Error("connection cannot run", "err", err)
-			continue
+			return false
 		}
 		d := a.daemon(ctx, fm.Metrics[i], fm.Health[i])
 		d.Slots = slots
 		a.log.Info("connection started", a.daemonAttrs()...)
-		running++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			_ = d.Run(ctx, hard)
+		}()
+		return true
+	}
+	running := 0
+	for i, a := range f.apps {
+		if a != nil {
+			if start(i, a) {
+				running++
+			}
+			continue
+		}
+		// Its key or store could not be had: an outage like any other,
+		// retried with the daemon's backoff; a configuration error is not.
+		if isUsageError(f.broken[i]) {
+			fm.Health[i].SetReady(false, false, f.broken[i].Error())
+			f.log.Error("connection cannot run", "connection", f.cli.fleet[i].Name, "err", f.broken[i])
+			continue
+		}
+		running++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if a := f.retrySetup(ctx, i, fm.Health[i]); a != nil {
+				start(i, a)
+			}
 		}()
 	}
 	if running == 0 {

@@ -550,3 +550,100 @@ func TestFleetLambdaDrainsEveryConnection(t *testing.T) {
 	assert.Contains(t, logs.String(), `"connection":"conn-03"`)
 	noSecrets(t, r, logs.String(), string(res.body))
 }
+
+// --loop --config: a connection whose store cannot be opened at start (its
+// directory does not exist yet) is an outage like any other: /ready names
+// it meanwhile, its setup is retried with the daemon's backoff, and once the
+// directory exists it delivers everything; the other connection delivered
+// all along. SIGTERM stops the daemon, exit 0.
+func TestFleetDaemonRetriesAConnectionThatCannotStart(t *testing.T) {
+	for _, backend := range stateBackends {
+		t.Run(backend, func(t *testing.T) {
+			r := newFleetRig(t, 2, 20)
+			later := filepath.Join(r.dir, "later")
+			cfg := filepath.Join(r.dir, "edgepoll.yaml")
+			require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`mode: http
+poll-interval: 5s
+connections:
+  - name: conn-00
+    key-env: KEY_conn_00
+    state: %[1]s:%[2]s
+    http-url: %[3]s/conn-00
+  - name: conn-01
+    key-env: KEY_conn_01
+    state: %[1]s:%[4]s
+    http-url: %[3]s/conn-01
+`, backend, filepath.Join(r.dir, "state."+backend), r.tg.srv.URL, filepath.Join(later, "state."+backend))), 0o644))
+			d := startDaemonBin(t, r.vars(), "--config", cfg)
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Log(d.logs.String())
+				}
+			})
+
+			require.Eventually(t, func() bool { return len(r.tg.ids("conn-00")) == r.items }, 30*time.Second, 20*time.Millisecond,
+				"the connection that can start delivers")
+			body := d.waitNotReady(t, func(b map[string]any) bool {
+				cs, _ := b["connections"].([]any)
+				if len(cs) != 2 {
+					return false
+				}
+				c0, _ := cs[0].(map[string]any)
+				c1, _ := cs[1].(map[string]any)
+				return c0["ready"] == true && c1["name"] == "conn-01" && c1["ready"] == false
+			})
+			c1 := body["connections"].([]any)[1].(map[string]any)
+			assert.NotEmpty(t, c1["error"], "/ready says why conn-01 is not ready")
+			assert.Empty(t, r.tg.ids("conn-01"))
+
+			// Its directory appears: the retried setup opens the store and
+			// the connection delivers everything.
+			require.NoError(t, os.MkdirAll(later, 0o755))
+			require.Eventually(t, func() bool { c, _ := d.get(t, "/ready"); return c == http.StatusNoContent }, 60*time.Second, 50*time.Millisecond,
+				"every connection ready once the store can be opened")
+			require.Eventually(t, func() bool { return len(r.tg.ids("conn-01")) == r.items }, 30*time.Second, 20*time.Millisecond)
+			r.checkEachOnce(t)
+			assert.Contains(t, d.logs.String(), "connection setup failed; retrying")
+
+			require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+			select {
+			case err := <-d.done:
+				require.NoError(t, err, d.logs.String())
+				d.done <- err
+			case <-time.After(30 * time.Second):
+				t.Fatal("daemon did not stop after SIGTERM")
+			}
+			noSecrets(t, r, d.logs.String())
+		})
+	}
+}
+
+// A graceful stop ends the retries of a connection that cannot start: the
+// daemon exits 0 while it is still broken.
+func TestFleetDaemonStopsWhileAConnectionCannotStart(t *testing.T) {
+	r := newFleetRig(t, 2, 3)
+	cfg := filepath.Join(r.dir, "edgepoll.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`mode: http
+connections:
+  - name: conn-00
+    key-env: KEY_conn_00
+    state: sqlite:%[1]s
+    http-url: %[2]s/conn-00
+  - name: conn-01
+    key-env: KEY_conn_01
+    state: sqlite:%[3]s
+    http-url: %[2]s/conn-01
+`, filepath.Join(r.dir, "state.db"), r.tg.srv.URL, filepath.Join(r.dir, "never", "state.db"))), 0o644))
+	d := startDaemonBin(t, r.vars(), "--config", cfg)
+	require.Eventually(t, func() bool { return strings.Contains(d.logs.String(), "connection setup failed; retrying") }, 30*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(r.tg.ids("conn-00")) == r.items }, 30*time.Second, 20*time.Millisecond)
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.done:
+		require.NoError(t, err, d.logs.String())
+		d.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop after SIGTERM while a connection's setup was being retried")
+	}
+	assert.Empty(t, r.tg.ids("conn-01"))
+}
