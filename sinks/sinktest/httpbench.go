@@ -26,24 +26,33 @@ func HTTPTarget(tb testing.TB) *httptest.Server {
 	return srv
 }
 
-// PlainHTTPLoop is the baseline of the HTTP benchmarks: a plain net/http
-// client posting each payload to url, one at a time, over a kept-alive
-// connection. Each call of the returned function posts all payloads and
-// returns how long that took.
-func PlainHTTPLoop(tb testing.TB, url string, payloads []json.RawMessage) func() time.Duration {
+// PlainPost returns a plain net/http client's POST of one body to url,
+// over a kept-alive connection: the delivery half of the HTTP baselines
+// (PlainHTTPLoop alone, or per page of PlainDrain).
+func PlainPost(tb testing.TB, url string) func(body json.RawMessage) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	tb.Cleanup(client.CloseIdleConnections)
+	return func(body json.RawMessage) {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// PlainHTTPLoop is the POST-only HTTP baseline: PlainPost of each payload
+// to url, one at a time, no polling. Each call of the returned function
+// posts all payloads and returns how long that took.
+func PlainHTTPLoop(tb testing.TB, url string, payloads []json.RawMessage) func() time.Duration {
+	post := PlainPost(tb, url)
 	return func() time.Duration {
 		start := time.Now()
 		for _, p := range payloads {
-			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(p))
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			post(p)
 		}
 		return time.Since(start)
 	}
