@@ -74,6 +74,10 @@ func (c completion) run() {
 
 var _ session.SessionManager = (*pubSession)(nil)
 
+// afterSlotHook, when set (tests only), runs in register between taking a
+// window slot and registering the packet.
+var afterSlotHook func()
+
 // errNotConnected: publish found no connection (or lost it while waiting).
 var errNotConnected = session.ErrNoConnection
 
@@ -166,9 +170,15 @@ func (s *pubSession) register(ctx context.Context, packet session.Packet, resp c
 			return nil, ctx.Err()
 		}
 	}
+	if afterSlotHook != nil {
+		afterSlotHook()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lost != lost { // lost (and perhaps reconnected) while waiting
+	// Lost (and perhaps reconnected) while waiting: a loss keeps the closed
+	// lost channel and clears conn, so both are checked (the slot can be
+	// taken in the same instant the connection goes).
+	if s.lost != lost || s.conn == nil {
 		return nil, errNotConnected
 	}
 	id := s.lastID

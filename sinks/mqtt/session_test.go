@@ -265,3 +265,17 @@ func TestPubSessionSlotFreedAfterTheCallback(t *testing.T) {
 	_, err = add(t, s, nil)
 	assert.NoError(t, err, "the slot is free once the callback returned")
 }
+
+// A publish that took its window slot in the instant the connection was
+// lost comes back with errNotConnected, never with the lost (nil)
+// connection to write to (it wrote to nil and panicked in the broker-kill
+// test: the loss keeps the closed lost channel and clears conn).
+func TestPubSessionConnectionLostWhileRegistering(t *testing.T) {
+	s, _ := connected(t, 10)
+	afterSlotHook = func() { require.NoError(t, s.ConnectionLost(nil)) }
+	defer func() { afterSlotHook = nil }()
+	called := false
+	_, err := add(t, s, func(packets.ControlPacket) { called = true })
+	assert.ErrorIs(t, err, errNotConnected)
+	assert.False(t, called, "not queued: the callback never runs")
+}
