@@ -192,12 +192,7 @@ func TestFleetDeliversEveryConnection(t *testing.T) {
 
 func TestFleetOneFailingConnectionDoesNotStopTheOthers(t *testing.T) {
 	r := newFleetRig(t, 4, 40)
-	r.tg.status = func(path string) int {
-		if path == "conn-01" {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusOK
-	}
+	r.tg.status = unavailableFor("conn-01")
 	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\n")
 	res := runBin(t, r.vars(), "--config", cfg, "--max-parallel", "1")
 	require.Equal(t, 1, res.code, res.stderr)
@@ -415,12 +410,7 @@ func TestFleetStateShowListsEveryConnection(t *testing.T) {
 // heartbeat is per connection (heartbeat-env).
 func TestFleetDaemon(t *testing.T) {
 	r := newFleetRig(t, 3, 20)
-	r.tg.status = func(path string) int {
-		if path == "conn-02" {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusOK
-	}
+	r.tg.status = unavailableFor("conn-02")
 	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\npoll-interval: 5s\nheartbeat-env: HB_KEY\n")
 	d := startDaemonBin(t, r.vars("HB_KEY=il1hbt-Fleet-HB"), "--config", cfg, "--log-format", "json")
 
@@ -509,12 +499,7 @@ func TestFleetLambdaDrainsEveryConnection(t *testing.T) {
 	ddb.CreateTable(t, "edgepoll-fleet")
 	rt := newFakeRuntime(t)
 	cfg := r.config(t, "mode: http\nstate: dynamodb:edgepoll-fleet\nmax-parallel: 2\n")
-	r.tg.status = func(path string) int {
-		if path == "conn-03" {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusOK
-	}
+	r.tg.status = unavailableFor("conn-03")
 	logs := &testenv.SyncBuffer{}
 	proc := exec.Command(bootstrapBin(t))
 	proc.Env = r.vars(append([]string{
@@ -646,4 +631,15 @@ connections:
 		t.Fatal("daemon did not stop after SIGTERM while a connection's setup was being retried")
 	}
 	assert.Empty(t, r.tg.ids("conn-01"))
+}
+
+// unavailableFor makes the fleet target answer 503 to one connection and
+// 200 to the others.
+func unavailableFor(conn string) func(path string) int {
+	return func(path string) int {
+		if path == conn {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}
 }
