@@ -52,6 +52,20 @@ func startDaemonBin(t *testing.T, env []string, args ...string) *daemonProc {
 	return d
 }
 
+// stopGracefully sends SIGTERM and waits (at most 30s) for exit 0; the exit
+// stays readable from d.done.
+func (d *daemonProc) stopGracefully(t *testing.T) {
+	t.Helper()
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-d.done:
+		require.NoError(t, err, d.logs.String())
+		d.done <- err
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop after SIGTERM")
+	}
+}
+
 func (d *daemonProc) get(t *testing.T, path string) (int, string) {
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", d.port, path))
 	if err != nil {

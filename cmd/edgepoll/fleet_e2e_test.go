@@ -457,14 +457,7 @@ func TestFleetDaemon(t *testing.T) {
 	require.Eventually(t, func() bool { return r.api.Heartbeats("il1hbt-Fleet-HB") >= 3 }, 10*time.Second, 50*time.Millisecond,
 		"each connection pings its heartbeat after its first successful cycle")
 
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-d.done:
-		require.NoError(t, err, d.logs.String())
-		d.done <- err
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop after SIGTERM")
-	}
+	d.stopGracefully(t)
 	logs := d.logs.String()
 	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
 		var rec map[string]any
@@ -590,14 +583,7 @@ connections:
 			r.checkEachOnce(t)
 			assert.Contains(t, d.logs.String(), "connection setup failed; retrying")
 
-			require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
-			select {
-			case err := <-d.done:
-				require.NoError(t, err, d.logs.String())
-				d.done <- err
-			case <-time.After(30 * time.Second):
-				t.Fatal("daemon did not stop after SIGTERM")
-			}
+			d.stopGracefully(t)
 			noSecrets(t, r, d.logs.String())
 		})
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/edgepoll/edgepoll/internal/testenv"
 )
 
 func TestStartAndCreateTable(t *testing.T) {
@@ -44,7 +46,7 @@ func TestListensOnLoopbackOnly(t *testing.T) {
 		}
 	}
 	if len(listening) == 0 {
-		t.Skip("no listening socket found in /proc/net/tcp*")
+		testenv.Missing(t, "a listening socket in /proc/net/tcp*", "a Linux /proc")
 	}
 	for _, addr := range listening {
 		if addr != "0100007F"+want {

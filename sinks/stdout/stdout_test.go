@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
 )
 
@@ -120,7 +121,7 @@ func TestRegularFileNeverHoldsATornLine(t *testing.T) {
 func TestDevFullIsRetryable(t *testing.T) {
 	f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
 	if err != nil {
-		t.Skip("no /dev/full")
+		testenv.Missing(t, "/dev/full", "a Linux /dev")
 	}
 	defer f.Close()
 	s := New(f)
