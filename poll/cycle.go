@@ -24,8 +24,9 @@ type HA struct {
 // Outcomes of one item, as reported to an Observer.
 const (
 	OutcomeDelivered = "delivered"
-	OutcomeSkipped   = "skipped" // permanent failure, cursor moved past it
-	OutcomeFailed    = "failed"  // retryable failure, retried next cycle
+	OutcomeSkipped   = "skipped"  // permanent failure, cursor moved past it
+	OutcomeFailed    = "failed"   // retryable failure, retried next cycle
+	OutcomeFiltered  = "filtered" // passed over by a filter (ErrFiltered), cursor moved past it
 )
 
 // Observer receives what a cycle does, for metrics. Calls are cheap and
@@ -92,11 +93,13 @@ type Cycle struct {
 
 // Summary says what one cycle did.
 type Summary struct {
-	Polls     int    `json:"polls"`
-	Polled    int    `json:"polled"`
-	Delivered int    `json:"delivered"`
-	Skipped   int    `json:"skipped"`
-	Failed    int    `json:"failed"`
+	Polls     int `json:"polls"`
+	Polled    int `json:"polled"`
+	Delivered int `json:"delivered"`
+	Skipped   int `json:"skipped"`
+	Failed    int `json:"failed"`
+	// Filtered: items passed over by a filter (ErrFiltered).
+	Filtered  int    `json:"filtered,omitempty"`
 	Cursor    int64  `json:"cursor"`
 	LeaseHeld bool   `json:"lease_held"`
 	Role      string `json:"role,omitempty"`
@@ -420,6 +423,10 @@ func (c *Cycle) noteRole(log *slog.Logger, role string) {
 	}
 }
 
+// passable: the cursor may move past an item reported with err (delivered,
+// refused non-retryably, or filtered out).
+func passable(err error) bool { return err == nil || IsPermanent(err) || IsFiltered(err) }
+
 // deliver hands items to the sink and moves the cursor over the longest
 // prefix of items that were delivered or failed permanently, handing every
 // step to the saver (report never waits for a remote Save); once Send
@@ -453,6 +460,12 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 	pass := func() *CycleError {
 		ev, res := items[next], results[next]
 		d := time.Since(start)
+		if IsFiltered(res) {
+			obs.Item(OutcomeFiltered, "", d)
+			sum.Filtered++
+			log.Debug("filtered out", "item", ev.ID)
+			return nil
+		}
 		if res == nil {
 			obs.Item(OutcomeDelivered, "", d)
 			sum.Delivered++
@@ -494,7 +507,7 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 		}
 		reported[i] = true
 		results[i] = err
-		if err != nil && !IsPermanent(err) {
+		if !passable(err) {
 			obs.Item(OutcomeFailed, ReasonOf(err), time.Since(start))
 			sum.Failed++
 			failed++
@@ -506,7 +519,7 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 			log.Debug("delivery failed, will retry next cycle", "item", items[i].ID, "reason", ReasonOf(err), "err", err)
 		}
 		advanced := false
-		for stopErr == nil && next < len(items) && reported[next] && (results[next] == nil || IsPermanent(results[next])) {
+		for stopErr == nil && next < len(items) && reported[next] && passable(results[next]) {
 			if stopErr = pass(); stopErr != nil {
 				break
 			}

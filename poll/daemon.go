@@ -3,6 +3,7 @@ package poll
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -39,6 +40,9 @@ const (
 	BackoffMax = 300 * time.Second
 )
 
+// RetryAfterMax caps how long a target's Retry-After delays the next try.
+const RetryAfterMax = 300 * time.Second
+
 // BackoffFor returns the wait after the n-th consecutive failure (n >= 1).
 func BackoffFor(n int) time.Duration {
 	d := BackoffMin
@@ -66,6 +70,9 @@ type CycleReport struct {
 	Failures int
 	// Wait is how long the daemon waits before the next cycle.
 	Wait time.Duration
+	// RetryAfter: Wait is the target's Retry-After (longer than the poll
+	// interval, at most RetryAfterMax).
+	RetryAfter bool
 }
 
 // Daemon repeats cycles: one poll interval after a cycle (the cycle itself
@@ -116,6 +123,12 @@ func (d *Daemon) Run(soft, hard context.Context) error {
 			failures++
 			backoffs = 0
 			rep.ReadyError = err.Error()
+			if ra := RetryAfterOf(err); ra > rep.Wait {
+				// The target said when to come back (429/503 Retry-After).
+				rep.Wait = min(ra, RetryAfterMax)
+				rep.RetryAfter = true
+				rep.ReadyError += fmt.Sprintf(" (the target asked to retry after %s: next try in %s)", ra, rep.Wait)
+			}
 		default:
 			failures++
 			backoffs++

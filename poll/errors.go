@@ -3,6 +3,7 @@ package poll
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // DeliveryError is a delivery failure with its class and a bounded reason.
@@ -15,7 +16,12 @@ type DeliveryError struct {
 	Reason    string
 	// Status is the HTTP status of the target's answer (0: none).
 	Status int
-	Err    error
+	// RetryAfter is how long the target asked to be left alone (an HTTP
+	// Retry-After on a 429 or 503; 0: it did not say). Only for a
+	// retryable failure: a daemon waits at least this long before it tries
+	// the item again.
+	RetryAfter time.Duration
+	Err        error
 }
 
 func (e *DeliveryError) Error() string {
@@ -50,6 +56,25 @@ func IsPermanent(err error) bool {
 	var de *DeliveryError
 	return errors.As(err, &de) && de.Permanent
 }
+
+// RetryAfterOf returns the Retry-After of a retryable delivery error (0
+// when it has none).
+func RetryAfterOf(err error) time.Duration {
+	var de *DeliveryError
+	if errors.As(err, &de) && !de.Permanent {
+		return de.RetryAfter
+	}
+	return 0
+}
+
+// ErrFiltered is what a sink reports for an item it passed over on purpose
+// (a --filter that did not let it through): not a failure. The cycle moves
+// the cursor past it (outcome "filtered"), never dead-letters it and never
+// counts it as a refusal.
+var ErrFiltered = errors.New("filtered out")
+
+// IsFiltered reports whether err is ErrFiltered.
+func IsFiltered(err error) bool { return errors.Is(err, ErrFiltered) }
 
 // ReasonOf returns the bounded reason of a delivery error ("" for nil,
 // "error" for an unclassified error).

@@ -62,7 +62,7 @@ func (o oneByOne) Send(ctx context.Context, evs []Event, report func(int, error)
 			return
 		}
 		err := o.d.Deliver(ctx, ev)
-		if !report(i, err) || (err != nil && !IsPermanent(err)) {
+		if !report(i, err) || !passable(err) {
 			return
 		}
 	}
