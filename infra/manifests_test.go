@@ -364,34 +364,6 @@ func TestPrometheusRule(t *testing.T) {
 	}
 }
 
-func TestDockerfile(t *testing.T) {
-	b, err := os.ReadFile("docker/Dockerfile")
-	require.NoError(t, err)
-	var froms []string
-	var user, entry string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		switch strings.ToUpper(f[0]) {
-		case "FROM":
-			froms = append(froms, f[1])
-		case "USER":
-			user = f[1]
-		case "ENTRYPOINT":
-			entry = strings.TrimSpace(strings.TrimPrefix(l, f[0]))
-		}
-	}
-	require.GreaterOrEqual(t, len(froms), 2, "multi-stage")
-	assert.True(t, strings.HasPrefix(froms[len(froms)-1], "gcr.io/distroless/static"), froms)
-	assert.True(t, strings.HasSuffix(froms[len(froms)-1], ":nonroot"))
-	assert.Equal(t, "65532:65532", user)
-	assert.Equal(t, `["/edgepoll"]`, entry)
-	assert.Contains(t, string(b), "CGO_ENABLED=0 go build")
-	assert.Contains(t, string(b), "./cmd/edgepoll")
-}
-
 func iniKeys(t *testing.T, path string) map[string][]string {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
