@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks"
+	"github.com/edgepoll/edgepoll/sinks/route"
 	"github.com/edgepoll/edgepoll/state"
 	"github.com/edgepoll/edgepoll/state/deadletter"
 )
@@ -58,6 +59,8 @@ type CLI struct {
 	// target's configuration type (see targets.go).
 	sinks.Shared `embed:""`
 	kong.Plugins
+	// Route is --filter and --transform (wrapped around the target).
+	Route route.Options `embed:""`
 
 	State                 string   `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: sqlite:PATH, json:PATH or dynamodb:TABLE." group:"State"`
 	DeadLetter            string   `name:"dead-letter" help:"Keep every item skipped as non-retryable here, durably, before the cursor moves past it: file:PATH (JSON lines) or dynamodb:TABLE. If it cannot be written, the item is not skipped." placeholder:"file:PATH|dynamodb:TABLE" group:"Delivery guards"`
@@ -333,6 +336,9 @@ func (c *CLI) validate(n flagNamer) error {
 		}
 	}
 
+	if err := c.Route.Compile(); err != nil {
+		return n.configError(err)
+	}
 	if _, _, err := parseState(c.State); err != nil {
 		return n.errf("state", "%v", err)
 	}

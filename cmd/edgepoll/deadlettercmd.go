@@ -84,7 +84,9 @@ func (*deadLetterReplayCmd) run(e *cmdEnv) int {
 	}
 	defer sink.Close()
 	for i, r := range recs {
-		if err := deliverOne(e.ctx, sink, poll.NewEvent(r.ID, r.Payload)); err != nil {
+		err := deliverOne(e.ctx, sink, poll.NewEvent(r.ID, r.Payload))
+		filtered := poll.IsFiltered(err) // --filter passes it over, as a run would
+		if err != nil && !filtered {
 			e.log.Error("replay stopped: the rest stays in the dead letter", "item", r.ID, "replayed", i, "left", len(recs)-i, "err", err)
 			return exitFailed
 		}
@@ -92,6 +94,10 @@ func (*deadLetterReplayCmd) run(e *cmdEnv) int {
 		if err := dl.Remove(e.ctx, conn, r.ID); err != nil {
 			e.log.Error("delivered but not removed from the dead letter (a next replay delivers it again)", "item", r.ID, "err", err)
 			return exitFailed
+		}
+		if filtered {
+			e.log.Info("filtered out by --filter: removed without delivery, as a run passes it over", "item", r.ID, "reason_skipped", r.Reason)
+			continue
 		}
 		e.log.Info("replayed", "item", r.ID, "reason_skipped", r.Reason)
 	}

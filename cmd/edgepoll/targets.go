@@ -85,5 +85,8 @@ func newSink(ctx context.Context, cli *CLI, log *slog.Logger, stdout io.Writer) 
 	if errors.As(err, &ce) {
 		return nil, &UsageError{Msg: "--" + ce.Field + ": " + ce.Msg}
 	}
-	return s, err
+	if err != nil {
+		return nil, err
+	}
+	return cli.Route.Wrap(s), nil // --filter, --transform
 }
