@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -53,23 +52,51 @@ func (nopObserver) Cursor(int64)                       {}
 func (nopObserver) Role(string)                        {}
 func (nopObserver) DeadLettered()                      {}
 
-// Cycle runs poll cycles for one connection. Build it once and call Run for
-// every cycle (the loop reuses it; it remembers the HA last-processed id).
+// Invocation is what differs between two runs of one connection's cycle
+// (a Lambda invocation, a one-shot run, a daemon): who holds the lease,
+// where the cycle logs, and its deadline budget. It is passed to Run, never
+// written into the Cycle, so a Cycle is shared by its runs unchanged.
+type Invocation struct {
+	// Owner names this run in the lease (a run id or Lambda request id).
+	// Required: two runs with one owner would share the lease.
+	Owner string
+	// Log receives the cycle's log lines (nil: discarded).
+	Log *slog.Logger
+	// PersistTimeout bounds saving the cursor and releasing the lease after
+	// the cycle's contexts are done. Default 10s.
+	PersistTimeout time.Duration
+	// RequireProgress: a cycle stopped early (soft deadline) before it
+	// could poll, or before it handled a single item of a non-empty batch,
+	// fails (Kind "deadline") instead of reporting success. Lambda sets it:
+	// an invocation that could do nothing must never look successful.
+	RequireProgress bool
+}
+
+// withDefaults fills in the defaults of the zero fields.
+func (inv Invocation) withDefaults() Invocation {
+	if inv.Log == nil {
+		inv.Log = slog.New(slog.DiscardHandler)
+	}
+	if inv.PersistTimeout <= 0 {
+		inv.PersistTimeout = 10 * time.Second
+	}
+	return inv
+}
+
+// Cycle runs poll cycles for one connection: what is constant for the
+// connection. Build it once and call Run for every cycle (the loop reuses
+// it; it remembers the HA last-processed id); what differs per run comes
+// with each call (Invocation).
 type Cycle struct {
 	Client *Client
 	Sink   Sink
 	Store  Store
 	// Conn is the connection id (ConnectionID of the key).
 	Conn string
-	// Owner names this run in the lease (a run id or Lambda request id).
-	Owner string
 	// HA enables server-managed HA (nil: off).
 	HA *HA
 	// MaxPolls per cycle; default MaxPollsPerCycle.
 	MaxPolls int
-	// PersistTimeout bounds saving the cursor and releasing the lease after
-	// the cycle's contexts are done. Default 10s.
-	PersistTimeout time.Duration
 	// DeadLetter, if set, receives every item skipped as non-retryable,
 	// durably, before the cursor moves past it (--dead-letter).
 	DeadLetter DeadLetter
@@ -78,13 +105,8 @@ type Cycle struct {
 	// next refusal is not skipped but fails the cycle (--skip-limit). 0: no
 	// limit, every refusal is skipped (the reference agent's behaviour).
 	SkipLimit int
-	// RequireProgress: a cycle stopped early (soft deadline) before it
-	// could poll, or before it handled a single item of a non-empty batch,
-	// fails (Kind "deadline") instead of reporting success. Lambda sets it:
-	// an invocation that could do nothing must never look successful.
-	RequireProgress bool
-	Log             *slog.Logger
-	Observer        Observer
+	// Observer is told what the cycles do (metrics); nil: nothing.
+	Observer Observer
 
 	mu            sync.Mutex
 	lastProcessed int64
@@ -136,17 +158,17 @@ func (e *CycleError) Unwrap() error { return e.Err }
 
 // Run runs one cycle; cancelling ctx stops it at once (in-flight deliveries
 // are aborted) but still persists what was delivered.
-func (c *Cycle) Run(ctx context.Context) (Summary, error) { return c.RunUntil(ctx, ctx) }
+func (c *Cycle) Run(ctx context.Context, inv Invocation) (Summary, error) {
+	return c.RunUntil(ctx, ctx, inv)
+}
 
 // RunUntil runs one cycle. When soft is done, the cycle starts no new poll
 // or delivery, lets the deliveries in flight finish, persists the cursor and
 // returns (Summary.Stopped). When hard is done, in-flight deliveries are
 // aborted too. Persisting and releasing use a fresh PersistTimeout budget.
-func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
-	log := c.Log
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
+func (c *Cycle) RunUntil(soft, hard context.Context, inv Invocation) (sum Summary, err error) {
+	inv = inv.withDefaults()
+	log := inv.Log
 	obs := c.Observer
 	if obs == nil {
 		obs = nopObserver{}
@@ -155,7 +177,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 	if maxPolls <= 0 {
 		maxPolls = MaxPollsPerCycle
 	}
-	persistTimeout := c.persistTimeout()
+	persistTimeout := inv.PersistTimeout
 	persistCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(hard), persistTimeout)
 	}
@@ -165,7 +187,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 	// fails the cycle, bounded, and SIGTERM ends the wait at once.
 	sctx, cancelStore := context.WithTimeout(soft, storeTimeout)
 	defer cancelStore()
-	lease, err := c.Store.Acquire(sctx, c.Conn, c.Owner)
+	lease, err := c.Store.Acquire(sctx, c.Conn, inv.Owner)
 	if err != nil && soft.Err() != nil {
 		sum.Stopped = true
 		return sum, nil
@@ -303,7 +325,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 		}
 		if len(items) > 0 {
 			log.Debug("polled", "items", len(items), "first", items[0].ID, "last", items[len(items)-1].ID, "full", batch.Full)
-			newCursor, err := c.deliver(soft, hard, log, obs, saver, items, &refusals, &sum)
+			newCursor, err := c.deliver(soft, hard, inv, obs, saver, items, &refusals, &sum)
 			if newCursor > cursor {
 				cursor = newCursor
 				sum.Cursor, sum.Refusals = cursor, refusals
@@ -329,7 +351,7 @@ func (c *Cycle) RunUntil(soft, hard context.Context) (sum Summary, err error) {
 			break
 		}
 	}
-	if c.RequireProgress && sum.Stopped && (!polledOK || sum.Polled > 0 && sum.Delivered+sum.Skipped == 0) {
+	if inv.RequireProgress && sum.Stopped && (!polledOK || sum.Polled > 0 && sum.Delivered+sum.Skipped == 0) {
 		return sum, &CycleError{Kind: "deadline", Reason: "no_progress",
 			Err: errors.New("stopped at the deadline before any progress: the time left was too short to poll and deliver")}
 	}
@@ -358,13 +380,6 @@ func SkipLimitError(limit int, last error) error {
 
 // storeTimeout bounds taking the lease and loading the cursor.
 const storeTimeout = 10 * time.Second
-
-func (c *Cycle) persistTimeout() time.Duration {
-	if c.PersistTimeout <= 0 {
-		return 10 * time.Second
-	}
-	return c.PersistTimeout
-}
 
 // syncer runs the end-of-batch Sync in the background, overlapping the next
 // batch's deliveries; the cycle waits for it before the next Sync and before
@@ -440,7 +455,7 @@ func passable(err error) bool { return err == nil || IsPermanent(err) || IsFilte
 // before the cursor passes it (a failed write stops the cursor), that is
 // before the position past it is handed to the saver; the position saved
 // carries the refusal streak with the cursor.
-func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observer, saver *Saver, items []Event, refusals *int, sum *Summary) (int64, error) {
+func (c *Cycle) deliver(soft, hard context.Context, inv Invocation, obs Observer, saver *Saver, items []Event, refusals *int, sum *Summary) (int64, error) {
 	var (
 		mu        sync.Mutex
 		results   = make([]error, len(items))
@@ -452,7 +467,8 @@ func (c *Cycle) deliver(soft, hard context.Context, log *slog.Logger, obs Observ
 		stopErr   *CycleError // a guard stopped the cursor (skip limit, dead letter)
 		ended     bool        // Send returned: later reports are ignored
 		start     = time.Now()
-		dlCtx     = saveContext{parent: context.WithoutCancel(hard), timeout: c.persistTimeout()}
+		dlCtx     = saveContext{parent: context.WithoutCancel(hard), timeout: inv.PersistTimeout}
+		log       = inv.Log
 	)
 	// pass moves the cursor past items[next] in memory, or returns why it
 	// may not: the skip limit (the item counts as a retryable failure) or a

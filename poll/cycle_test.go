@@ -124,6 +124,9 @@ func (s *scriptedSink) ids() []int64 {
 	return append([]int64(nil), s.got...)
 }
 
+// testInv is the invocation of the tests' cycles.
+var testInv = poll.Invocation{Owner: "test"}
+
 type fixture struct {
 	api   *ilerttest.API
 	store *memStore
@@ -137,7 +140,7 @@ func newFixture(t *testing.T, sink poll.Sink, n int) *fixture {
 	srv := api.Start()
 	t.Cleanup(srv.Close)
 	f := &fixture{api: api, store: newMemStore()}
-	f.cycle = &poll.Cycle{Client: newClient(t, srv.URL), Sink: sink, Store: f.store, Conn: poll.ConnectionID(testKey), Owner: "test"}
+	f.cycle = &poll.Cycle{Client: newClient(t, srv.URL), Sink: sink, Store: f.store, Conn: poll.ConnectionID(testKey)}
 	return f
 }
 
@@ -152,7 +155,7 @@ func seq(from, to int64) []int64 {
 func TestCycleDeliversAllInOrderAndDrains(t *testing.T) {
 	sink := &scriptedSink{}
 	f := newFixture(t, poll.OneByOne(sink), 250)
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, seq(1, 250), sink.ids())
 	assert.Equal(t, 3, sum.Polls, "100 + 100 + 50")
@@ -164,7 +167,7 @@ func TestCycleDeliversAllInOrderAndDrains(t *testing.T) {
 	assert.Empty(t, f.store.held, "lease released")
 
 	// A second cycle finds nothing new and redelivers nothing.
-	sum, err = f.cycle.Run(context.Background())
+	sum, err = f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, 0, sum.Polled)
 	assert.Len(t, sink.ids(), 250)
@@ -175,12 +178,12 @@ func TestCycleDeliversAllInOrderAndDrains(t *testing.T) {
 func TestCycleStopsAfterTenPolls(t *testing.T) {
 	sink := &scriptedSink{}
 	f := newFixture(t, poll.OneByOne(sink), 1234)
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, 10, sum.Polls)
 	assert.Equal(t, 1000, sum.Delivered)
 	assert.True(t, sum.Full, "more is waiting")
-	sum, err = f.cycle.Run(context.Background())
+	sum, err = f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, 234, sum.Delivered)
 	assert.Equal(t, seq(1, 1234), sink.ids())
@@ -189,7 +192,7 @@ func TestCycleStopsAfterTenPolls(t *testing.T) {
 func TestCycleRetryableFailureStopsAndResumes(t *testing.T) {
 	sink := &scriptedSink{fail: map[int64]error{7: poll.Retryable("http_503", errors.New("503"))}}
 	f := newFixture(t, poll.OneByOne(sink), 10)
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	var ce *poll.CycleError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "delivery", ce.Kind)
@@ -200,7 +203,7 @@ func TestCycleRetryableFailureStopsAndResumes(t *testing.T) {
 	assert.Empty(t, f.store.held)
 
 	delete(sink.fail, 7)
-	_, err = f.cycle.Run(context.Background())
+	_, err = f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, seq(1, 10), sink.ids(), "resumed at the failed item, nothing lost, nothing twice")
 }
@@ -208,7 +211,7 @@ func TestCycleRetryableFailureStopsAndResumes(t *testing.T) {
 func TestCyclePermanentFailureIsSkipped(t *testing.T) {
 	sink := &scriptedSink{fail: map[int64]error{3: poll.Permanent("http_400", errors.New("400"))}}
 	f := newFixture(t, poll.OneByOne(sink), 5)
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, []int64{1, 2, 4, 5}, sink.ids())
 	assert.Equal(t, 1, sum.Skipped)
@@ -219,7 +222,7 @@ func TestCyclePermanentFailureIsSkipped(t *testing.T) {
 func TestCycleUnclassifiedErrorIsRetryable(t *testing.T) {
 	sink := &scriptedSink{fail: map[int64]error{2: errors.New("boom")}}
 	f := newFixture(t, poll.OneByOne(sink), 5)
-	_, err := f.cycle.Run(context.Background())
+	_, err := f.cycle.Run(context.Background(), testInv)
 	require.Error(t, err)
 	assert.Equal(t, int64(1), f.store.cursors[f.cycle.Conn])
 }
@@ -240,7 +243,7 @@ func TestCyclePrefixRuleForPipelinedSinks(t *testing.T) {
 		4: poll.Permanent("too_large", errors.New("x")),
 		6: poll.Retryable("timeout", errors.New("y")),
 	}}, 10)
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.Error(t, err)
 	assert.Equal(t, int64(5), f.store.cursors[f.cycle.Conn], "1-3 ok, 4 skipped, 5 ok, 6 failed: cursor 5")
 	assert.Equal(t, 4, sum.Delivered)
@@ -259,7 +262,7 @@ func (lazySink) Close() error { return nil }
 
 func TestCycleUnreportedItemsFailTheCycle(t *testing.T) {
 	f := newFixture(t, lazySink{}, 3)
-	_, err := f.cycle.Run(context.Background())
+	_, err := f.cycle.Run(context.Background(), testInv)
 	var ce *poll.CycleError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "unreported", ce.Reason)
@@ -279,7 +282,7 @@ func (lateSink) Close() error { return nil }
 func TestCycleIgnoresReportsAfterSendReturned(t *testing.T) {
 	after, late := make(chan bool), make(chan bool)
 	f := newFixture(t, lateSink{after: after, late: late}, 3)
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.Error(t, err, "items 2 and 3 were not reported in time")
 	close(after) // the cycle is over: now the late report comes
 	assert.False(t, <-late, "a late report asks for no more")
@@ -293,7 +296,7 @@ func TestCycleLeaseHeld(t *testing.T) {
 	f := newFixture(t, poll.OneByOne(sink), 3)
 	_, err := f.store.Acquire(context.Background(), f.cycle.Conn, "other")
 	require.NoError(t, err)
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.True(t, sum.LeaseHeld)
 	assert.Empty(t, f.api.Requests(), "no poll without the lease")
@@ -305,7 +308,7 @@ func TestCyclePollFailureLeavesCursor(t *testing.T) {
 	f := newFixture(t, poll.OneByOne(sink), 150)
 	f.store.cursors[f.cycle.Conn] = 20
 	f.api.Fail(ilerttest.Fault{}, ilerttest.Fault{Body: []byte(`{"items":[{"id":"x"}]}`)})
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	var ce *poll.CycleError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "poll", ce.Kind)
@@ -313,7 +316,7 @@ func TestCyclePollFailureLeavesCursor(t *testing.T) {
 	assert.Equal(t, int64(120), sum.Cursor)
 
 	f.api.Fail(ilerttest.Fault{Status: 401})
-	_, err = f.cycle.Run(context.Background())
+	_, err = f.cycle.Run(context.Background(), testInv)
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "auth", ce.Kind)
 	assert.ErrorIs(t, err, poll.ErrAuth)
@@ -324,7 +327,7 @@ func TestCycleSaveFailureStops(t *testing.T) {
 	sink := &scriptedSink{}
 	f := newFixture(t, poll.OneByOne(sink), 10)
 	f.store.failAt = 4
-	_, err := f.cycle.Run(context.Background())
+	_, err := f.cycle.Run(context.Background(), testInv)
 	var ce *poll.CycleError
 	require.ErrorAs(t, err, &ce)
 	assert.Equal(t, "state", ce.Kind)
@@ -341,7 +344,7 @@ func TestCycleSoftStopFinishesItemInFlight(t *testing.T) {
 		}
 	}
 	f := newFixture(t, poll.OneByOne(sink), 50)
-	sum, err := f.cycle.RunUntil(soft, context.Background())
+	sum, err := f.cycle.RunUntil(soft, context.Background(), testInv)
 	require.NoError(t, err)
 	assert.True(t, sum.Stopped)
 	assert.Equal(t, seq(1, 5), sink.ids(), "item 5 in flight finished, nothing new started")
@@ -358,7 +361,7 @@ func TestCycleSkipsItemsAtOrBelowCursor(t *testing.T) {
 	}
 	// The fake honours after-id; force a replay with a raw fault body.
 	f.api.Fail(ilerttest.Fault{Body: []byte(`{"items":[{"id":4,"payload":{}},{"id":5,"payload":{}},{"id":6,"payload":{}}]}`)})
-	_, err := f.cycle.Run(context.Background())
+	_, err := f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, []int64{6}, sink.ids())
 }
@@ -367,21 +370,21 @@ func TestCycleHA(t *testing.T) {
 	sink := &scriptedSink{}
 	f := newFixture(t, poll.OneByOne(sink), 5)
 	f.cycle.HA = &poll.HA{ClusterID: "prod", InstanceID: "node-1"}
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, "leader", sum.Role)
 	assert.Equal(t, seq(1, 5), sink.ids())
 
 	other := &scriptedSink{}
 	standby := &poll.Cycle{Client: f.cycle.Client, Sink: poll.OneByOne(other), Store: newMemStore(),
-		Conn: f.cycle.Conn, Owner: "standby", HA: &poll.HA{ClusterID: "prod", InstanceID: "node-2"}}
-	sum, err = standby.Run(context.Background())
+		Conn: f.cycle.Conn, HA: &poll.HA{ClusterID: "prod", InstanceID: "node-2"}}
+	sum, err = standby.Run(context.Background(), poll.Invocation{Owner: "standby"})
 	require.NoError(t, err)
 	assert.Equal(t, "standby", sum.Role)
 	assert.Empty(t, other.ids())
 
 	f.api.Push(testKey, ilerttest.AlertEvents(2)...)
-	_, err = f.cycle.Run(context.Background())
+	_, err = f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, seq(1, 7), sink.ids())
 	reqs := f.api.Requests()
@@ -409,12 +412,12 @@ func TestEventMetadataLenient(t *testing.T) {
 func TestCyclePrefetchDiscardedOnFailure(t *testing.T) {
 	sink := &scriptedSink{fail: map[int64]error{150: poll.Retryable("http_503", errors.New("503"))}}
 	f := newFixture(t, poll.OneByOne(sink), 350)
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.Error(t, err)
 	assert.Equal(t, seq(1, 149), sink.ids())
 	assert.Equal(t, int64(149), sum.Cursor)
 	delete(sink.fail, 150)
-	_, err = f.cycle.Run(context.Background())
+	_, err = f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, seq(1, 350), sink.ids(), "resumed at 150, nothing skipped, nothing twice")
 }
@@ -424,7 +427,7 @@ func TestCycleHANeverPrefetches(t *testing.T) {
 	sink := &scriptedSink{}
 	f := newFixture(t, poll.OneByOne(sink), 250)
 	f.cycle.HA = &poll.HA{ClusterID: "c", InstanceID: "i"}
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, seq(1, 250), sink.ids())
 	reqs := f.api.Requests()
@@ -442,7 +445,7 @@ func TestCycleDeliversItemsBeforeAnUnusableOne(t *testing.T) {
 	page := []byte(`{"items":[{"id":11,"payload":{}},{"id":12,"payload":{}},{"id":"three","payload":{}},{"id":14,"payload":{}}]}`)
 	for run := 0; run < 2; run++ {
 		f.api.Fail(ilerttest.Fault{Body: page})
-		sum, err := f.cycle.Run(context.Background())
+		sum, err := f.cycle.Run(context.Background(), testInv)
 		var ce *poll.CycleError
 		require.ErrorAs(t, err, &ce)
 		assert.Equal(t, "poll", ce.Kind)

@@ -82,7 +82,9 @@ type CycleReport struct {
 // its alerts within one interval), and an exponential backoff after failed
 // polls (authentication included) and state errors.
 type Daemon struct {
-	Cycle           *Cycle
+	Cycle *Cycle
+	// Invocation is passed to every cycle (the daemon's lease owner, log).
+	Invocation      Invocation
 	Interval        time.Duration
 	StandbyInterval time.Duration
 	Clock           Clock
@@ -107,7 +109,7 @@ func (d *Daemon) Run(soft, hard context.Context) error {
 		if !d.Slots.Take(soft) {
 			break
 		}
-		sum, err := d.Cycle.RunUntil(soft, hard)
+		sum, err := d.Cycle.RunUntil(soft, hard, d.Invocation)
 		d.Slots.Put()
 		rep := CycleReport{Summary: sum, Err: err, Ready: err == nil, Polling: true, Wait: d.Interval}
 		var ce *CycleError

@@ -73,7 +73,7 @@ type daemonRig struct {
 
 func startDaemon(t *testing.T, f *fixture) *daemonRig {
 	r := &daemonRig{f: f, clock: newFakeClock(), reports: make(chan poll.CycleReport, 100), done: make(chan error, 1)}
-	d := &poll.Daemon{Cycle: f.cycle, Interval: 10 * time.Second, StandbyInterval: 15 * time.Second, Clock: r.clock,
+	d := &poll.Daemon{Cycle: f.cycle, Invocation: testInv, Interval: 10 * time.Second, StandbyInterval: 15 * time.Second, Clock: r.clock,
 		OnCycle: func(rep poll.CycleReport) { r.reports <- rep }}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
@@ -187,8 +187,8 @@ func TestDaemonStandbyInterval(t *testing.T) {
 	f := newFixture(t, poll.OneByOne(&scriptedSink{}), 3)
 	f.cycle.HA = &poll.HA{ClusterID: "c", InstanceID: "node-2"}
 	// Another instance is leader already.
-	other := &poll.Cycle{Client: f.cycle.Client, Sink: poll.OneByOne(&scriptedSink{}), Store: newMemStore(), Conn: f.cycle.Conn, Owner: "o", HA: &poll.HA{ClusterID: "c", InstanceID: "node-1"}}
-	_, err := other.Run(context.Background())
+	other := &poll.Cycle{Client: f.cycle.Client, Sink: poll.OneByOne(&scriptedSink{}), Store: newMemStore(), Conn: f.cycle.Conn, HA: &poll.HA{ClusterID: "c", InstanceID: "node-1"}}
+	_, err := other.Run(context.Background(), poll.Invocation{Owner: "o"})
 	require.NoError(t, err)
 	r := startDaemon(t, f)
 	rep := r.report(t)

@@ -44,7 +44,7 @@ func TestCycleFilteredItemsPassTheCursor(t *testing.T) {
 	obs := &recordingObserver{items: map[string]int{}}
 	dl := &memDeadLetter{}
 	f.cycle.Observer, f.cycle.DeadLetter, f.cycle.SkipLimit = obs, dl, 1
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, []int64{1, 5}, sink.ids())
 	assert.Equal(t, 3, sum.Filtered)
@@ -56,7 +56,7 @@ func TestCycleFilteredItemsPassTheCursor(t *testing.T) {
 	assert.Empty(t, dl.ids, "a filtered item is not a failure")
 
 	// Never redelivered: the next cycle starts after them.
-	sum, err = f.cycle.Run(context.Background())
+	sum, err = f.cycle.Run(context.Background(), testInv)
 	require.NoError(t, err)
 	assert.Equal(t, 0, sum.Polled)
 }
@@ -69,7 +69,7 @@ func TestCycleFilteredPrefixRule(t *testing.T) {
 		4: poll.Retryable("timeout", errors.New("y")),
 		5: poll.ErrFiltered,
 	}}, 6)
-	sum, err := f.cycle.Run(context.Background())
+	sum, err := f.cycle.Run(context.Background(), testInv)
 	require.Error(t, err)
 	assert.Equal(t, int64(3), f.store.cursors[f.cycle.Conn])
 	assert.Equal(t, 1, sum.Filtered)

@@ -15,6 +15,8 @@ const DefaultMaxParallel = 4
 type FleetMember struct {
 	Name  string
 	Cycle *Cycle
+	// Invocation is passed to the member's cycle.
+	Invocation Invocation
 	// Open, if set, runs in the member's worker right before its cycle (to
 	// build the sink on demand). An error fails this member's cycle only,
 	// as a CycleError of kind "open".
@@ -110,6 +112,6 @@ func runMember(soft, hard context.Context, m FleetMember) (r FleetResult) {
 			return r
 		}
 	}
-	r.Summary, r.Err = m.Cycle.RunUntil(soft, hard)
+	r.Summary, r.Err = m.Cycle.RunUntil(soft, hard, m.Invocation)
 	return r
 }

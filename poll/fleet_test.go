@@ -47,9 +47,10 @@ func newFleetFixture(t *testing.T, n, items int) *fleetFixture {
 		client, err := poll.NewClient(poll.ClientConfig{BaseURL: srv.URL, Key: key})
 		require.NoError(t, err)
 		f.members = append(f.members, poll.FleetMember{
-			Name:  fmt.Sprintf("c%d", i),
-			Cycle: &poll.Cycle{Client: client, Sink: poll.OneByOne(sink), Store: store, Conn: poll.ConnectionID(key), Owner: "test"},
-			Open:  func(context.Context) error { f.active.Add(1); return nil },
+			Name:       fmt.Sprintf("c%d", i),
+			Cycle:      &poll.Cycle{Client: client, Sink: poll.OneByOne(sink), Store: store, Conn: poll.ConnectionID(key)},
+			Invocation: poll.Invocation{Owner: "test"},
+			Open:       func(context.Context) error { f.active.Add(1); return nil },
 		})
 	}
 	return f
@@ -151,7 +152,7 @@ func TestDaemonsShareSlots(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, m := range f.members {
 		m.Cycle.Store = store
-		d := &poll.Daemon{Cycle: m.Cycle, Interval: time.Millisecond, Slots: slots, OnCycle: func(poll.CycleReport) {
+		d := &poll.Daemon{Cycle: m.Cycle, Invocation: m.Invocation, Interval: time.Millisecond, Slots: slots, OnCycle: func(poll.CycleReport) {
 			if cycles.Add(1) >= 40 {
 				stop()
 			}

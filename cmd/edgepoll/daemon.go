@@ -110,6 +110,7 @@ func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.He
 	}
 	return &poll.Daemon{
 		Cycle:           a.cycle,
+		Invocation:      a.invocation(),
 		Interval:        a.cli.PollInterval.D(),
 		StandbyInterval: a.cli.StandbyInterval.D(),
 		OnCycle: func(rep poll.CycleReport) {

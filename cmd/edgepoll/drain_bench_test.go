@@ -91,7 +91,7 @@ func benchDrain(b *testing.B, rtt time.Duration, backend string) {
 		}
 		defer a.close()
 		start := time.Now()
-		sum, err := a.cycle.Run(context.Background())
+		sum, err := a.cycle.Run(context.Background(), a.invocation())
 		d := time.Since(start)
 		if err != nil || sum.Delivered != drainItems {
 			b.Fatalf("delivered %d: %v", sum.Delivered, err)

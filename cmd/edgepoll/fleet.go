@@ -151,7 +151,7 @@ func (f *fleet) members() []poll.FleetMember {
 			ms[i].Open = func(context.Context) error { return err }
 			continue
 		}
-		ms[i].Cycle = a.cycle
+		ms[i].Cycle, ms[i].Invocation = a.cycle, a.invocation()
 		ms[i].Open = func(ctx context.Context) error { return a.openSink(ctx, f.stdout) }
 	}
 	return ms

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,11 +56,6 @@ func runLambdaFleet(cli *CLI, stderr io.Writer) int {
 	}
 	f := buildFleet(ctx, cli, "lambda-init", log, os.Stdout)
 	defer f.close()
-	for _, a := range f.apps {
-		if a != nil {
-			a.cycle.RequireProgress = true
-		}
-	}
 	members := f.members()
 
 	handler := func(ctx context.Context, _ json.RawMessage) (FleetLambdaResult, error) {
@@ -68,14 +64,12 @@ func runLambdaFleet(cli *CLI, stderr io.Writer) int {
 			return FleetLambdaResult{}, err
 		}
 		defer inv.cancel()
-		owner, ilog, soft, hard, persist := inv.owner, inv.log, inv.soft, inv.hard, inv.persist
-		// Invocations of one execution environment never overlap: the
-		// cycles' owner and logger are set per invocation.
-		for i, a := range f.apps {
-			if a != nil {
-				a.cycle.Owner, a.cycle.PersistTimeout = owner, persist
-				a.cycle.Log = ilog.With("connection", f.cli.fleet[i].Name)
-			}
+		ilog, soft, hard := inv.log, inv.soft, inv.hard
+		// Each connection's cycle gets this invocation: its request id,
+		// logger, persist budget.
+		members := slices.Clone(members)
+		for i := range members {
+			members[i].Invocation = inv.poll(ilog.With("connection", members[i].Name))
 		}
 		res := FleetLambdaResult{Connections: make([]FleetLambdaConn, len(members))}
 		var failed []string

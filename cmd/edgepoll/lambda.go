@@ -97,7 +97,6 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 		return lambdaInitError(log, "InitError", err.Error(), exitFailed)
 	}
 	defer a.close()
-	a.cycle.RequireProgress = true
 	conn := a.cycle.Conn
 
 	handler := func(ctx context.Context, _ json.RawMessage) (LambdaResult, error) {
@@ -106,13 +105,9 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 			return LambdaResult{Connection: conn}, err
 		}
 		defer inv.cancel()
-		// Invocations of one execution environment never overlap, so the
-		// cycle's owner can be set per invocation.
-		a.cycle.Owner, a.cycle.PersistTimeout = inv.owner, inv.persist
 		ilog, soft, hard := inv.log, inv.soft, inv.hard
-		a.cycle.Log = ilog
 		start := time.Now()
-		sum, err := a.cycle.RunUntil(soft, hard)
+		sum, err := a.cycle.RunUntil(soft, hard, inv.poll(ilog))
 		res := lambdaResult(sum, conn)
 		attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
 			"cursor", sum.Cursor, "lease_held", sum.LeaseHeld, "stopped", sum.Stopped, "duration", time.Since(start).Round(time.Millisecond),
@@ -144,6 +139,13 @@ type lambdaInvocation struct {
 	soft, hard context.Context
 	persist    time.Duration
 	cancel     func()
+}
+
+// poll is what the invocation passes to a cycle that logs to log: its
+// request id as the lease owner, its persist budget, and the rule that an
+// invocation that could do nothing fails.
+func (inv lambdaInvocation) poll(log *slog.Logger) poll.Invocation {
+	return poll.Invocation{Owner: inv.owner, Log: log, PersistTimeout: inv.persist, RequireProgress: true}
 }
 
 // newLambdaInvocation reads ctx's request id and deadline; an invocation

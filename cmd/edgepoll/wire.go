@@ -18,6 +18,7 @@ import (
 type app struct {
 	cli    *CLI
 	log    *slog.Logger
+	owner  string // names this run in leases (a run id)
 	client *poll.Client
 	cycle  *poll.Cycle
 	store  poll.Store
@@ -61,13 +62,11 @@ func newApp(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, 
 			return nil, fmt.Errorf("--dead-letter: %w", err)
 		}
 	}
-	a := &app{cli: cli, log: log, client: client, store: store, dead: dead}
+	a := &app{cli: cli, log: log, owner: owner, client: client, store: store, dead: dead}
 	a.cycle = &poll.Cycle{
 		Client:    client,
 		Store:     store,
 		Conn:      poll.ConnectionID(key),
-		Owner:     owner,
-		Log:       log,
 		SkipLimit: cli.SkipLimit,
 	}
 	if dead != nil {
@@ -123,6 +122,12 @@ func (a *app) close() {
 	}
 }
 
+// invocation is what this process passes to each of the connection's
+// cycles outside Lambda: its run id as the lease owner, its logger.
+func (a *app) invocation() poll.Invocation {
+	return poll.Invocation{Owner: a.owner, Log: a.log}
+}
+
 // once runs one cycle and maps its outcome to an exit code.
 func (a *app) once(ctx context.Context) int {
 	if a.cycle.HA != nil && a.cli.InstanceID == "" {
@@ -145,7 +150,7 @@ func (a *app) once(ctx context.Context) int {
 
 func (a *app) runOnce(ctx context.Context, m *metrics.Metrics) int {
 	start := time.Now()
-	sum, err := a.cycle.RunUntil(ctx, context.Background())
+	sum, err := a.cycle.RunUntil(ctx, context.Background(), a.invocation())
 	return a.finishOnce(sum, err, time.Since(start), m)
 }
 

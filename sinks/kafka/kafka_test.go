@@ -134,13 +134,13 @@ func TestPersistentPartitionFailureThroughTheCycle(t *testing.T) {
 	cycle, _ := sinktest.Cycle(t, s, 300)
 
 	h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Partitions: []int32{1}, Err: kerr.TopicAuthorizationFailed, Count: -1})
-	sum, err := cycle.Run(context.Background())
+	sum, err := cycle.Run(context.Background(), sinktest.Invocation)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "kafka_")
 	assert.Less(t, sum.Cursor, int64(300))
 	assert.Greater(t, sum.Delivered, 0, "a prefix before the first item of partition 1 was delivered")
 	h.Remove()
-	sum2, err := cycle.Run(context.Background())
+	sum2, err := cycle.Run(context.Background(), sinktest.Invocation)
 	require.NoError(t, err)
 	assert.Equal(t, int64(300), sum2.Cursor)
 

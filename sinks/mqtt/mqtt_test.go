@@ -140,7 +140,7 @@ func TestBrokerKilledMidBatchThroughTheCycle(t *testing.T) {
 	// SIGKILL the broker right after item 350 was acknowledged, in the
 	// middle of the cycle's fourth batch, with more publishes in flight.
 	cycle.Sink = &killAfter{Sink: s, id: 350, kill: b.Kill}
-	sum, err := cycle.Run(context.Background())
+	sum, err := cycle.Run(context.Background(), sinktest.Invocation)
 	require.Error(t, err, "the broker died mid-cycle")
 	assert.Contains(t, err.Error(), "connection")
 	assert.Greater(t, sum.Cursor, int64(0))
@@ -156,7 +156,7 @@ func TestBrokerKilledMidBatchThroughTheCycle(t *testing.T) {
 	b.Restart() // restart on the same port
 	sub2 := mosquittotest.Subscribe(t, b.Port, topic, 1)
 	for {
-		sum2, err := cycle.Run(context.Background())
+		sum2, err := cycle.Run(context.Background(), sinktest.Invocation)
 		require.NoError(t, err)
 		if sum2.Cursor == 3000 {
 			break

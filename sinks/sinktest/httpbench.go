@@ -173,7 +173,7 @@ func CycleDrain(b *testing.B, s poll.Sink, store poll.Store, payloads []json.Raw
 	return func(int) time.Duration {
 		api.Push(key, payloads...)
 		start := time.Now()
-		sum, err := cycle.Run(context.Background())
+		sum, err := cycle.Run(context.Background(), Invocation)
 		d := time.Since(start)
 		if err != nil || sum.Delivered != len(payloads) {
 			b.Fatalf("cycle delivered %d of %d: %v", sum.Delivered, len(payloads), err)

@@ -81,6 +81,9 @@ func ItemsPerSecond(b *testing.B, n int) {
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "items/s")
 }
 
+// Invocation is what the tests pass to the cycles Cycle builds.
+var Invocation = poll.Invocation{Owner: "sinktest"}
+
 // Cycle builds a real cycle around s: a fake ilert API holding n alert
 // events, the ilert client, and a store: SQLite in a temp dir unless store
 // is given (see Dynamo).
@@ -105,7 +108,7 @@ func Cycle(t testing.TB, s poll.Sink, n int, store ...poll.Store) (*poll.Cycle, 
 		}
 		t.Cleanup(func() { _ = st.Close() })
 	}
-	return &poll.Cycle{Client: client, Sink: s, Store: st, Conn: poll.ConnectionID(key), Owner: "sinktest"}, api
+	return &poll.Cycle{Client: client, Sink: s, Store: st, Conn: poll.ConnectionID(key)}, api
 }
 
 // Dynamo returns a DynamoDB store on a fresh table of its own dynalite
@@ -134,7 +137,7 @@ func SlowStoreDrain(t *testing.T, s poll.Sink, n int) {
 	h.cond.L = &h.mu
 	cycle, _ := Cycle(t, countingSink{Sink: s, h: h}, n)
 	cycle.Store = heldStore{Store: cycle.Store, h: h}
-	sum, err := cycle.Run(context.Background())
+	sum, err := cycle.Run(context.Background(), Invocation)
 	if err != nil {
 		t.Fatalf("cycle: %v", err)
 	}
