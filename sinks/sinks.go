@@ -5,7 +5,9 @@
 //
 // cmd/edgepoll reads the command line, the environment, the --config file
 // and the Lambda environment through these types; adding a target is its
-// own package plus one line in cmd/edgepoll's list of registrations.
+// own package plus one line in cmd/edgepoll's list of registrations (the
+// help text, --config keys and completion follow the registrations; a
+// Lambda target also needs its parameters in template.yaml).
 package sinks
 
 import (
@@ -46,6 +48,10 @@ type Target interface {
 type Registration struct {
 	// Mode is its --mode value.
 	Mode string
+	// Lambda: the target can be reached from an AWS Lambda function, and
+	// the SAM template (template.yaml) offers it as its Mode parameter (a
+	// test checks the template against the registry).
+	Lambda bool
 	// New returns a fresh, empty configuration (kong fills in the flags and
 	// defaults).
 	New func() Target

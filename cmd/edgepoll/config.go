@@ -17,7 +17,6 @@ import (
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks"
 	"github.com/edgepoll/edgepoll/sinks/route"
-	"github.com/edgepoll/edgepoll/state"
 	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
@@ -53,7 +52,7 @@ func (s Seconds) D() time.Duration { return time.Duration(s) }
 type CLI struct {
 	APIURL string `name:"api-url" env:"ILERT_API_HOST" default:"https://api.ilert.com" help:"ilert API base URL." group:"ilert"`
 
-	Mode string `name:"mode" aliases:"edge_mode" env:"EDGEPOLL_MODE" help:"Delivery target: http, kafka, mqtt, script or stdout (required)." placeholder:"MODE" group:"Target"`
+	Mode string `name:"mode" aliases:"edge_mode" env:"EDGEPOLL_MODE" help:"Delivery target: ${modes} (required)." placeholder:"MODE" predictor:"mode" group:"Target"`
 
 	// The targets' own flags: sinks.Shared (--topic) and each registered
 	// target's configuration type (see targets.go).
@@ -62,7 +61,7 @@ type CLI struct {
 	// Route is --filter and --transform (wrapped around the target).
 	Route route.Options `embed:""`
 
-	State                 string   `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: sqlite:PATH, json:PATH or dynamodb:TABLE." group:"State"`
+	State                 string   `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: ${state_forms}." predictor:"state" group:"State"`
 	DeadLetter            string   `name:"dead-letter" help:"Keep every item skipped as non-retryable here, durably, before the cursor moves past it: file:PATH (JSON lines) or dynamodb:TABLE. If it cannot be written, the item is not skipped." placeholder:"file:PATH|dynamodb:TABLE" group:"Delivery guards"`
 	SkipLimit             int      `name:"skip-limit" default:"10" help:"Skip at most this many items refused in a row by the target (counted across runs); the next refusal fails the cycle instead. 0: no limit (the reference agent's behaviour)." group:"Delivery guards"`
 	IlagentDB             string   `name:"ilagent-db" short:"f" aliases:"file" type:"path" help:"Migrating from the reference agent: its SQLite file (ilagent's -f/--file). While edgepoll has no cursor for the connection, a run starts from the agent's (read-only)." group:"State"`
@@ -343,12 +342,11 @@ func (c *CLI) validate(n flagNamer) error {
 		return n.errf("state", "%v", err)
 	}
 	if c.DeadLetter != "" {
-		scheme, rest, err := deadletter.Parse(c.DeadLetter)
-		if err != nil {
+		if _, _, err := deadletter.Parse(c.DeadLetter); err != nil {
 			return n.errf("dead-letter", "%v", err)
 		}
-		if scheme == "file" {
-			if dir := filepath.Dir(rest); !isDir(dir) {
+		if path, ok := deadletter.LocalFile(c.DeadLetter); ok {
+			if dir := filepath.Dir(path); !isDir(dir) {
 				return n.errf("dead-letter", "directory %s does not exist", dir)
 			}
 		}
@@ -400,26 +398,6 @@ func (c *CLI) validate(n flagNamer) error {
 		return n.errf("connector-key-secret", "and --connector-key-parameter are mutually exclusive")
 	}
 	return nil
-}
-
-// parseState finds the backend of a --state value and checks the rest.
-func parseState(s string) (b state.Backend, rest string, err error) {
-	scheme, rest, ok := strings.Cut(s, ":")
-	forms := make([]string, len(stores))
-	for i, st := range stores {
-		forms[i] = st.Form
-		if ok && st.Scheme == scheme {
-			return st, rest, st.Validate(rest)
-		}
-	}
-	want := strings.Join(forms, ", ")
-	switch {
-	case !ok:
-		return b, "", fmt.Errorf("%q: want %s", s, want)
-	case !localStateBuilt && (scheme == "sqlite" || scheme == "json"):
-		return b, "", fmt.Errorf("%s: this is the Lambda bootstrap (built with -tags lambda), which keeps no local state: Lambda's filesystem does not persist between invocations; use dynamodb:TABLE", scheme)
-	}
-	return b, "", fmt.Errorf("unknown scheme %q: want %s", scheme, want)
 }
 
 func interval(d time.Duration) error {

@@ -271,7 +271,7 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 		}
 		// A dead-letter file holds no connection: replaying a shared one
 		// would send one connection's items to another's target.
-		if scheme, p, err := deadletter.Parse(fc.CLI.DeadLetter); err == nil && scheme == "file" {
+		if p, ok := deadletter.LocalFile(fc.CLI.DeadLetter); ok {
 			abs, _ := filepath.Abs(p)
 			if j, dup := deadFiles[abs]; dup {
 				return nil, fileError("%s: dead-letter: %s is also the dead letter of %s: give each connection its own file (a dynamodb:TABLE may be shared)", fc.Label(), p, out[j].Label())

@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/edgepoll/edgepoll/poll"
-	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
 // FleetLambdaResult is what one invocation with EDGEPOLL_CONFIG returns:
@@ -46,12 +45,8 @@ func runLambdaFleet(cli *CLI, stderr io.Writer) int {
 	log := lambdaLogger(cli, stderr)
 	ctx := context.Background()
 	for _, fc := range cli.fleet {
-		if b, _, _ := parseState(fc.CLI.State); b.Scheme != "dynamodb" {
-			return lambdaInitError(log, "ConfigError", fmt.Sprintf(
-				"%s: state: %q keeps state on the Lambda filesystem, which does not persist between invocations; use dynamodb:TABLE", fc.Label(), fc.CLI.State), exitUsage)
-		}
-		if scheme, _, _ := deadletter.Parse(fc.CLI.DeadLetter); fc.CLI.DeadLetter != "" && scheme != "dynamodb" {
-			return lambdaInitError(log, "ConfigError", fc.Label()+": dead-letter: a file on the Lambda filesystem does not last; use dynamodb:TABLE (the state table will do)", exitUsage)
+		if msg := notForLambda(fc.CLI, fc.Label()+": state", fc.Label()+": dead-letter"); msg != "" {
+			return lambdaInitError(log, "ConfigError", msg, exitUsage)
 		}
 	}
 	f := buildFleet(ctx, cli, "lambda-init", log, os.Stdout)

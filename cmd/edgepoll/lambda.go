@@ -73,13 +73,8 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 	slog.SetDefault(log) // aws-lambda-go logs a failed invocation with log.Printf
 	ctx := context.Background()
 
-	if b, _, _ := parseState(cli.State); b.Scheme != "dynamodb" {
-		return lambdaInitError(log, "ConfigError", fmt.Sprintf(
-			"EDGEPOLL_STATE: %q keeps state on the Lambda filesystem, which does not persist between invocations; use dynamodb:TABLE", cli.State), exitUsage)
-	}
-	if scheme, _, _ := deadletter.Parse(cli.DeadLetter); cli.DeadLetter != "" && scheme != "dynamodb" {
-		return lambdaInitError(log, "ConfigError",
-			"EDGEPOLL_DEAD_LETTER: a file on the Lambda filesystem does not last; use dynamodb:TABLE (the state table will do)", exitUsage)
+	if msg := notForLambda(cli, "EDGEPOLL_STATE", "EDGEPOLL_DEAD_LETTER"); msg != "" {
+		return lambdaInitError(log, "ConfigError", msg, exitUsage)
 	}
 	kctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	key, err := connectorKey(kctx, cli)
@@ -128,6 +123,18 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 	}
 	lambda.Start(handler)
 	return exitFailed // lambda.Start only returns on a runtime API failure
+}
+
+// notForLambda says why cli's --state or --dead-letter (named stateName and
+// deadName) cannot serve inside AWS Lambda, or "".
+func notForLambda(cli *CLI, stateName, deadName string) string {
+	if b, _, err := parseState(cli.State); err != nil || !b.UsableInLambda() {
+		return fmt.Sprintf("%s: %q keeps state on the Lambda filesystem, which does not persist between invocations; use %s", stateName, cli.State, lambdaForms())
+	}
+	if _, local := deadletter.LocalFile(cli.DeadLetter); local {
+		return deadName + ": a file on the Lambda filesystem does not last; use dynamodb:TABLE (the state table will do)"
+	}
+	return ""
 }
 
 // lambdaInvocation is one Lambda invocation: its request id (the cycles'

@@ -65,7 +65,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 		}
 	}()
 	// Shell completion: answers and exits when the shell asks (COMP_LINE).
-	kongplete.Complete(k, kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))
+	kongplete.Complete(k, append(completionOptions(), kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))...)
 	namer := newFlagNamer(k, args)
 	startupJSON = jsonLogsWanted(args)
 	kctx, err := k.Parse(args)
@@ -130,6 +130,7 @@ func newParser(cli *CLI, stdout, stderr io.Writer) (*kong.Kong, error) {
 		kong.Exit(func(c int) { panic(kongExit{c}) }),
 		kong.DefaultEnvars("EDGEPOLL"),
 		kong.Vars{"version": "edgepoll " + poll.Version},
+		registryVars(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, FlagsLast: true, NoExpandSubcommands: true}),
 		kong.ValueFormatter(helpWithAliases),
 		kong.Help(helpPrinter),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
@@ -174,10 +173,8 @@ func inspect(e *cmdEnv, conn string) (poll.StateInfo, error) {
 	if err != nil {
 		return poll.StateInfo{}, &UsageError{Msg: "--state: " + err.Error()}
 	}
-	if b.Scheme != "dynamodb" {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return poll.StateInfo{}, nil
-		}
+	if exists, err := b.StoreExists(path); err == nil && !exists {
+		return poll.StateInfo{}, nil
 	}
 	store, err := openStore(e.ctx, e.cli, e.log)
 	if err != nil {

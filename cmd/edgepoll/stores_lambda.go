@@ -9,15 +9,13 @@ import (
 	"github.com/edgepoll/edgepoll/state"
 )
 
-// localStateBuilt: the Lambda bootstrap (built with -tags lambda, see `make
+// localStores: the Lambda bootstrap (built with -tags lambda, see `make
 // build-EdgepollFunction`) has no local state backends: Lambda's filesystem
 // does not persist between invocations, and leaving SQLite out halves the
-// binary. --state sqlite:/json: is refused when the configuration is
-// validated; the reference agent's SQLite file cannot be read either.
-const localStateBuilt = false
-
-// localStores: none in the Lambda bootstrap.
-var localStores []state.Backend
+// binary. A --state naming one is refused, saying why, when the
+// configuration is validated; the reference agent's SQLite file cannot be
+// read either.
+var localStores = state.LambdaBootstrapUnbuilt
 
 var errIlagentNothing = errors.New("nothing to import")
 

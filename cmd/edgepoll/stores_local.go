@@ -9,11 +9,8 @@ import (
 	"github.com/edgepoll/edgepoll/state/sqlite"
 )
 
-// localStateBuilt: this build has the local state backends (sqlite:, json:).
-// The Lambda bootstrap (-tags lambda) leaves them out.
-const localStateBuilt = true
-
-// localStores are the state backends on local files, one line each.
+// localStores are the state backends on local files, one line each. The
+// Lambda bootstrap (-tags lambda) leaves them out.
 var localStores = []state.Backend{
 	sqlite.Backend,
 	jsonfile.Backend,

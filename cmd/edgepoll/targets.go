@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/posener/complete"
+	"github.com/willabides/kongplete"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks"
@@ -22,14 +27,45 @@ import (
 // stores are the state backends (--state) this binary is built with:
 // adding one is its package under state/ (a state.Backend that passes the
 // contract tests) plus one line here or in stores_local.go.
-var stores = append([]state.Backend{
+var stores = append(localStores[:len(localStores):len(localStores)],
 	dynamo.Backend,
-}, localStores...)
+)
 
 // storeOpenTimeout bounds opening the state store (DynamoDB's DescribeTable
 // with the SDK's retries, a locked SQLite file): a store that never answers
 // fails the run instead of hanging it.
 const storeOpenTimeout = 30 * time.Second
+
+// parseState finds the backend of a --state value and checks the rest.
+func parseState(s string) (b state.Backend, rest string, err error) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	forms := stateForms()
+	for _, st := range stores {
+		if ok && st.Scheme == scheme {
+			b = st
+		}
+	}
+	switch {
+	case !ok:
+		return b, "", fmt.Errorf("%q: want %s", s, strings.Join(forms, ", "))
+	case b.Scheme == "":
+		return b, "", fmt.Errorf("unknown scheme %q: want %s", scheme, strings.Join(forms, ", "))
+	case b.NotBuilt != "":
+		return state.Backend{}, "", fmt.Errorf("%s: %s; use %s", scheme, b.NotBuilt, strings.Join(forms, " or "))
+	}
+	return b, rest, b.Validate(rest)
+}
+
+// lambdaForms lists the --state forms usable inside AWS Lambda.
+func lambdaForms() string {
+	var forms []string
+	for _, st := range stores {
+		if st.UsableInLambda() {
+			forms = append(forms, st.Form)
+		}
+	}
+	return orList(forms)
+}
 
 // openStore opens the --state backend.
 func openStore(ctx context.Context, cli *CLI, log *slog.Logger) (poll.Store, error) {
@@ -60,6 +96,46 @@ func modes() []string {
 		out[i] = r.Mode
 	}
 	return out
+}
+
+// registryVars are the lists in the help text that follow the registries:
+// ${modes} (the targets) and ${state_forms} (the built state backends).
+func registryVars() kong.Vars {
+	return kong.Vars{"modes": orList(modes()), "state_forms": orList(stateForms())}
+}
+
+// stateForms lists the forms of the --state backends this binary has.
+func stateForms() []string {
+	var forms []string
+	for _, st := range stores {
+		if st.NotBuilt == "" {
+			forms = append(forms, st.Form)
+		}
+	}
+	return forms
+}
+
+// orList joins "a, b or c".
+func orList(s []string) string {
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
+}
+
+// completionOptions complete --mode with the registered targets and
+// --state with the backends' schemes.
+func completionOptions() []kongplete.Option {
+	schemes := make([]string, 0, len(stores))
+	for _, st := range stores {
+		if st.NotBuilt == "" {
+			schemes = append(schemes, st.Scheme+":")
+		}
+	}
+	return []kongplete.Option{
+		kongplete.WithPredictor("mode", complete.PredictSet(modes()...)),
+		kongplete.WithPredictor("state", complete.PredictSet(schemes...)),
+	}
 }
 
 // newCLI returns an empty CLI with a fresh configuration of every target

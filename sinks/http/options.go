@@ -13,7 +13,7 @@ import (
 )
 
 // Registration makes --mode http known to edgepoll.
-var Registration = sinks.Registration{Mode: "http", New: func() sinks.Target { return &Options{} }}
+var Registration = sinks.Registration{Mode: "http", Lambda: true, New: func() sinks.Target { return &Options{} }}
 
 // Options are the http target's flags (and --config keys).
 type Options struct {

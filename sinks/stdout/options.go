@@ -8,7 +8,7 @@ import (
 )
 
 // Registration makes --mode stdout known to edgepoll.
-var Registration = sinks.Registration{Mode: "stdout", New: func() sinks.Target { return &Options{} }}
+var Registration = sinks.Registration{Mode: "stdout", Lambda: true, New: func() sinks.Target { return &Options{} }}
 
 // Options: the stdout target has no settings.
 type Options struct{}

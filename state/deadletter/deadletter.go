@@ -18,14 +18,12 @@
 package deadletter
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
 	"github.com/edgepoll/edgepoll/state/dynamo"
 )
 
@@ -34,13 +32,24 @@ type Record = poll.DeadLetterRecord
 
 // Store is a dead letter: the cycle appends to it; operators list it and
 // remove what a replay delivered.
-type Store interface {
-	poll.DeadLetter
-	// List returns the records of connection conn in item order.
-	List(ctx context.Context, conn string) ([]Record, error)
-	// Remove deletes the records of conn with these item ids (delivered by
-	// a replay). Unknown ids are ignored.
-	Remove(ctx context.Context, conn string, ids ...int64) error
+type Store = state.DeadLetter
+
+// Dynamo is the dynamodb:TABLE dead letter (the state backend's own).
+type Dynamo = dynamo.DeadLetter
+
+// OpenDynamo checks the table (string partition key pk). c nil: region,
+// credentials and endpoint as for --state dynamodb:TABLE.
+var OpenDynamo = dynamo.OpenDeadLetter
+
+// LocalFile returns the path of a --dead-letter value that names a file on
+// this machine (file:PATH), which lasts only as long as its filesystem (not
+// inside AWS Lambda).
+func LocalFile(spec string) (path string, ok bool) {
+	scheme, rest, err := Parse(spec)
+	if err != nil || scheme != "file" {
+		return "", false
+	}
+	return rest, true
 }
 
 // Parse checks a --dead-letter value: file:PATH or dynamodb:TABLE.
@@ -73,65 +82,8 @@ func Open(ctx context.Context, spec string) (Store, error) {
 	return OpenDynamo(ctx, rest, nil)
 }
 
-// line is the JSON form of a record (the payload is spliced in verbatim).
-type line struct {
-	ID         int64           `json:"id"`
-	Reason     string          `json:"reason"`
-	Status     *int            `json:"status"`
-	Error      string          `json:"error"`
-	SkippedAt  string          `json:"skipped_at"`
-	Connection string          `json:"connection,omitempty"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
-}
-
-// encode renders rec as one JSON line (with the newline).
-func encode(rec Record) ([]byte, error) {
-	l := line{ID: rec.ID, Reason: rec.Reason, Error: rec.Error, Connection: rec.Connection,
-		SkippedAt: rec.SkippedAt.UTC().Format(time.RFC3339Nano)}
-	if rec.Status != 0 {
-		st := rec.Status
-		l.Status = &st
-	}
-	b, err := json.Marshal(l)
-	if err != nil {
-		return nil, err
-	}
-	// Splice the payload in as the last member, byte for byte when it is
-	// valid JSON on one line.
-	p := bytes.TrimSpace(rec.Payload)
-	var payload []byte
-	switch {
-	case len(p) == 0:
-		payload = []byte("null")
-	case !json.Valid(p):
-		payload, _ = json.Marshal(string(rec.Payload)) // not JSON: kept as a string
-	case bytes.ContainsAny(p, "\r\n"):
-		var buf bytes.Buffer
-		_ = json.Compact(&buf, p)
-		payload = buf.Bytes()
-	default:
-		payload = p
-	}
-	out := make([]byte, 0, len(b)+len(payload)+14)
-	out = append(out, b[:len(b)-1]...)
-	out = append(out, `,"payload":`...)
-	out = append(out, payload...)
-	return append(out, '}', '\n'), nil
-}
-
-// decode parses one line.
-func decode(b []byte) (Record, error) {
-	var l line
-	if err := json.Unmarshal(b, &l); err != nil {
-		return Record{}, err
-	}
-	rec := Record{ID: l.ID, Reason: l.Reason, Error: l.Error, Connection: l.Connection}
-	if l.Status != nil {
-		rec.Status = *l.Status
-	}
-	rec.SkippedAt, _ = time.Parse(time.RFC3339Nano, l.SkippedAt)
-	if len(l.Payload) > 0 && string(l.Payload) != "null" {
-		rec.Payload = append([]byte(nil), l.Payload...)
-	}
-	return rec, nil
-}
+// encode renders rec as one JSON line; decode parses one.
+var (
+	encode = state.EncodeDeadLetter
+	decode = state.DecodeDeadLetter
+)

@@ -75,6 +75,10 @@ var Backend = state.Backend{Scheme: "dynamodb", Form: "dynamodb:TABLE",
 	},
 	Open: func(ctx context.Context, table string, log *slog.Logger) (poll.Store, error) {
 		return Open(ctx, table, Options{}, log)
+	},
+	// The dead letter lives in the state table, under keys of its own.
+	DeadLetter: func(ctx context.Context, table string, _ *slog.Logger) (state.DeadLetter, error) {
+		return OpenDeadLetter(ctx, table, nil)
 	}}
 
 // Open checks the table exists and has the string partition key pk.

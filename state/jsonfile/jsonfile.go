@@ -63,6 +63,7 @@ type Store struct {
 
 // Backend registers --state json:PATH.
 var Backend = state.Backend{Scheme: "json", Form: "json:PATH",
+	Local: true, Exists: state.FileExists,
 	Validate: func(path string) error {
 		if path == "" {
 			return errors.New("json: needs a file path")

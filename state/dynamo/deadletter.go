@@ -1,4 +1,4 @@
-package deadletter
+package dynamo
 
 import (
 	"context"
@@ -6,48 +6,50 @@ import (
 	"sort"
 
 	"github.com/edgepoll/edgepoll/internal/awsjson"
-	"github.com/edgepoll/edgepoll/state/dynamo"
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
 )
 
-// Dynamo is the dynamodb:TABLE dead letter: one item per record, pk
+// DeadLetter is the dynamodb:TABLE dead letter (and the dead letter of
+// --state dynamodb:TABLE, in the state table): one item per record, pk
 // "deadletter#<connection>#<item id, 20 digits>", the record's JSON line in
 // the attribute "record" (plus id and connection for readers).
-type Dynamo struct {
+type DeadLetter struct {
 	table string
 	c     *awsjson.Client
 }
 
-// OpenDynamo checks the table (string partition key pk). c nil: region,
+// OpenDeadLetter checks the table (string partition key pk). c nil: region,
 // credentials and endpoint as for --state dynamodb:TABLE.
-func OpenDynamo(ctx context.Context, table string, c *awsjson.Client) (*Dynamo, error) {
-	c, err := dynamo.Connect(ctx, table, c)
+func OpenDeadLetter(ctx context.Context, table string, c *awsjson.Client) (*DeadLetter, error) {
+	c, err := Connect(ctx, table, c)
 	if err != nil {
 		return nil, fmt.Errorf("dead letter: %v", err)
 	}
-	return &Dynamo{table: table, c: c}, nil
+	return &DeadLetter{table: table, c: c}, nil
 }
 
-func prefix(conn string) string { return "deadletter#" + conn + "#" }
+func deadPrefix(conn string) string { return "deadletter#" + conn + "#" }
 
-func pk(conn string, id int64) string { return fmt.Sprintf("%s%020d", prefix(conn), id) }
+func deadPK(conn string, id int64) string { return fmt.Sprintf("%s%020d", deadPrefix(conn), id) }
 
 // Append puts rec; an acknowledged PutItem is durable.
-func (d *Dynamo) Append(ctx context.Context, conn string, rec Record) error {
+func (d *DeadLetter) Append(ctx context.Context, conn string, rec poll.DeadLetterRecord) error {
 	if rec.Connection == "" {
 		rec.Connection = conn
 	}
-	b, err := encode(rec)
+	b, err := state.EncodeDeadLetter(rec)
 	if err != nil {
 		return fmt.Errorf("dead letter: %v", err)
 	}
 	err = d.c.Do(ctx, "PutItem", struct {
 		TableName string
-		Item      dynamo.Item
-	}{d.table, dynamo.Item{
-		"pk":         dynamo.Str(pk(conn, rec.ID)),
-		"id":         dynamo.Num(rec.ID),
-		"connection": dynamo.Str(conn),
-		"record":     dynamo.Str(string(b)),
+		Item      Item
+	}{d.table, Item{
+		"pk":         Str(deadPK(conn, rec.ID)),
+		"id":         Num(rec.ID),
+		"connection": Str(conn),
+		"record":     Str(string(b)),
 	}}, nil)
 	if err != nil {
 		return fmt.Errorf("dead letter dynamodb %s: %v", d.table, err)
@@ -56,23 +58,23 @@ func (d *Dynamo) Append(ctx context.Context, conn string, rec Record) error {
 }
 
 // Close implements poll.DeadLetter.
-func (d *Dynamo) Close() error { return nil }
+func (d *DeadLetter) Close() error { return nil }
 
 // List scans the table for conn's records (consistent read) and returns
 // them in item order.
-func (d *Dynamo) List(ctx context.Context, conn string) ([]Record, error) {
-	var out []Record
+func (d *DeadLetter) List(ctx context.Context, conn string) ([]poll.DeadLetterRecord, error) {
+	var out []poll.DeadLetterRecord
 	in := struct {
 		TableName                 string
 		ConsistentRead            bool
 		FilterExpression          string
-		ExpressionAttributeValues dynamo.Item
-		ExclusiveStartKey         dynamo.Item `json:",omitempty"`
-	}{d.table, true, "begins_with(pk, :p)", dynamo.Item{":p": dynamo.Str(prefix(conn))}, nil}
+		ExpressionAttributeValues Item
+		ExclusiveStartKey         Item `json:",omitempty"`
+	}{d.table, true, "begins_with(pk, :p)", Item{":p": Str(deadPrefix(conn))}, nil}
 	for {
 		var page struct {
-			Items            []dynamo.Item
-			LastEvaluatedKey dynamo.Item
+			Items            []Item
+			LastEvaluatedKey Item
 		}
 		if err := d.c.Do(ctx, "Scan", in, &page); err != nil {
 			return nil, fmt.Errorf("dead letter dynamodb %s: %v", d.table, err)
@@ -82,7 +84,7 @@ func (d *Dynamo) List(ctx context.Context, conn string) ([]Record, error) {
 			if s == nil {
 				continue
 			}
-			if rec, err := decode([]byte(*s)); err == nil {
+			if rec, err := state.DecodeDeadLetter([]byte(*s)); err == nil {
 				out = append(out, rec)
 			}
 		}
@@ -96,12 +98,12 @@ func (d *Dynamo) List(ctx context.Context, conn string) ([]Record, error) {
 }
 
 // Remove deletes conn's records of these ids.
-func (d *Dynamo) Remove(ctx context.Context, conn string, ids ...int64) error {
+func (d *DeadLetter) Remove(ctx context.Context, conn string, ids ...int64) error {
 	for _, id := range ids {
 		err := d.c.Do(ctx, "DeleteItem", struct {
 			TableName string
-			Key       dynamo.Item
-		}{d.table, dynamo.Item{"pk": dynamo.Str(pk(conn, id))}}, nil)
+			Key       Item
+		}{d.table, Item{"pk": Str(deadPK(conn, id))}}, nil)
 		if err != nil {
 			return fmt.Errorf("dead letter dynamodb %s: %v", d.table, err)
 		}
