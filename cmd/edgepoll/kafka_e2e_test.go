@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +114,34 @@ func TestKafkaRefusedRecordIsDeadLettered(t *testing.T) {
 		})
 	}
 	assert.Len(t, where, 12, "every item is in the topic or in the dead letter: %v", where)
+}
+
+// Brokers that refuse the connection, or an HTTP server's port given as a
+// broker, fail the run with the cause as the reason, with the default 30 s
+// delivery timeout: the run is given 20 s, so waiting for that timeout
+// fails the test.
+func TestKafkaWrongBrokersFailFast(t *testing.T) {
+	web := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer web.Close()
+	for _, tc := range []struct{ name, broker, reason string }{
+		{"refused", "127.0.0.1:" + strconv.Itoa(freePort(t)), "connection_refused"},
+		{"http server", web.Listener.Addr().String(), "not_kafka"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, 3)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, edgepollBin(t), "--mode", "kafka", "--kafka-brokers", tc.broker, "--topic", "edge",
+				"--state", e.state("sqlite"))
+			cmd.Env = e.vars()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			require.NoError(t, ctx.Err(), "still running after 20s:\n%s", stderr.String())
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, stderr.String())
+			assert.Equal(t, 1, ee.ExitCode(), stderr.String())
+			assert.Contains(t, stderr.String(), "delivery failure: "+tc.reason+": ", stderr.String())
+		})
+	}
 }

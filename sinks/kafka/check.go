@@ -12,6 +12,9 @@ import (
 // connection, TLS and SASL work) and the topic exists. Nothing is produced,
 // and the request never creates the topic.
 func (s *Sink) Check(ctx context.Context) (string, error) {
+	if err := s.probe(ctx); err != nil {
+		return "", fmt.Errorf("kafka metadata: %v", err)
+	}
 	req := kmsg.NewPtrMetadataRequest()
 	t := kmsg.NewMetadataRequestTopic()
 	t.Topic = kmsg.StringPtr(s.cfg.Topic)

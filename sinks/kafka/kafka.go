@@ -66,7 +66,21 @@ type Sink struct {
 	cl    *kgo.Client
 	log   *slog.Logger
 	conns *connErrors
+	// reached: a probe found a broker that speaks Kafka, and no record
+	// failed retryably since. Until then every Send probes first.
+	reached atomic.Bool
 }
+
+// probeTimeout bounds the probe before a batch: brokers that refuse the
+// connection or do not speak Kafka fail the batch within it, instead of
+// after the record delivery timeout.
+const probeTimeout = 9 * time.Second
+
+// answerTimeout is how long a broker that accepted the connection may take
+// to answer a request on it (franz-go's RequestTimeoutOverhead: connection
+// set-up, metadata; a produce request gets the delivery timeout on top).
+// A Kafka broker answers ApiVersions in milliseconds.
+const answerTimeout = 4 * time.Second
 
 // New validates cfg (check, the same rules as Options.Validate) and creates
 // the client (which connects lazily).
@@ -93,7 +107,8 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		kgo.ProduceRequestTimeout(cfg.DeliveryTimeout),
 		kgo.ManualFlushing(), // Send flushes each batch at once: one produce request, not a first record alone then the rest
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
-		kgo.DialTimeout(min(10*time.Second, cfg.DeliveryTimeout)),
+		kgo.DialTimeout(min(probeTimeout/2, cfg.DeliveryTimeout)),
+		kgo.RequestTimeoutOverhead(max(100*time.Millisecond, min(answerTimeout, cfg.DeliveryTimeout/2))),
 		kgo.WithHooks(conns),
 	}
 	if cfg.TLS || cfg.CAFile != "" || cfg.CertFile != "" {
@@ -156,6 +171,12 @@ func Record(ev poll.Event) *kgo.Record {
 // only a record too large on its own is refused (and skipped), never its
 // neighbours.
 func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, error) bool) {
+	if err := s.probe(ctx); err != nil {
+		for i := range evs { // none started; each failed alike, as a produce would have
+			report(i, err)
+		}
+		return
+	}
 	var (
 		wg      sync.WaitGroup
 		stop    atomic.Bool
@@ -178,7 +199,10 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 				mu.Unlock()
 				return
 			}
-			if !report(i, s.classify(err)) {
+			if err = s.classify(err); err != nil && !poll.IsPermanent(err) {
+				s.reached.Store(false)
+			}
+			if !report(i, err) {
 				stop.Store(true)
 			}
 		})
@@ -197,6 +221,37 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 			stop.Store(true)
 		}
 	}
+}
+
+// probe makes sure, before a batch, that a broker answers in Kafka, unless
+// one did and nothing failed since: a metadata request (franz-go's Ping,
+// one attempt per broker, no retries) bounded by probeTimeout. Its failure
+// is retryable and names the cause (connection_refused, not_kafka, tls,
+// sasl_auth_failed, ...), so a wrong broker address fails the cycle in
+// seconds rather than after the record delivery timeout.
+func (s *Sink) probe(ctx context.Context) error {
+	if s.reached.Load() {
+		return nil
+	}
+	limit := min(probeTimeout, s.cfg.DeliveryTimeout)
+	pctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err := s.cl.Ping(pctx)
+	if err == nil {
+		s.reached.Store(true)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return poll.Retryable("canceled", ctx.Err())
+	}
+	cause := err
+	if c := s.conns.get(); c != nil && (pctx.Err() != nil || errors.Is(c, errSASL) || errors.Is(c, errNoAnswer)) {
+		cause = c // what the last broker connection failed on
+	}
+	if pctx.Err() != nil && cause == err {
+		return poll.Retryable("timeout", fmt.Errorf("kafka: no broker answered within %s", limit))
+	}
+	return poll.Retryable(causeReason(cause), fmt.Errorf("kafka: no broker reachable: %w", cause))
 }
 
 // classify maps a produce result to nil or a classed delivery error.
@@ -263,6 +318,8 @@ func causeReason(err error) string {
 	switch {
 	case errors.Is(err, errSASL):
 		return "sasl_auth_failed"
+	case errors.Is(err, errNoAnswer):
+		return "not_kafka"
 	case netcause.Reason(err) != "":
 		return netcause.Reason(err)
 	case errors.As(err, &ke):
@@ -289,15 +346,27 @@ var (
 	_ kgo.HookBrokerRead    = (*connErrors)(nil)
 )
 
-// errSASL marks a failed SASL authentication.
-var errSASL = errors.New("SASL authentication failed (wrong user name, password or mechanism?)")
+var (
+	// errSASL marks a failed SASL authentication.
+	errSASL = errors.New("SASL authentication failed (wrong user name, password or mechanism?)")
+	// errNoAnswer marks a port that accepted the connection but did not
+	// answer Kafka's first request (ApiVersions) in time: an HTTP server or
+	// another service, or a hung broker.
+	errNoAnswer = errors.New("the port accepted the connection but gave no Kafka answer (not a Kafka listener? an HTTP server waits silently)")
+)
 
-func (c *connErrors) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+func (c *connErrors) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, conn net.Conn, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var ke *kerr.Error
-	if err != nil && (c.saslFailed || errors.As(err, &ke) && (ke == kerr.SaslAuthenticationFailed || ke == kerr.UnsupportedSaslMechanism || ke == kerr.IllegalSaslState)) {
+	var (
+		ke   *kerr.Error
+		nerr net.Error
+	)
+	switch {
+	case err != nil && (c.saslFailed || errors.As(err, &ke) && (ke == kerr.SaslAuthenticationFailed || ke == kerr.UnsupportedSaslMechanism || ke == kerr.IllegalSaslState)):
 		err = fmt.Errorf("%w: %w", errSASL, err)
+	case err != nil && conn != nil && errors.As(err, &nerr) && nerr.Timeout():
+		err = fmt.Errorf("%w: %w", errNoAnswer, err) // dialled, then silence
 	}
 	c.last, c.saslFailed = err, false
 }
