@@ -122,6 +122,8 @@ func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.He
 			s := rep.Summary
 			attrs := []any{"polls", s.Polls, "polled", s.Polled, "delivered", s.Delivered, "skipped", s.Skipped, "cursor", s.Cursor}
 			switch {
+			case rep.RetryAfter:
+				a.log.Warn("cycle failed; the target asked to retry later (Retry-After)", append(attrs, "err", rep.Err, "failures", rep.Failures, "retry_in", rep.Wait)...)
 			case poll.DeliveryFailed(rep.Err):
 				a.log.Warn("cycle failed; retrying after the poll interval", append(attrs, "err", rep.Err, "failures", rep.Failures, "retry_in", rep.Wait)...)
 			case rep.Err != nil:

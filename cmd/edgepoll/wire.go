@@ -167,6 +167,9 @@ func (a *app) finishOnce(sum poll.Summary, err error, took time.Duration, m *met
 	if sum.Role != "" {
 		attrs = append(attrs, "role", sum.Role)
 	}
+	if ra := poll.RetryAfterOf(err); ra > 0 {
+		attrs = append(attrs, "retry_after", ra) // the target's 429/503 Retry-After
+	}
 	if err != nil {
 		a.log.Error("cycle failed", append(attrs, "err", err)...)
 		return exitFailed

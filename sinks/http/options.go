@@ -17,12 +17,13 @@ var Registration = sinks.Registration{Mode: "http", Lambda: true, New: func() si
 
 // Options are the http target's flags (and --config keys).
 type Options struct {
-	URL         string        `name:"http-url" aliases:"edge_http_url" help:"http: target URL (required for http)." group:"HTTP"`
-	Method      string        `name:"http-method" aliases:"edge_http_method" default:"POST" help:"http: POST or PUT." group:"HTTP"`
-	AuthHeader  string        `name:"http-auth-header" aliases:"edge_http_auth_header" help:"http: name of an auth header sent with every request (needs a value)." group:"HTTP"`
-	AuthValue   string        `name:"http-auth-value" aliases:"edge_http_auth_value" env:"ILERT_EDGE_HTTP_AUTH_VALUE,EDGEPOLL_HTTP_AUTH_VALUE" help:"http: the auth header's value (secret; prefer the environment)." group:"HTTP" secret:""`
-	Timeout     time.Duration `name:"http-timeout" default:"30s" help:"http: timeout of one delivery request (the reference agent's 30s)." group:"HTTP"`
-	RetryStatus string        `name:"http-retry-status" help:"http: comma-separated 4xx statuses that are retryable instead of skipped, e.g. 401,403,404 (408, 429 and 5xx always are)." placeholder:"LIST" group:"HTTP"`
+	URL           string        `name:"http-url" aliases:"edge_http_url" help:"http: target URL (required for http)." group:"HTTP"`
+	Method        string        `name:"http-method" aliases:"edge_http_method" default:"POST" help:"http: POST or PUT." group:"HTTP"`
+	AuthHeader    string        `name:"http-auth-header" aliases:"edge_http_auth_header" help:"http: name of an auth header sent with every request (needs a value)." group:"HTTP"`
+	AuthValue     string        `name:"http-auth-value" aliases:"edge_http_auth_value" env:"ILERT_EDGE_HTTP_AUTH_VALUE,EDGEPOLL_HTTP_AUTH_VALUE" help:"http: the auth header's value (secret; prefer the environment)." group:"HTTP" secret:""`
+	Timeout       time.Duration `name:"http-timeout" default:"30s" help:"http: timeout of one delivery request (the reference agent's 30s)." group:"HTTP"`
+	SigningSecret string        `name:"http-signing-secret" env:"EDGEPOLL_HTTP_SIGNING_SECRET" help:"http: sign every delivery with this secret: X-ilert-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")> (secret; prefer the environment; see docs/feeding.md)." group:"HTTP" secret:""`
+	RetryStatus   string        `name:"http-retry-status" help:"http: comma-separated 4xx statuses that are retryable instead of skipped, e.g. 401,403,404 (408, 429 and 5xx always are)." placeholder:"LIST" group:"HTTP"`
 }
 
 // Validate implements sinks.Target.
@@ -38,7 +39,7 @@ func (o *Options) config() (Config, error) {
 	}
 	o.Method = strings.ToUpper(strings.TrimSpace(o.Method))
 	cfg := Config{URL: o.URL, Method: o.Method, AuthHeader: o.AuthHeader, AuthValue: o.AuthValue,
-		Timeout: o.Timeout, RetryStatus: retry}
+		Timeout: o.Timeout, RetryStatus: retry, SigningSecret: o.SigningSecret}
 	return cfg, cfg.check()
 }
 
@@ -66,6 +67,9 @@ func (c Config) check() error {
 	}
 	if poll.ContainsControl(c.AuthValue) {
 		return sinks.Problem("http-auth-value", "contains control characters")
+	}
+	if poll.ContainsControl(c.SigningSecret) {
+		return sinks.Problem("http-signing-secret", "contains control characters")
 	}
 	if c.Timeout <= 0 {
 		return sinks.Problem("http-timeout", "must be positive")

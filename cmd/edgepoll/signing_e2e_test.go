@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const signingSecret = "whsec-E2e-Sign1ng-Secret"
+
+// signatureChecker verifies X-ilert-Signature the way docs/feeding.md tells
+// a receiver to (HMAC-SHA256 of "<t>.<body>", constant-time compare, t
+// within 5 minutes) and refuses a request that fails with 401.
+type signatureChecker struct {
+	mu      sync.Mutex
+	checked int
+	bad     []string
+}
+
+func (c *signatureChecker) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if err := verifySignature(signingSecret, r.Header.Get("X-ilert-Signature"), body, time.Now()); err != nil {
+			c.mu.Lock()
+			c.bad = append(c.bad, err.Error())
+			c.mu.Unlock()
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		c.mu.Lock()
+		c.checked++
+		c.mu.Unlock()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func verifySignature(secret, header string, body []byte, now time.Time) error {
+	var ts, sig string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sig = v
+		}
+	}
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || sig == "" {
+		return fmt.Errorf("malformed signature header %q", header)
+	}
+	if d := now.Sub(time.Unix(t, 0)); d > 5*time.Minute || d < -5*time.Minute {
+		return fmt.Errorf("stale signature (%s)", d)
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	if !hmac.Equal([]byte(hex.EncodeToString(mac.Sum(nil))), []byte(sig)) {
+		return fmt.Errorf("signature mismatch")
+	}
+	return nil
+}
+
+// Every HTTP delivery is signed, and so is a dead-letter replay; the
+// receiver verifies each signature; the secret appears in no log line,
+// even at the most verbose level; with --config it comes from the
+// variable that http-signing-secret-env names.
+func TestSignedDeliveriesVerifiedByTheReceiver(t *testing.T) {
+	e := newEnv(t, 12)
+	chk := &signatureChecker{}
+	tg := newTargetWrapped(t, chk.wrap)
+	refused := true
+	tg.setStatus(func(id int64) int {
+		if id == 4 && refused {
+			return http.StatusUnprocessableEntity
+		}
+		return http.StatusOK
+	})
+	dl := "file:" + filepath.Join(e.dir, "dead.jsonl")
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--dead-letter", dl, "-v", "-v",
+		"--transform", "{kind: .eventType, alert: .id}"}
+	vars := e.vars("EDGEPOLL_HTTP_SIGNING_SECRET=" + signingSecret)
+	r := runBin(t, vars, args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Len(t, tg.got(), 11)
+	assert.Empty(t, chk.bad)
+	assert.Equal(t, 12, chk.checked, "every request (the refused one too) signed and verified; the transformed body is what is signed")
+	assert.NotContains(t, r.stderr, signingSecret)
+
+	tg.mu.Lock()
+	refused = false
+	tg.mu.Unlock()
+	r = runBin(t, vars, append([]string{"dead-letter", "replay"}, args...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, tg.got(), int64(4))
+	assert.Equal(t, 13, chk.checked, "the replay is signed too")
+	assert.NotContains(t, r.stderr, signingSecret)
+
+	// Without the secret the receiver refuses (the check can fail).
+	e.api.Push(e2eKey, []byte(`{"eventType":"alert-created","id":"9"}`))
+	r = runBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--skip-limit", "0")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Len(t, chk.bad, 1)
+
+	// --config: http-signing-secret-env names the variable.
+	cfg := filepath.Join(e.dir, "edgepoll.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`state: %s
+connections:
+  - name: hooks
+    key-env: HOOK_KEY
+    mode: http
+    http-url: %s
+    http-signing-secret-env: HOOK_SECRET
+`, e.state("json"), tg.srv.URL)), 0o600))
+	r = runBin(t, baseEnv("ILERT_API_HOST="+e.apiSv.URL, "HOOK_KEY="+e2eKey, "HOOK_SECRET="+signingSecret), "--config", cfg, "-v", "-v")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, 13+13, chk.checked, "all 13 items again (its own state), each signed")
+	assert.NotContains(t, r.stderr, signingSecret)
+
+	// Literally in the file it is refused, naming the key.
+	require.NoError(t, os.WriteFile(cfg, []byte("connections:\n  - name: hooks\n    key-env: HOOK_KEY\n    mode: http\n    http-url: "+tg.srv.URL+"\n    http-signing-secret: "+signingSecret+"\n"), 0o600))
+	r = runBin(t, baseEnv("ILERT_API_HOST="+e.apiSv.URL, "HOOK_KEY="+e2eKey), "--config", cfg)
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, "http-signing-secret-env")
+	assert.NotContains(t, r.stderr, signingSecret)
+}
+
+// A 429 with Retry-After: --loop tries the item again no sooner than the
+// target asked (longer than the poll interval here), /ready and the log
+// say so; a one-shot run logs it. Timing is checked as a lower bound only.
+func TestRetryAfterDelaysTheNextTry(t *testing.T) {
+	const retryAfter = 9 * time.Second // the poll interval is 5s
+	e := newEnv(t, 3)
+	var mu sync.Mutex
+	var tries []time.Time
+	tg := newTargetWrapped(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter.Seconds()))) // read on a 429/503 only
+			next.ServeHTTP(w, r)
+		})
+	})
+	tg.setStatus(func(id int64) int {
+		if id != 2 {
+			return http.StatusOK
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		tries = append(tries, time.Now())
+		if len(tries) == 1 {
+			return http.StatusTooManyRequests
+		}
+		return http.StatusOK
+	})
+	d := startDaemonBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--poll-interval", "5")
+	body := d.waitNotReady(t, func(b map[string]any) bool { return b["polling"] == true })
+	assert.Contains(t, body["error"], "retry after 9s", "/ready says when the next try is")
+	require.Eventually(t, func() bool { return len(tg.got()) == 3 }, 40*time.Second, 50*time.Millisecond, d.logs.String())
+	mu.Lock()
+	require.Len(t, tries, 2)
+	gap := tries[1].Sub(tries[0])
+	mu.Unlock()
+	assert.GreaterOrEqual(t, gap, retryAfter, "not tried again before the target's Retry-After")
+	assert.Equal(t, []int64{1, 2, 3}, tg.got())
+	d.stopGracefully(t)
+	assert.Contains(t, d.logs.String(), "Retry-After")
+	assert.Contains(t, d.logs.String(), "retry_in=9s")
+
+	// One-shot: the run fails (exit 1) and logs the Retry-After.
+	e.api.Push(e2eKey, []byte(`{"eventType":"alert-created","id":"77"}`))
+	mu.Lock()
+	tries = tries[:0]
+	mu.Unlock()
+	tg.setStatus(func(int64) int { return http.StatusServiceUnavailable })
+	r := runBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"))
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "retry_after=9s")
+}
