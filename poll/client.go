@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,9 @@ type Client struct {
 	key     string
 	hc      *http.Client
 	maxBody int64
+	// limit is the page size polls ask for: BatchLimit, smaller after an
+	// answer passed the response limit.
+	limit atomic.Int32
 }
 
 // NewClient validates cfg and builds a client.
@@ -91,12 +95,14 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		}
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	return &Client{
+	c := &Client{
 		base:    u,
 		key:     cfg.Key,
 		hc:      &http.Client{Transport: rt, Timeout: cfg.Timeout, CheckRedirect: sameOriginRedirect},
 		maxBody: cfg.MaxResponseBytes,
-	}, nil
+	}
+	c.limit.Store(BatchLimit)
+	return c, nil
 }
 
 // Query selects what one poll asks for.
@@ -140,9 +146,108 @@ func pollErr(reason string, format string, args ...any) error {
 
 // Poll fetches the next batch of items. A bad_item PollError comes with a
 // batch of the items before the unusable one.
+//
+// The answer is decoded as it arrives (only its items are kept). An answer
+// that passes the response limit (MaxResponseBytes) is asked again with a
+// smaller limit (half, or the number of items that fitted if fewer), down
+// to 1, so that a page of large items still moves the queue; Batch.Full is
+// relative to the limit that answered. The smaller limit is kept for the
+// next polls and doubled again once an answer at it was less than half the
+// response limit. Only an item that alone passes the response limit fails
+// the poll ("too_large"), naming the id it follows.
 func (c *Client) Poll(ctx context.Context, q Query) (Batch, error) {
+	limit := int(c.limit.Load())
+	for {
+		b, ans, err := c.pollOnce(ctx, q, limit)
+		if !ans.overLimit {
+			if err == nil && limit < BatchLimit && 2*ans.size <= c.maxBody {
+				c.limit.CompareAndSwap(int32(limit), int32(min(2*limit, BatchLimit)))
+			}
+			return b, err
+		}
+		if limit == 1 {
+			return Batch{}, pollErr("too_large", "%s alone is larger than the %d-byte response limit: it cannot be fetched",
+				itemAfter(q), c.maxBody)
+		}
+		next := max(1, min(limit/2, ans.whole))
+		c.limit.CompareAndSwap(int32(limit), int32(next))
+		limit = next
+	}
+}
+
+// itemAfter names the first item a query asks for.
+func itemAfter(q Query) string {
+	after := q.AfterID
+	if q.ClusterID != "" {
+		after = q.LastProcessedID
+	}
+	if after <= 0 {
+		return "the first edge item waiting"
+	}
+	return fmt.Sprintf("the edge item after id %d", after)
+}
+
+// answer describes one poll's answer body: its size as read, whether it
+// was a well-formed page up to the point where it passed the response limit
+// (overLimit), and how many items were read whole before that.
+type answer struct {
+	size      int64
+	overLimit bool
+	whole     int
+}
+
+// pollOnce asks for one page of at most limit items.
+func (c *Client) pollOnce(ctx context.Context, q Query, limit int) (Batch, answer, error) {
+	req, err := c.pollRequest(ctx, q, limit)
+	if err != nil {
+		return Batch{}, answer{}, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return Batch{}, answer{}, transportErr(ctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		drain(resp.Body)
+		return Batch{}, answer{}, &PollError{Reason: "auth", Err: ErrAuth}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		drain(resp.Body)
+		return Batch{}, answer{}, pollErr("status_"+strconv.Itoa(resp.StatusCode), "ilert API answered %s", resp.Status)
+	}
+	body := &limitedBody{r: resp.Body, left: c.maxBody}
+	b, whole, err := decodeBatch(body, limit)
+	// Passing the limit while decoding: the page was well-formed so far (a
+	// syntax error would have stopped the decoder before it read on), a
+	// page of too many or too large items.
+	ans := answer{overLimit: body.over, whole: whole}
+	if err != nil && !body.over && body.err == nil {
+		// A malformed answer larger than the limit is reported as such
+		// (as when the limit was checked before decoding).
+		_, _ = io.Copy(io.Discard, body)
+	}
+	ans.size = c.maxBody - body.left
+	switch {
+	case body.over:
+		return Batch{}, ans, pollErr("too_large", "response larger than %d bytes", c.maxBody)
+	case body.err != nil:
+		return Batch{}, ans, transportErr(ctx, body.err)
+	}
+	var ie *ItemError
+	if errors.As(err, &ie) {
+		// The items before the unusable one are good: hand them over with
+		// the error (the cycle delivers them, then fails).
+		return b, ans, &PollError{Reason: "bad_item", Err: err}
+	}
+	if err != nil {
+		return Batch{}, ans, &PollError{Reason: "decode", Err: err}
+	}
+	return b, ans, nil
+}
+
+func (c *Client) pollRequest(ctx context.Context, q Query, limit int) (*http.Request, error) {
 	v := url.Values{}
-	v.Set("limit", strconv.Itoa(BatchLimit))
+	v.Set("limit", strconv.Itoa(limit))
 	if q.ClusterID != "" {
 		v.Set("cluster-id", q.ClusterID)
 		v.Set("instance-id", q.InstanceID)
@@ -158,43 +263,55 @@ func (c *Client) Poll(ctx context.Context, q Query) (Batch, error) {
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return Batch{}, pollErr("request", "building request: %v", err)
+		return nil, pollErr("request", "building request: %v", err)
 	}
 	req.Header.Set("Authorization", c.key)
 	req.Header.Set("User-Agent", "edgepoll/"+Version)
 	req.Header.Set("Accept", "application/json")
+	return req, nil
+}
 
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return Batch{}, transportErr(ctx, err)
+// errOverLimit is limitedBody's read error past the response limit.
+var errOverLimit = errors.New("response limit passed")
+
+// limitedBody reads a response body up to left bytes: one byte more is
+// errOverLimit (over). err is the first read error other than io.EOF.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+	over bool
+	err  error
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.over {
+		return 0, errOverLimit
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized {
-		drain(resp.Body)
-		return Batch{}, &PollError{Reason: "auth", Err: ErrAuth}
+	if l.left <= 0 {
+		var one [1]byte
+		n, err := io.ReadFull(l.r, one[:])
+		if n > 0 {
+			l.over = true
+			return 0, errOverLimit
+		}
+		if err == io.ErrUnexpectedEOF {
+			err = io.EOF
+		}
+		return 0, l.note(err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		drain(resp.Body)
-		return Batch{}, pollErr("status_"+strconv.Itoa(resp.StatusCode), "ilert API answered %s", resp.Status)
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
-	if err != nil {
-		return Batch{}, transportErr(ctx, err)
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, l.note(err)
+}
+
+func (l *limitedBody) note(err error) error {
+	if err != nil && err != io.EOF && l.err == nil {
+		l.err = err
 	}
-	if int64(len(body)) > c.maxBody {
-		return Batch{}, pollErr("too_large", "response larger than %d bytes", c.maxBody)
-	}
-	b, err := DecodeBatch(body)
-	var ie *ItemError
-	if errors.As(err, &ie) {
-		// The items before the unusable one are good: hand them over with
-		// the error (the cycle delivers them, then fails).
-		return b, &PollError{Reason: "bad_item", Err: err}
-	}
-	if err != nil {
-		return Batch{}, &PollError{Reason: "decode", Err: err}
-	}
-	return b, nil
+	return err
 }
 
 // Heartbeat pings the ilert heartbeat with key. Errors never contain the

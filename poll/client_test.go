@@ -253,3 +253,134 @@ func TestNoSecretCrossesARedirect(t *testing.T) {
 	}
 	assert.Equal(t, 2, moved, "same-origin redirects are followed")
 }
+
+// padded returns n payloads of size bytes each.
+func padded(n, size int) []json.RawMessage {
+	out := make([]json.RawMessage, n)
+	for i := range out {
+		out[i] = json.RawMessage(`{"eventType":"alert-created","details":"` + strings.Repeat("x", size-len(`{"eventType":"alert-created","details":""}`)) + `"}`)
+	}
+	return out
+}
+
+// An answer over the response limit (1 MiB here) is asked again with a
+// smaller limit: half, or the number of items that fitted if fewer; the
+// pages come back whole, in order, Full relative to the limit asked, and
+// the smaller limit is kept while the items stay large.
+func TestPollShrinksTheLimitWhenTheAnswerIsTooLarge(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		size   int
+		limits []string // the limit of each request, in order
+		pages  []int    // items per page
+	}{
+		// 100 × 15 KiB: 68 fit; half of 100 is less: 50 (750 KiB).
+		{"halved", 15 << 10, []string{"100", "50", "50", "50"}, []int{50, 50, 20}},
+		// 100 × 300 KiB: 3 fit: ask for 3 (900 KiB).
+		{"to what fitted", 300 << 10, []string{"100", "3", "3", "3"}, []int{3, 3, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := ilerttest.New(testKey)
+			var total int
+			for _, n := range tc.pages {
+				total += n
+			}
+			payloads := padded(total, tc.size)
+			api.Push(testKey, payloads...)
+			srv := api.Start()
+			defer srv.Close()
+			c := newClient(t, srv.URL)
+			var after int64
+			for i, n := range tc.pages {
+				b, err := c.Poll(context.Background(), poll.Query{AfterID: after})
+				require.NoError(t, err, "page %d", i)
+				require.Len(t, b.Items, n, "page %d", i)
+				for j, ev := range b.Items {
+					assert.Equal(t, after+int64(j)+1, ev.ID)
+					assert.Equal(t, string(payloads[ev.ID-1]), string(ev.Payload))
+				}
+				assert.Equal(t, i < len(tc.pages)-1, b.Full, "page %d full", i)
+				after = b.Items[len(b.Items)-1].ID
+			}
+			var limits []string
+			for _, r := range api.Requests() {
+				limits = append(limits, r.Query["limit"])
+			}
+			assert.Equal(t, tc.limits, limits)
+		})
+	}
+}
+
+// An item that alone passes the response limit fails the poll naming the
+// id it follows (each time: the queue cannot move past it); the items
+// before it are fetched first, and the limit grows back once answers are
+// small again.
+func TestPollItemAloneOverTheLimitIsNamed(t *testing.T) {
+	api := ilerttest.New(testKey)
+	api.Push(testKey, padded(1, 1<<10)...)
+	api.Push(testKey, padded(1, 2<<20)...)
+	srv := api.Start()
+	defer srv.Close()
+	c := newClient(t, srv.URL)
+
+	b, err := c.Poll(context.Background(), poll.Query{})
+	require.NoError(t, err)
+	require.Len(t, b.Items, 1, "the item that fitted")
+	assert.Equal(t, int64(1), b.Items[0].ID)
+	assert.True(t, b.Full, "a page of the smaller limit: more is waiting")
+	for range 2 {
+		_, err = c.Poll(context.Background(), poll.Query{AfterID: 1})
+		var pe *poll.PollError
+		require.ErrorAs(t, err, &pe)
+		assert.Equal(t, "too_large", pe.Reason)
+		assert.Contains(t, err.Error(), "the edge item after id 1 alone is larger than the 1048576-byte response limit")
+	}
+	_, err = c.Poll(context.Background(), poll.Query{ClusterID: "c", InstanceID: "i", LastProcessedID: 1})
+	assert.ErrorContains(t, err, "the edge item after id 1 alone")
+
+	api.Push(testKey, padded(3, 1<<10)...) // ids 3..5, small again
+	b, err = c.Poll(context.Background(), poll.Query{AfterID: 2})
+	require.NoError(t, err)
+	assert.Len(t, b.Items, 1)
+	b, err = c.Poll(context.Background(), poll.Query{AfterID: 3})
+	require.NoError(t, err)
+	assert.Len(t, b.Items, 2, "the limit doubled after a small answer")
+	var limits []string
+	for _, r := range api.Requests() {
+		limits = append(limits, r.Query["limit"])
+	}
+	assert.Equal(t, []string{"100", "1", "2", "1", "1", "1", "1", "2"}, limits)
+}
+
+// A garbage answer over the limit is too_large at once, not asked again
+// with smaller limits (it is no page of items).
+func TestPollGarbageOverTheLimitIsNotRetried(t *testing.T) {
+	api := ilerttest.New(testKey)
+	api.Fail(ilerttest.Fault{Body: []byte(strings.Repeat("<html>", 1<<18))})
+	srv := api.Start()
+	defer srv.Close()
+	_, err := newClient(t, srv.URL).Poll(context.Background(), poll.Query{})
+	var pe *poll.PollError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "too_large", pe.Reason)
+	assert.Len(t, api.Requests(), 1)
+}
+
+// A connection lost in the middle of the answer is a transport failure,
+// not a malformed answer.
+func TestPollAnswerCutOffIsTransport(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		_, _ = w.Write([]byte(`{"items":[{"id":1,"payload":{"a":"`))
+		w.(http.Flusher).Flush()
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	defer srv.Close()
+	_, err := newClient(t, srv.URL).Poll(context.Background(), poll.Query{})
+	var pe *poll.PollError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, "transport", pe.Reason, "%v", err)
+}

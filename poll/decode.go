@@ -13,19 +13,21 @@ import (
 )
 
 // The API's JSON is read in one pass with jsontext (the tokenizer of Go's
-// encoding/json/v2): the batch envelope is checked, each payload is sliced
-// out of the response verbatim and its metadata is read on the way, without
-// copying or re-scanning it. It accepts what encoding/json accepts:
-// duplicate member names and invalid UTF-8 inside strings pass through (the
-// payload is delivered unchanged either way).
+// encoding/json/v2) as it arrives: the batch envelope is checked, each
+// payload is cut out of the stream verbatim (a tape keeps the bytes of the
+// item being read) and its metadata is read on the way, without re-scanning
+// it. Only the items themselves are kept, each payload in its own
+// allocation, never the whole response. It accepts what encoding/json
+// accepts: duplicate member names and invalid UTF-8 inside strings pass
+// through (the payload is delivered unchanged either way).
 var decodeOpts = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
 
 // DecodeBatch strictly decodes a poll response body:
 // {"items":[{"id":<int>,"payload":<object>},...],"role":...}. Anything else
 // (not an object, items missing or not an array, an id that is not an
 // integer, a payload that is not an object, trailing data) is an error with a
-// short, readable reason. Payload bytes are kept exactly as received (they
-// alias body). Items come back sorted by id with duplicate ids removed.
+// short, readable reason. Payload bytes are kept exactly as received (copied
+// out of body). Items come back sorted by id with duplicate ids removed.
 //
 // One unusable item in an otherwise well-formed response (an id that is not
 // a positive integer, a payload that is not an object) does not reject the
@@ -33,56 +35,110 @@ var decodeOpts = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext
 // naming its position, so those items can be delivered and the cursor stops
 // right before it.
 func DecodeBatch(body []byte) (Batch, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return Batch{}, errors.New("empty response body")
+	b, _, err := decodeBatch(bytes.NewReader(body), BatchLimit)
+	return b, err
+}
+
+// decodeBatch is DecodeBatch reading from r, for a poll that asked for
+// limit items (Full: that many came). It also returns how many items were
+// read whole, which tells the client, when r fails (the response limit),
+// how much of the page fitted.
+func decodeBatch(r io.Reader, limit int) (Batch, int, error) {
+	pd := &pageDecoder{tape: tape{r: r}}
+	pd.d = jsontext.NewDecoder(&pd.tape, decodeOpts...)
+	if err := pd.checkStart(); err != nil {
+		return Batch{}, 0, err
 	}
-	if body[0] != '{' {
-		return Batch{}, fmt.Errorf("response is not a JSON object (starts with %s)", describeStart(body))
+	b, bad, err := pd.envelope()
+	if err != nil {
+		return Batch{}, pd.whole, err
 	}
-	d := jsontext.NewDecoder(bytes.NewBuffer(body), decodeOpts...)
+	if _, err := pd.d.ReadToken(); err != io.EOF {
+		if pd.tape.err != nil { // a failed read, not trailing data
+			return Batch{}, pd.whole, syntaxErr(err)
+		}
+		return Batch{}, pd.whole, errors.New("trailing data after the JSON object")
+	}
+	b.Full = len(b.Items) >= limit && bad == nil
+	slices.SortStableFunc(b.Items, func(a, b Event) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	b.Items = slices.CompactFunc(b.Items, func(a, b Event) bool { return a.ID == b.ID })
+	if bad != nil {
+		return b, pd.whole, bad
+	}
+	return b, pd.whole, nil
+}
+
+// pageDecoder reads one poll answer from its tape.
+type pageDecoder struct {
+	d     *jsontext.Decoder
+	tape  tape
+	whole int    // items read to their end (good or unusable)
+	slab  []byte // small payloads share it (fewer allocations)
+}
+
+// slabSize is the largest block small payloads are copied into (blocks
+// start at 4 KiB and double); a payload larger than a sixteenth of it gets
+// an allocation of its own, so that a delivered large payload is freed on
+// its own.
+const slabSize = 64 << 10
+
+// keep copies a payload out of the tape.
+func (pd *pageDecoder) keep(p []byte) []byte {
+	if len(p) > slabSize/16 {
+		return bytes.Clone(p)
+	}
+	if cap(pd.slab)-len(pd.slab) < len(p) {
+		pd.slab = make([]byte, 0, min(slabSize, max(4<<10, 2*cap(pd.slab))))
+	}
+	n := len(pd.slab)
+	pd.slab = append(pd.slab, p...)
+	return pd.slab[n:len(pd.slab):len(pd.slab)]
+}
+
+// checkStart: the answer is a JSON object (the common mistakes, an empty
+// body or an HTML error page, get a readable reason).
+func (pd *pageDecoder) checkStart() error {
+	switch pd.d.PeekKind() {
+	case '{':
+		return nil
+	case 0:
+		if _, err := pd.d.ReadToken(); err == io.EOF {
+			return errors.New("empty response body")
+		}
+		if pd.tape.err != nil {
+			return fmt.Errorf("reading the response: %w", pd.tape.err)
+		}
+	}
+	start := pd.tape.start(17)
+	if len(start) == 0 {
+		return errors.New("empty response body")
+	}
+	return fmt.Errorf("response is not a JSON object (starts with %s)", describeStart(start))
+}
+
+// envelope reads the answer's object: its "items" and "role".
+func (pd *pageDecoder) envelope() (Batch, *ItemError, error) {
 	var (
+		d        = pd.d
 		b        Batch
 		sawItems bool
 		bad      *ItemError
 	)
-	err := eachMember(d, func(name string) error {
+	err := pd.eachMember(func(name string) error {
 		switch name {
 		case "items":
-			if k := d.PeekKind(); k != '[' {
-				if k == 'n' {
-					return errors.New(`response has no "items" array`)
-				}
-				return kindErr(d, `"items"`, "an array")
-			}
-			if _, err := d.ReadToken(); err != nil {
-				return syntaxErr(err)
-			}
-			b.Items = b.Items[:0]
-			bad = nil
-			for i := 0; d.PeekKind() != ']'; i++ {
-				if bad != nil { // only the items before the first bad one count
-					if err := d.SkipValue(); err != nil {
-						return syntaxErr(err)
-					}
-					continue
-				}
-				ev, err := decodeItem(d, body, i)
-				var ie *ItemError
-				if errors.As(err, &ie) {
-					if len(b.Items) > 0 {
-						ie.After = b.Items[len(b.Items)-1].ID
-					}
-					bad = ie
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				b.Items = append(b.Items, ev)
-			}
-			if _, err := d.ReadToken(); err != nil { // ]
-				return syntaxErr(err)
+			var err error
+			b.Items, bad, err = pd.items()
+			if err != nil {
+				return err
 			}
 			sawItems = true
 		case "role":
@@ -106,30 +162,110 @@ func DecodeBatch(body []byte) (Batch, error) {
 		return nil
 	}, "items", "role")
 	if err != nil {
-		return Batch{}, err
-	}
-	if _, err := d.ReadToken(); err != io.EOF {
-		return Batch{}, errors.New("trailing data after the JSON object")
+		return Batch{}, nil, err
 	}
 	if !sawItems {
-		return Batch{}, errors.New(`response has no "items" array`)
+		return Batch{}, nil, errors.New(`response has no "items" array`)
 	}
-	b.Full = len(b.Items) >= BatchLimit && bad == nil
-	slices.SortStableFunc(b.Items, func(a, b Event) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
-	b.Items = slices.CompactFunc(b.Items, func(a, b Event) bool { return a.ID == b.ID })
-	if bad != nil {
-		return b, bad
-	}
-	return b, nil
+	return b, bad, nil
 }
+
+// items reads the "items" array: the usable items before the first
+// unusable one (bad), the rest only checked.
+func (pd *pageDecoder) items() ([]Event, *ItemError, error) {
+	d := pd.d
+	if k := d.PeekKind(); k != '[' {
+		if k == 'n' {
+			return nil, nil, errors.New(`response has no "items" array`)
+		}
+		return nil, nil, kindErr(d, `"items"`, "an array")
+	}
+	if _, err := d.ReadToken(); err != nil {
+		return nil, nil, syntaxErr(err)
+	}
+	var (
+		evs []Event
+		bad *ItemError
+	)
+	for i := 0; d.PeekKind() != ']'; i++ {
+		pd.tape.forget(d.InputOffset())
+		if bad != nil { // only the items before the first bad one count
+			if err := d.SkipValue(); err != nil {
+				return nil, nil, syntaxErr(err)
+			}
+			pd.whole++
+			continue
+		}
+		ev, err := pd.item(i)
+		var ie *ItemError
+		if errors.As(err, &ie) {
+			if len(evs) > 0 {
+				ie.After = evs[len(evs)-1].ID
+			}
+			bad = ie
+			pd.whole++
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		evs = append(evs, ev)
+		pd.whole++
+	}
+	if _, err := d.ReadToken(); err != nil { // ]
+		return nil, nil, syntaxErr(err)
+	}
+	return evs, bad, nil
+}
+
+// tape is the reader under the decoder: it keeps the bytes read from the
+// stream's offset base on, so that a payload the decoder walked through
+// token by token can be cut out verbatim; forget drops what is behind the
+// decoder (between items), so it holds about one item at a time.
+type tape struct {
+	r    io.Reader
+	buf  []byte
+	base int64
+	err  error // the first read error other than io.EOF
+}
+
+func (t *tape) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.buf = append(t.buf, p[:n]...)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// forget drops the stream's bytes before offset off.
+func (t *tape) forget(off int64) {
+	if n := int(off - t.base); n > 0 && n <= len(t.buf) {
+		t.buf = t.buf[:copy(t.buf, t.buf[n:])]
+		t.base = off
+	}
+}
+
+// cut returns the stream's bytes [from, to): they alias the tape until
+// the next read.
+func (t *tape) cut(from, to int64) []byte { return t.buf[from-t.base : to-t.base] }
+
+// start returns up to n bytes of the stream after leading whitespace, for
+// an error message (it may read a little more of the stream).
+func (t *tape) start(n int) []byte {
+	var chunk [64]byte
+	for len(bytes.TrimLeft(t.buf, jsonSpace)) < n && len(t.buf) < 64<<10 {
+		m, err := t.r.Read(chunk[:])
+		t.buf = append(t.buf, chunk[:m]...)
+		if err != nil {
+			break
+		}
+	}
+	s := bytes.TrimLeft(t.buf, jsonSpace)
+	return s[:min(n, len(s))]
+}
+
+const jsonSpace = " \t\r\n"
 
 // ItemError is one unusable item in a well-formed response: Index is its
 // position in "items" (0-based), After the id of the item before it (0 if
@@ -152,8 +288,11 @@ func itemErr(i int, format string, args ...any) error {
 	return &ItemError{Index: i, Reason: fmt.Sprintf(format, args...)}
 }
 
-// decodeItem reads items[i]: {"id":<int>,"payload":<object>}.
-func decodeItem(d *jsontext.Decoder, body []byte, i int) (Event, error) {
+// item reads items[i]: {"id":<int>,"payload":<object>}. The payload is
+// copied out of the tape into its own allocation (the batch holds nothing
+// else of the response).
+func (pd *pageDecoder) item(i int) (Event, error) {
+	d := pd.d
 	if k := d.PeekKind(); k != '{' {
 		if err := d.SkipValue(); err != nil { // k == 0: a syntax error
 			return Event{}, syntaxErr(err)
@@ -165,7 +304,7 @@ func decodeItem(d *jsontext.Decoder, body []byte, i int) (Event, error) {
 		idRaw             []byte // nil: no "id"
 		sawPayload, badPl bool
 	)
-	err := eachMember(d, func(name string) error {
+	err := pd.eachMember(func(name string) error {
 		switch name {
 		case "id":
 			v, err := d.ReadValue()
@@ -177,6 +316,7 @@ func decodeItem(d *jsontext.Decoder, body []byte, i int) (Event, error) {
 			sawPayload = true
 			if d.PeekKind() != '{' {
 				badPl = true
+				ev.Payload = nil
 				if err := d.SkipValue(); err != nil {
 					return syntaxErr(err)
 				}
@@ -188,7 +328,7 @@ func decodeItem(d *jsontext.Decoder, body []byte, i int) (Event, error) {
 				return syntaxErr(err)
 			}
 			// The value starts after the name's ':' and any whitespace.
-			ev.Payload = bytes.TrimLeft(body[start:d.InputOffset()], " \t\r\n:")
+			ev.Payload = pd.keep(bytes.TrimLeft(pd.tape.cut(start, d.InputOffset()), jsonSpace+":"))
 		}
 		return nil
 	}, "id", "payload")
@@ -279,15 +419,18 @@ func nameIs(raw jsontext.Value, want string) bool {
 	return string(unquote(raw)) == want
 }
 
-// eachMember reads the object that is d's next value. For each member
-// named one of names it calls member with that name, the value next in d
-// for member to read; other members are skipped. member's error ends the
-// walk and is returned as is; syntax errors come back through syntaxErr.
-func eachMember(d *jsontext.Decoder, member func(name string) error, names ...string) error {
+// eachMember reads the object that is the decoder's next value. For each
+// member named one of names it calls member with that name, the value next
+// in the decoder for member to read; other members are skipped. member's
+// error ends the walk and is returned as is; syntax errors come back
+// through syntaxErr. Between members the tape forgets what was read.
+func (pd *pageDecoder) eachMember(member func(name string) error, names ...string) error {
+	d := pd.d
 	if _, err := d.ReadToken(); err != nil { // {
 		return syntaxErr(err)
 	}
 	for d.PeekKind() != '}' {
+		pd.tape.forget(d.InputOffset())
 		raw, err := d.ReadValue()
 		if err != nil {
 			return syntaxErr(err)

@@ -3,7 +3,9 @@ package poll
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
+	"testing/iotest"
 )
 
 // FuzzDecodeBatch: no input panics; an accepted batch is sorted, unique,
@@ -32,6 +34,12 @@ func FuzzDecodeBatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		b, err := DecodeBatch(body)
+		// Streamed one byte at a time (every token and payload cut across
+		// reads), the answer decodes the same.
+		sb, _, serr := decodeBatch(iotest.OneByteReader(bytes.NewReader(body)), BatchLimit)
+		if !reflect.DeepEqual(b, sb) || (err == nil) != (serr == nil) || err != nil && err.Error() != serr.Error() {
+			t.Fatalf("streamed decode differs:\n%+v %v\n%+v %v", b, err, sb, serr)
+		}
 		if err != nil {
 			if len(err.Error()) > 300 {
 				t.Fatalf("unbounded error: %d bytes", len(err.Error()))
