@@ -335,13 +335,7 @@ func TestPrometheusRule(t *testing.T) {
 	pr := find[*monitoringv1.PrometheusRule](loadManifests(t), "prometheusrule.yaml")
 	require.NotNil(t, pr)
 	assert.Equal(t, "monitoring.coreos.com/v1", pr.APIVersion)
-	src, err := os.ReadFile("../metrics/metrics.go")
-	require.NoError(t, err)
-	exported := map[string]bool{}
-	for _, m := range regexp.MustCompile(`Name: "(edgepoll_[a-z_]+)"`).FindAllStringSubmatch(string(src), -1) {
-		exported[m[1]] = true
-	}
-	require.Contains(t, exported, "edgepoll_ready")
+	names, labels := exportedMetrics(t)
 	alerts := map[string]string{}
 	for _, g := range pr.Spec.Groups {
 		for _, r := range g.Rules {
@@ -349,9 +343,7 @@ func TestPrometheusRule(t *testing.T) {
 			alerts[r.Alert] = r.Expr.String()
 			assert.NotEmpty(t, r.Labels["severity"], r.Alert)
 			assert.NotEmpty(t, r.Annotations["summary"], r.Alert)
-			for _, m := range regexp.MustCompile(`edgepoll_[a-z_]+`).FindAllString(r.Expr.String(), -1) {
-				assert.True(t, exported[m], "%s: %s is not a metric edgepoll exports", r.Alert, m)
-			}
+			checkQuery(t, r.Alert, r.Expr.String(), names, labels)
 		}
 	}
 	for alert, metric := range map[string]string{
