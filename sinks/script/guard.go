@@ -38,11 +38,13 @@ func GuardMain() {
 	// Signals meant for edgepoll (a terminal's Ctrl-C, a service manager's
 	// SIGTERM) must not end the guard before edgepoll has gone.
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	os.Exit(guard1(os.Stdin))
+	os.Exit(guard1(os.Stdin, MarkerEnv+"="+os.Getenv(GuardEnv)))
 }
 
-// guard1 reads the protocol from r until EOF and kills the groups left.
-func guard1(r io.Reader) int {
+// guard1 reads the protocol from r until EOF and kills the groups left,
+// then every process that carries marker in its environment (a script's
+// child that left the group with setsid, now an orphan).
+func guard1(r io.Reader, marker string) int {
 	groups := map[int]bool{}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -60,6 +62,7 @@ func guard1(r io.Reader) int {
 	for pgid := range groups {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
+	killMarked(marker)
 	return 0
 }
 
@@ -76,7 +79,7 @@ type guard struct {
 	warned bool
 }
 
-func startGuard(cmdline []string, log *slog.Logger) *guard {
+func startGuard(cmdline []string, token string, log *slog.Logger) *guard {
 	g := &guard{active: map[int]bool{}, log: log}
 	if len(cmdline) == 0 {
 		exe, err := os.Executable()
@@ -87,7 +90,7 @@ func startGuard(cmdline []string, log *slog.Logger) *guard {
 		cmdline = []string{exe}
 	}
 	cmd := exec.Command(cmdline[0], cmdline[1:]...)
-	cmd.Env = []string{GuardEnv + "=1"} // nothing else: no secret in its environment
+	cmd.Env = []string{GuardEnv + "=" + token} // nothing else: no secret in its environment
 	// Its own process group: a Ctrl-C to edgepoll's group does not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	w, err := cmd.StdinPipe()

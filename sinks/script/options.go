@@ -2,6 +2,7 @@ package script
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
@@ -15,9 +16,12 @@ var Registration = sinks.Registration{Mode: "script", New: func() sinks.Target {
 type Options struct {
 	Path    string        `name:"script" aliases:"edge_script" help:"script: path of an executable run once per item (required for script)." group:"Script"`
 	Timeout time.Duration `name:"script-timeout" default:"30s" help:"script: timeout of one run; then its whole process group is killed." group:"Script"`
+	PassEnv []string      `name:"script-env" placeholder:"NAME" help:"script: hand this AWS credential variable (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_SECURITY_TOKEN, AWS_ROLE_ARN, AWS_ROLE_SESSION_NAME, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_CONTAINER_*) to the script; none reaches it otherwise (repeatable, or comma-separated)." group:"Script"`
 }
 
-func (o *Options) config() Config { return Config{Path: o.Path, Timeout: o.Timeout} }
+func (o *Options) config() Config {
+	return Config{Path: o.Path, Timeout: o.Timeout, PassEnv: o.PassEnv}
+}
 
 // Validate implements sinks.Target.
 func (o *Options) Validate(sinks.Shared) error { return o.config().check() }
@@ -43,6 +47,11 @@ func (c Config) check() error {
 	}
 	if c.Timeout <= 0 {
 		return sinks.Problem("script-timeout", "must be positive")
+	}
+	for _, n := range c.PassEnv {
+		if !credentialVar(n) {
+			return sinks.Problem("script-env", fmt.Sprintf("%q is not an AWS credential variable: every other variable reaches the script already", n))
+		}
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -42,6 +41,9 @@ type Config struct {
 	// environment whose value is one of them is not passed on, whatever
 	// its name (edgepoll gives every secret it holds).
 	Secrets []string
+	// PassEnv names AWS credential variables that are nevertheless handed
+	// to the script (--script-env): without it none reaches a script.
+	PassEnv []string
 }
 
 // stderrTail is how much of a failed script's stderr its error carries.
@@ -49,10 +51,11 @@ const stderrTail = 512
 
 // Sink runs the script once per event. It implements poll.Deliverer.
 type Sink struct {
-	cfg   Config
-	env   []string
-	log   *slog.Logger
-	guard *guard
+	cfg    Config
+	env    []string
+	log    *slog.Logger
+	guard  *guard
+	marker string // MarkerEnv=token: every process of this sink's scripts carries it
 }
 
 // New validates cfg (check, the same rules as Options.Validate) and builds
@@ -70,31 +73,13 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Sink{cfg: cfg, env: scrubEnv(os.Environ(), cfg.Secrets), log: log}
-	s.guard = startGuard(cfg.Guard, log)
+	token := newToken()
+	s := &Sink{cfg: cfg, env: scrubEnv(os.Environ(), cfg.Secrets, cfg.PassEnv), log: log, marker: MarkerEnv + "=" + token}
+	if err := becomeSubreaper(); err != nil {
+		log.Warn("not a child subreaper: a script's child that leaves its session (setsid) is found by its environment only", "err", err)
+	}
+	s.guard = startGuard(cfg.Guard, token, log)
 	return s, nil
-}
-
-// scrubEnv drops every variable whose value is one of edgepoll's secrets
-// (whatever its name: ILERT_EDGE_CONNECTOR_KEY, a --config file's
-// ILERT_KEY_NOC or NOC_TOKEN, ...) and the ILERT_* namespace, which carries
-// the per-event metadata.
-func scrubEnv(env, secrets []string) []string {
-	withhold := make(map[string]bool, len(secrets))
-	for _, v := range secrets {
-		if v != "" {
-			withhold[v] = true
-		}
-	}
-	out := env[:0:0]
-	for _, kv := range env {
-		name, val, _ := strings.Cut(kv, "=")
-		if withhold[val] || withhold[strings.TrimSpace(val)] || strings.HasPrefix(strings.ToUpper(name), "ILERT_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 // Deliver runs the script for ev. Exit 0: delivered. Any other exit status
@@ -110,6 +95,7 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 		"ILERT_ALERT_ID="+ev.AlertID,
 		"ILERT_EDGE_ITEM_ID="+ev.ItemID(),
 		"ILERT_TIMESTAMP="+ev.Timestamp,
+		s.marker,
 	)
 	// Its own process group (killed as a whole on every exit path), and
 	// SIGKILL should edgepoll die; the guard kills the rest of the group
@@ -151,8 +137,10 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		waitErr = <-done
 	}
-	// Whatever the outcome, no process of this run outlives it.
+	// Whatever the outcome, no process of this run outlives it: its group,
+	// then whatever left the group (setsid) and was handed to us.
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	sweepChildren(s.marker)
 	s.guard.forget(pgid)
 	_ = stdin.Close()
 	wg.Wait()
@@ -184,6 +172,7 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 // script group still running).
 func (s *Sink) Close() error {
 	s.guard.close()
+	sweepChildren(s.marker)
 	return nil
 }
 
