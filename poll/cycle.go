@@ -539,6 +539,10 @@ func (c *Cycle) deliver(soft, hard context.Context, inv Invocation, obs Observer
 			if stopErr = pass(); stopErr != nil {
 				break
 			}
+			// Passed: its payload is released now (the sink reported it),
+			// so a page's memory shrinks as it is delivered while the next
+			// page arrives (issue 19).
+			items[next].Payload = nil
 			next++
 			advanced = true
 		}
