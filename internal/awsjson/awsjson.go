@@ -1,6 +1,8 @@
 // Package awsjson calls AWS services that speak the JSON protocol
 // (DynamoDB, SSM, Secrets Manager): one SigV4-signed POST per operation,
-// with the SDK's signer, credentials and standard retryer.
+// on the SDK's configuration (internal/awscfg: config.LoadDefaultConfig's
+// credentials chain, retry settings, HTTP client with timeouts, CA bundle,
+// endpoint_url), signer and retryer (with its retry quota).
 //
 // It replaces the SDK's generated service clients, whose packages build
 // large schema and endpoint tables at program start (about 2 MB allocated
@@ -20,11 +22,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/edgepoll/edgepoll/internal/awscfg"
 )
 
 // Service describes one JSON-protocol service.
@@ -48,41 +53,62 @@ type Client struct {
 	Endpoint    string // scheme://host[:port]
 	Region      string
 	Credentials aws.CredentialsProvider
-	HTTP        *http.Client // nil: http.DefaultClient (honours HTTPS_PROXY)
+	// HTTP sends the requests. nil: a client with awscfg.HTTPTimeout.
+	HTTP aws.HTTPClient
 	// Retryer decides whether and when a failed call is retried (throttling,
-	// 5xx, connection errors). nil: one attempt.
+	// 5xx, connection errors), within its retry quota. nil: one attempt.
 	Retryer aws.Retryer
 
-	signer *v4.Signer
+	signerOnce sync.Once
+	signer     *v4.Signer
 }
 
-// New builds a client from the environment and the shared AWS files: region
-// and credentials from edgepoll's chain of the SDK's providers (see
-// defaultConfig; README "AWS access"), the
-// endpoint from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL, else the
-// service's regional endpoint. maxAttempts > 1 enables the SDK's standard
-// retryer with that many attempts.
+var defaultHTTP = &http.Client{Timeout: awscfg.HTTPTimeout}
+
+// New builds a client on the shared AWS configuration (awscfg.Load): its
+// region, credentials and HTTP client; the endpoint from
+// AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL or the profile's
+// endpoint_url, else the service's regional endpoint; the SDK's standard
+// retryer (adaptive with AWS_RETRY_MODE=adaptive) with AWS_MAX_ATTEMPTS /
+// max_attempts attempts, else maxAttempts.
 func New(ctx context.Context, svc Service, maxAttempts int) (*Client, error) {
-	region, creds, err := defaultConfig(ctx)
+	cfg, err := awscfg.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("loading the AWS configuration: %v", err)
+		return nil, err
 	}
-	c := &Client{Service: svc, Region: region, Credentials: creds}
-	if maxAttempts > 1 {
-		c.Retryer = retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = maxAttempts })
-	}
-	c.Endpoint, err = endpoint(svc, region)
+	c := &Client{Service: svc, Region: cfg.Region, Credentials: cfg.Credentials, HTTP: cfg.HTTPClient, Retryer: retryer(cfg, maxAttempts)}
+	c.Endpoint, err = endpoint(svc, cfg.Region, aws.ToString(cfg.BaseEndpoint))
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// endpoint resolves the service's endpoint URL.
-func endpoint(svc Service, region string) (string, error) {
+// retryer is the configuration's retryer, or the SDK's standard (or
+// adaptive) one with the configured attempts.
+func retryer(cfg aws.Config, maxAttempts int) aws.Retryer {
+	if cfg.Retryer != nil {
+		return cfg.Retryer()
+	}
+	if cfg.RetryMaxAttempts > 0 {
+		maxAttempts = cfg.RetryMaxAttempts
+	}
+	std := func(o *retry.StandardOptions) { o.MaxAttempts = max(maxAttempts, 1) }
+	if cfg.RetryMode == aws.RetryModeAdaptive {
+		return retry.NewAdaptiveMode(func(o *retry.AdaptiveModeOptions) {
+			o.StandardOptions = append(o.StandardOptions, std)
+		})
+	}
+	return retry.NewStandard(std)
+}
+
+// endpoint resolves the service's endpoint URL: AWS_ENDPOINT_URL_<SERVICE>,
+// else base (AWS_ENDPOINT_URL or the profile's endpoint_url, as resolved by
+// the SDK's configuration), else the regional endpoint.
+func endpoint(svc Service, region, base string) (string, error) {
 	if !strings.EqualFold(os.Getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), "true") {
-		for _, v := range []string{"AWS_ENDPOINT_URL_" + svc.EnvName, "AWS_ENDPOINT_URL"} {
-			if e := strings.TrimRight(os.Getenv(v), "/"); e != "" {
+		for _, e := range []string{os.Getenv("AWS_ENDPOINT_URL_" + svc.EnvName), base, os.Getenv("AWS_ENDPOINT_URL")} {
+			if e = strings.TrimRight(e, "/"); e != "" {
 				return e, nil
 			}
 		}
@@ -121,7 +147,9 @@ func (e *APIError) ErrorCode() string   { return e.Code }
 func (e *APIError) HTTPStatusCode() int { return e.Status }
 
 // Do calls operation op with the JSON of in and decodes the answer into out
-// (which may be nil).
+// (which may be nil). Retries take a token from the retryer's quota (a
+// run of failures drains it and stops retrying) and give it back on
+// success, as the SDK's own retry middleware does.
 func (c *Client) Do(ctx context.Context, op string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -129,12 +157,21 @@ func (c *Client) Do(ctx context.Context, op string, in, out any) error {
 	}
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
+	releaseRetry := func(error) error { return nil }
 	for attempt := 1; ; attempt++ {
+		release := c.attemptToken(ctx)
 		err = c.once(ctx, op, body, hash, out)
+		_ = release(err)
+		_ = releaseRetry(err)
 		if err == nil || c.Retryer == nil || attempt >= c.Retryer.MaxAttempts() ||
 			ctx.Err() != nil || !c.Retryer.IsErrorRetryable(err) {
 			return err
 		}
+		rel, terr := c.retryToken(ctx, err)
+		if terr != nil {
+			return err
+		}
+		releaseRetry = rel
 		d, derr := c.Retryer.RetryDelay(attempt, err)
 		if derr != nil {
 			return err
@@ -149,6 +186,26 @@ func (c *Client) Do(ctx context.Context, op string, in, out any) error {
 	}
 }
 
+// attemptToken takes the retryer's token for one attempt.
+func (c *Client) attemptToken(ctx context.Context) func(error) error {
+	if c.Retryer == nil {
+		return func(error) error { return nil }
+	}
+	if r2, ok := c.Retryer.(aws.RetryerV2); ok {
+		if release, err := r2.GetAttemptToken(ctx); err == nil {
+			return release
+		}
+		return func(error) error { return nil }
+	}
+	return c.Retryer.GetInitialToken()
+}
+
+// retryToken takes a retry token from the quota; an error means the quota
+// is exhausted (no retry).
+func (c *Client) retryToken(ctx context.Context, opErr error) (func(error) error, error) {
+	return c.Retryer.GetRetryToken(ctx, opErr)
+}
+
 func (c *Client) once(ctx context.Context, op string, body []byte, hash string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint+"/", bytes.NewReader(body))
 	if err != nil {
@@ -160,15 +217,13 @@ func (c *Client) once(ctx context.Context, op string, body []byte, hash string, 
 	if err != nil {
 		return fmt.Errorf("AWS credentials: %v", err)
 	}
-	if c.signer == nil {
-		c.signer = v4.NewSigner()
-	}
+	c.signerOnce.Do(func() { c.signer = v4.NewSigner() })
 	if err := c.signer.SignHTTP(ctx, creds, req, hash, c.Service.SigningName, c.Region, time.Now()); err != nil {
 		return err
 	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = http.DefaultClient
+		hc = defaultHTTP
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

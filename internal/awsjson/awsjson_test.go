@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -114,24 +115,48 @@ func TestEndpoint(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", "")
 	t.Setenv("AWS_USE_FIPS_ENDPOINT", "")
 	t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "")
-	e, err := endpoint(DynamoDB, "eu-central-1")
+	e, err := endpoint(DynamoDB, "eu-central-1", "")
 	require.NoError(t, err)
 	assert.Equal(t, "https://dynamodb.eu-central-1.amazonaws.com", e)
-	e, _ = endpoint(SecretsManager, "cn-north-1")
+	e, _ = endpoint(SecretsManager, "cn-north-1", "")
 	assert.Equal(t, "https://secretsmanager.cn-north-1.amazonaws.com.cn", e)
 	t.Setenv("AWS_USE_FIPS_ENDPOINT", "true")
-	e, _ = endpoint(SSM, "us-east-1")
+	e, _ = endpoint(SSM, "us-east-1", "")
 	assert.Equal(t, "https://ssm-fips.us-east-1.amazonaws.com", e)
-	_, err = endpoint(SSM, "")
+	_, err = endpoint(SSM, "", "")
 	assert.ErrorContains(t, err, "AWS_REGION")
 
 	t.Setenv("AWS_ENDPOINT_URL", "http://all:1/")
-	e, _ = endpoint(SSM, "us-east-1")
+	e, _ = endpoint(SSM, "us-east-1", "")
 	assert.Equal(t, "http://all:1", e)
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://sm:2")
-	e, _ = endpoint(SecretsManager, "us-east-1")
+	e, _ = endpoint(SecretsManager, "us-east-1", "")
 	assert.Equal(t, "http://sm:2", e)
 	t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
-	e, _ = endpoint(SecretsManager, "us-east-1")
+	e, _ = endpoint(SecretsManager, "us-east-1", "")
 	assert.True(t, strings.HasPrefix(e, "https://secretsmanager"), e)
+}
+
+// Retries draw on the retryer's quota: once it is spent, a failing call is
+// no longer retried (the SDK's token bucket, which a bare retry loop
+// bypassed).
+func TestRetriesSpendTheQuota(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(500)
+		_, _ = w.Write([]byte(`{"__type":"InternalServerError"}`))
+	}))
+	defer srv.Close()
+	c := &Client{Service: DynamoDB, Endpoint: srv.URL, Region: "eu-west-1", Credentials: testCreds,
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 3
+			o.RetryCost = 5
+			o.RateLimiter = ratelimit.NewTokenRateLimit(10) // two retries' worth
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
+		})}
+	require.Error(t, c.Do(context.Background(), "GetItem", map[string]any{}, nil))
+	assert.Equal(t, int32(3), calls.Load(), "two retries within the quota")
+	require.Error(t, c.Do(context.Background(), "GetItem", map[string]any{}, nil))
+	assert.Equal(t, int32(4), calls.Load(), "quota spent: no retry")
 }
