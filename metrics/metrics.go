@@ -94,8 +94,8 @@ func (m *Metrics) Polled(result string, _ int, d time.Duration) {
 }
 
 // Item implements poll.Observer.
-func (m *Metrics) Item(outcome, reason string, d time.Duration) {
-	m.items.WithLabelValues(m.sink, outcome, reason).Inc()
+func (m *Metrics) Item(outcome poll.Outcome, reason string, d time.Duration) {
+	m.items.WithLabelValues(m.sink, string(outcome), reason).Inc()
 	m.itemDuration.WithLabelValues(m.sink).Observe(d.Seconds())
 	if outcome == poll.OutcomeDelivered {
 		m.lastDelivery.SetToCurrentTime()
@@ -164,7 +164,7 @@ func (m *Metrics) Heartbeat(err error) {
 func CycleResult(sum poll.Summary, err error) string {
 	if err != nil {
 		if ce, ok := err.(*poll.CycleError); ok {
-			return ce.Kind
+			return string(ce.Kind)
 		}
 		return "error"
 	}

@@ -20,38 +20,6 @@ type HA struct {
 	InstanceID string
 }
 
-// Outcomes of one item, as reported to an Observer.
-const (
-	OutcomeDelivered = "delivered"
-	OutcomeSkipped   = "skipped"  // permanent failure, cursor moved past it
-	OutcomeFailed    = "failed"   // retryable failure, retried next cycle
-	OutcomeFiltered  = "filtered" // passed over by a filter (ErrFiltered), cursor moved past it
-)
-
-// Observer receives what a cycle does, for metrics. Calls are cheap and
-// never block; implementations must be safe for concurrent use.
-type Observer interface {
-	// Polled: result is "ok" or the PollError reason.
-	Polled(result string, items int, d time.Duration)
-	// Item: outcome is one of the Outcome constants; reason is "" when
-	// delivered. d runs from the hand-over to the sink to the report.
-	Item(outcome, reason string, d time.Duration)
-	// Cursor: the cursor was persisted at this value.
-	Cursor(cursor int64)
-	// Role: the HA role of the last poll ("leader", "standby", "" without HA).
-	Role(role string)
-	// DeadLettered: a skipped item was written to the dead letter.
-	DeadLettered()
-}
-
-type nopObserver struct{}
-
-func (nopObserver) Polled(string, int, time.Duration)  {}
-func (nopObserver) Item(string, string, time.Duration) {}
-func (nopObserver) Cursor(int64)                       {}
-func (nopObserver) Role(string)                        {}
-func (nopObserver) DeadLettered()                      {}
-
 // Invocation is what differs between two runs of one connection's cycle
 // (a Lambda invocation, a one-shot run, a daemon): who holds the lease,
 // where the cycle logs, and its deadline budget. It is passed to Run, never
@@ -136,26 +104,6 @@ type Summary struct {
 	Stats Stats `json:"-"`
 }
 
-// CycleError is a failed cycle. Kind is "auth", "poll", "delivery",
-// "state" or "deadline" (RequireProgress); all of them make a one-shot run
-// exit 1.
-type CycleError struct {
-	Kind   string
-	Reason string // bounded
-	Err    error
-}
-
-func (e *CycleError) Error() string { return e.Err.Error() }
-
-// DeliveryFailed reports whether err is a cycle that polled but failed
-// delivering (a retryable delivery failure, the skip limit): the loop
-// retries it after the poll interval, not after a backoff.
-func DeliveryFailed(err error) bool {
-	var ce *CycleError
-	return errors.As(err, &ce) && ce.Kind == "delivery"
-}
-func (e *CycleError) Unwrap() error { return e.Err }
-
 // Run runs one cycle; cancelling ctx stops it at once (in-flight deliveries
 // are aborted) but still persists what was delivered.
 func (c *Cycle) Run(ctx context.Context, inv Invocation) (Summary, error) {
@@ -166,196 +114,309 @@ func (c *Cycle) Run(ctx context.Context, inv Invocation) (Summary, error) {
 // or delivery, lets the deliveries in flight finish, persists the cursor and
 // returns (Summary.Stopped). When hard is done, in-flight deliveries are
 // aborted too. Persisting and releasing use a fresh PersistTimeout budget.
-func (c *Cycle) RunUntil(soft, hard context.Context, inv Invocation) (sum Summary, err error) {
+//
+// The steps: take the lease, load the position, poll and deliver until the
+// queue is drained (or MaxPolls, a failure, a stop), then settle the
+// background work and release the lease, saving the run's statistics.
+func (c *Cycle) RunUntil(soft, hard context.Context, inv Invocation) (Summary, error) {
+	r := c.newRun(soft, hard, inv)
+	if !r.acquire() {
+		return r.sum, r.err
+	}
+	if r.load() {
+		r.err = r.drain()
+	}
+	return r.sum, r.close()
+}
+
+// run is one cycle in progress: what RunUntil's steps share. Everything on
+// it is used by the cycle's goroutine only.
+type run struct {
+	c          *Cycle
+	soft, hard context.Context
+	inv        Invocation
+	log        *slog.Logger
+	obs        Observer
+	maxPolls   int
+	sum        Summary
+	err        error // the cycle's error
+	lease      Lease
+	statsOK    bool // the stored Stats were loaded: save them at the end
+	saver      *Saver
+	syncing    syncer
+	prefetch   *prefetched
+	cursor     int64 // polls fetch the items after it
+	refusals   int   // the refusal streak at the persisted cursor
+	polledOK   bool  // a poll was answered
+}
+
+func (c *Cycle) newRun(soft, hard context.Context, inv Invocation) *run {
 	inv = inv.withDefaults()
-	log := inv.Log
-	obs := c.Observer
-	if obs == nil {
-		obs = nopObserver{}
+	r := &run{c: c, soft: soft, hard: hard, inv: inv, log: inv.Log, obs: c.Observer, maxPolls: c.MaxPolls}
+	if r.obs == nil {
+		r.obs = nopObserver{}
 	}
-	maxPolls := c.MaxPolls
-	if maxPolls <= 0 {
-		maxPolls = MaxPollsPerCycle
+	if r.maxPolls <= 0 {
+		r.maxPolls = MaxPollsPerCycle
 	}
-	persistTimeout := inv.PersistTimeout
-	persistCtx := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(context.WithoutCancel(hard), persistTimeout)
-	}
+	return r
+}
 
-	// Taking the lease and loading the cursor wait for the store at most
-	// storeTimeout, and not past a stop request: a store that never answers
-	// fails the cycle, bounded, and SIGTERM ends the wait at once.
-	sctx, cancelStore := context.WithTimeout(soft, storeTimeout)
-	defer cancelStore()
-	lease, err := c.Store.Acquire(sctx, c.Conn, inv.Owner)
-	if err != nil && soft.Err() != nil {
-		sum.Stopped = true
-		return sum, nil
+// persistCtx is a fresh persist budget that outlives the cycle's contexts.
+func (r *run) persistCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.hard), r.inv.PersistTimeout)
+}
+
+// storeCtx bounds taking the lease and loading the cursor: at most
+// storeTimeout, and not past a stop request (a store that never answers
+// fails the cycle, bounded, and SIGTERM ends the wait at once).
+func (r *run) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.soft, storeTimeout)
+}
+
+// stopped reports whether err is the end of a store call by a stop
+// request; then the cycle stops early, with no error.
+func (r *run) stopped(err error) bool {
+	if err != nil && r.soft.Err() != nil {
+		r.sum.Stopped = true
+		return true
 	}
-	if errors.Is(err, ErrLeaseHeld) {
-		log.Info("lease held by another run; not polling")
-		sum.LeaseHeld = true
-		return sum, nil
+	return false
+}
+
+// acquire takes the lease; false when the cycle ends here (another run
+// holds it, a stop request, a failure: r.err).
+func (r *run) acquire() bool {
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	lease, err := r.c.Store.Acquire(ctx, r.c.Conn, r.inv.Owner)
+	switch {
+	case r.stopped(err):
+		return false
+	case errors.Is(err, ErrLeaseHeld):
+		r.log.Info("lease held by another run; not polling")
+		r.sum.LeaseHeld = true
+		return false
+	case err != nil:
+		r.err = &CycleError{Kind: KindState, Reason: ReasonLease, Err: fmt.Errorf("taking the lease: %w", err)}
+		return false
+	}
+	r.lease = lease
+	return true
+}
+
+// load reads the position and the statistics; false when the cycle ends
+// here (a stop request, a failure: r.err).
+func (r *run) load() bool {
+	ctx, cancel := r.storeCtx()
+	defer cancel()
+	pos, _, err := r.lease.Load(ctx)
+	if r.stopped(err) {
+		return false
 	}
 	if err != nil {
-		return sum, &CycleError{Kind: "state", Reason: "lease", Err: fmt.Errorf("taking the lease: %w", err)}
+		r.err = &CycleError{Kind: KindState, Reason: ReasonLoad, Err: fmt.Errorf("loading the cursor: %w", err)}
+		return false
 	}
-	statsLoaded := false
-	defer func() {
-		pctx, cancel := persistCtx()
-		defer cancel()
-		if statsLoaded {
-			c.saveStats(pctx, log, lease, &sum, err)
+	if r.sum.Stats, err = r.lease.LoadStats(ctx); err != nil {
+		if !r.stopped(err) {
+			r.err = &CycleError{Kind: KindState, Reason: ReasonLoad, Err: fmt.Errorf("loading the run statistics: %w", err)}
 		}
-		if rerr := lease.Release(pctx); rerr != nil {
-			log.Warn("releasing the lease failed", "err", rerr)
-		}
-	}()
+		return false
+	}
+	r.statsOK = true
+	r.cursor, r.refusals = pos.Cursor, pos.Refusals
+	r.sum.Cursor, r.sum.Refusals = pos.Cursor, pos.Refusals
+	r.c.mu.Lock()
+	if r.c.lastProcessed > r.cursor && r.c.HA != nil {
+		r.cursor = r.c.lastProcessed
+	}
+	r.c.mu.Unlock()
+	r.saver = NewSaver(r.hard, r.lease, r.inv.PersistTimeout, r.obs)
+	return true
+}
 
-	pos, _, err := lease.Load(sctx)
-	if err != nil && soft.Err() != nil {
-		sum.Stopped = true
-		return sum, nil
-	}
-	if err != nil {
-		return sum, &CycleError{Kind: "state", Reason: "load", Err: fmt.Errorf("loading the cursor: %w", err)}
-	}
-	if sum.Stats, err = lease.LoadStats(sctx); err != nil {
-		if soft.Err() != nil {
-			sum.Stopped = true
-			return sum, nil
-		}
-		return sum, &CycleError{Kind: "state", Reason: "load", Err: fmt.Errorf("loading the run statistics: %w", err)}
-	}
-	statsLoaded = true
-	cursor, refusals := pos.Cursor, pos.Refusals
-	sum.Cursor, sum.Refusals = cursor, refusals
-	c.mu.Lock()
-	if c.lastProcessed > cursor && c.HA != nil {
-		cursor = c.lastProcessed
-	}
-	c.mu.Unlock()
+// errStopped ends drain's loop on a stop request (not an error).
+var errStopped = errors.New("stopped on request")
 
-	// Without HA the server keeps no cursor (after-id is ours), so while a
-	// full batch is delivered the next page is fetched in the background; it
-	// is used only if the whole batch was handled and the cursor reached its
-	// last id. With HA, last-processed-id acknowledges items, so no prefetch.
-	var prefetch *prefetched
-	saver := NewSaver(hard, lease, persistTimeout, obs)
-	defer saver.Close()
-	polledOK := false // a poll was answered
-	syncing := &syncer{}
-	defer func() {
-		if serr := syncing.wait(); serr != nil && err == nil {
-			err = serr
-		}
-	}()
-	defer func() {
-		if prefetch != nil {
-			prefetch.cancel()
-			<-prefetch.done
-		}
-	}()
-	for sum.Polls < maxPolls {
-		if soft.Err() != nil {
-			sum.Stopped = true
+// drain polls and delivers until the server has no full batch left, up to
+// maxPolls, or a failure or a stop request ends the cycle.
+//
+// Without HA the server keeps no cursor (after-id is ours), so while a full
+// batch is delivered the next page is fetched in the background; it is used
+// only if the whole batch was handled and the cursor reached its last id.
+// With HA, last-processed-id acknowledges items, so no prefetch.
+func (r *run) drain() error {
+	for r.sum.Polls < r.maxPolls {
+		if r.soft.Err() != nil {
+			r.sum.Stopped = true
 			break
 		}
-		q := Query{AfterID: cursor}
-		if c.HA != nil {
-			q = Query{ClusterID: c.HA.ClusterID, InstanceID: c.HA.InstanceID, LastProcessedID: cursor}
+		batch, badItem, err := r.poll()
+		if err == nil {
+			err = r.handle(batch, badItem)
 		}
-		var (
-			batch Batch
-			err   error
-			start = time.Now()
-		)
-		if prefetch != nil && prefetch.after == cursor {
-			<-prefetch.done
-			batch, err, start = prefetch.batch, prefetch.err, prefetch.start
-		} else {
-			if prefetch != nil { // the batch was not fully handled: discard
-				prefetch.cancel()
-				<-prefetch.done
-			}
-			batch, err = c.Client.Poll(soft, q) // a stop request cancels a poll at once
-		}
-		sum.Polls++
-		prefetch = nil
-		var badItem error // the items before an unusable one are delivered first
-		if errors.As(err, new(*ItemError)) && len(batch.Items) > 0 {
-			badItem, err = err, nil
+		if errors.Is(err, errStopped) {
+			break
 		}
 		if err != nil {
-			reason := "error"
-			var pe *PollError
-			if errors.As(err, &pe) {
-				reason = pe.Reason
-			}
-			obs.Polled(reason, 0, time.Since(start))
-			if reason == "canceled" && soft.Err() != nil {
-				sum.Stopped = true
-				break
-			}
-			kind := "poll"
-			if errors.Is(err, ErrAuth) {
-				kind = "auth"
-			}
-			return sum, &CycleError{Kind: kind, Reason: reason, Err: err}
+			return err
 		}
-		obs.Polled("ok", len(batch.Items), time.Since(start))
-		polledOK = true
-		sum.Full = batch.Full
-		if c.HA != nil {
-			sum.Role = batch.Role
-			obs.Role(batch.Role)
-			c.noteRole(log, batch.Role)
-			if batch.Role != "leader" {
-				break // a standby gets no items
-			}
-		}
-		items := batch.Items
-		for len(items) > 0 && items[0].ID <= cursor {
-			log.Debug("skipping item at or below the cursor (already handled)", "item", items[0].ID, "cursor", cursor)
-			items = items[1:]
-		}
-		sum.Polled += len(items)
-		if batch.Full && c.HA == nil && sum.Polls < maxPolls && len(batch.Items) > 0 {
-			prefetch = c.prefetch(soft, batch.Items[len(batch.Items)-1].ID)
-		}
-		if len(items) > 0 {
-			log.Debug("polled", "items", len(items), "first", items[0].ID, "last", items[len(items)-1].ID, "full", batch.Full)
-			newCursor, err := c.deliver(soft, hard, inv, obs, saver, items, &refusals, &sum)
-			if newCursor > cursor {
-				cursor = newCursor
-				sum.Cursor, sum.Refusals = cursor, refusals
-				c.mu.Lock()
-				c.lastProcessed = cursor
-				c.mu.Unlock()
-			}
-			if serr := syncing.wait(); serr != nil && err == nil {
-				err = serr
-			}
-			syncing.start(lease, persistCtx)
-			if err != nil {
-				return sum, err
-			}
-			if sum.Stopped {
-				break
-			}
-		}
-		if badItem != nil {
-			return sum, &CycleError{Kind: "poll", Reason: "bad_item", Err: badItem}
-		}
-		if !batch.Full {
+		if !batch.Full || r.sum.Stopped || r.c.HA != nil && batch.Role != "leader" {
 			break
 		}
 	}
-	if inv.RequireProgress && sum.Stopped && (!polledOK || sum.Polled > 0 && sum.Delivered+sum.Skipped == 0) {
-		return sum, &CycleError{Kind: "deadline", Reason: "no_progress",
+	return r.requireProgress()
+}
+
+// query is the next poll's query.
+func (r *run) query() Query {
+	if r.c.HA != nil {
+		return Query{ClusterID: r.c.HA.ClusterID, InstanceID: r.c.HA.InstanceID, LastProcessedID: r.cursor}
+	}
+	return Query{AfterID: r.cursor}
+}
+
+// poll fetches the next page: the prefetched one if it follows the cursor,
+// else a new poll (a stop request cancels it at once: errStopped). An
+// unusable item in an otherwise good page is badItem: the items before it
+// are delivered first.
+func (r *run) poll() (batch Batch, badItem error, err error) {
+	start := time.Now()
+	if p := r.prefetch; p != nil && p.after == r.cursor {
+		<-p.done
+		batch, err, start = p.batch, p.err, p.start
+	} else {
+		r.stopPrefetch() // the batch was not fully handled: discard it
+		batch, err = r.c.Client.Poll(r.soft, r.query())
+	}
+	r.prefetch = nil
+	r.sum.Polls++
+	if errors.As(err, new(*ItemError)) && len(batch.Items) > 0 {
+		badItem, err = err, nil
+	}
+	if err != nil {
+		reason := "error"
+		var pe *PollError
+		if errors.As(err, &pe) {
+			reason = pe.Reason
+		}
+		r.obs.Polled(reason, 0, time.Since(start))
+		if Reason(reason) == ReasonCanceled && r.soft.Err() != nil {
+			r.sum.Stopped = true
+			return batch, nil, errStopped
+		}
+		kind := KindPoll
+		if errors.Is(err, ErrAuth) {
+			kind = KindAuth
+		}
+		return batch, nil, &CycleError{Kind: kind, Reason: Reason(reason), Err: err}
+	}
+	r.obs.Polled("ok", len(batch.Items), time.Since(start))
+	r.polledOK = true
+	r.sum.Full = batch.Full
+	return batch, badItem, nil
+}
+
+// handle delivers a poll answer: a standby gets no items; the items at or
+// below the cursor are dropped; the next page is prefetched; the rest is
+// delivered and the cursor moved.
+func (r *run) handle(batch Batch, badItem error) error {
+	if r.c.HA != nil {
+		r.sum.Role = batch.Role
+		r.obs.Role(batch.Role)
+		r.c.noteRole(r.log, batch.Role)
+		if batch.Role != "leader" {
+			return nil // a standby gets no items
+		}
+	}
+	items := r.fresh(batch.Items)
+	r.sum.Polled += len(items)
+	if batch.Full && r.c.HA == nil && r.sum.Polls < r.maxPolls && len(batch.Items) > 0 {
+		r.prefetch = r.c.prefetch(r.soft, batch.Items[len(batch.Items)-1].ID)
+	}
+	if len(items) > 0 {
+		r.log.Debug("polled", "items", len(items), "first", items[0].ID, "last", items[len(items)-1].ID, "full", batch.Full)
+		if err := r.deliver(items); err != nil {
+			return err
+		}
+		if r.sum.Stopped {
+			return errStopped
+		}
+	}
+	if badItem != nil {
+		return &CycleError{Kind: KindPoll, Reason: ReasonBadItem, Err: badItem}
+	}
+	return nil
+}
+
+// fresh drops the items at or below the cursor (already handled).
+func (r *run) fresh(items []Event) []Event {
+	for len(items) > 0 && items[0].ID <= r.cursor {
+		r.log.Debug("skipping item at or below the cursor (already handled)", "item", items[0].ID, "cursor", r.cursor)
+		items = items[1:]
+	}
+	return items
+}
+
+// deliver hands items to the sink (a batch), moves the cursor to what was
+// persisted, and starts the batch's Sync once the previous one is done.
+func (r *run) deliver(items []Event) error {
+	b := newBatch(r, items)
+	err := b.deliver()
+	if saved := b.saved; saved.Cursor > r.cursor {
+		r.cursor, r.refusals = saved.Cursor, saved.Refusals
+		r.sum.Cursor, r.sum.Refusals = r.cursor, r.refusals
+		r.c.mu.Lock()
+		r.c.lastProcessed = r.cursor
+		r.c.mu.Unlock()
+	}
+	if serr := r.syncing.wait(); serr != nil && err == nil {
+		err = serr
+	}
+	r.syncing.start(r.lease, r.persistCtx)
+	return err
+}
+
+// requireProgress fails a cycle stopped early before it could do anything,
+// when the invocation asks for it (RequireProgress).
+func (r *run) requireProgress() error {
+	s := &r.sum
+	if r.inv.RequireProgress && s.Stopped && (!r.polledOK || s.Polled > 0 && s.Delivered+s.Skipped == 0) {
+		return &CycleError{Kind: KindDeadline, Reason: ReasonNoProgress,
 			Err: errors.New("stopped at the deadline before any progress: the time left was too short to poll and deliver")}
 	}
-	return sum, nil
+	return nil
+}
+
+func (r *run) stopPrefetch() {
+	if r.prefetch != nil {
+		r.prefetch.cancel()
+		<-r.prefetch.done
+		r.prefetch = nil
+	}
+}
+
+// close ends the cycle: the prefetch is dropped, the last Sync waited for,
+// the run's statistics saved and the lease released (within a fresh
+// persist budget). It returns the cycle's error.
+func (r *run) close() error {
+	r.stopPrefetch()
+	if serr := r.syncing.wait(); serr != nil && r.err == nil {
+		r.err = serr
+	}
+	if r.saver != nil {
+		r.saver.Close()
+	}
+	pctx, cancel := r.persistCtx()
+	defer cancel()
+	if r.statsOK {
+		r.c.saveStats(pctx, r.log, r.lease, &r.sum, r.err)
+	}
+	if err := r.lease.Release(pctx); err != nil {
+		r.log.Warn("releasing the lease failed", "err", err)
+	}
+	return r.err
 }
 
 // saveStats records the cycle's outcome in the store (failure streak, last
@@ -393,7 +454,7 @@ func (s *syncer) start(lease Lease, persistCtx func() (context.Context, context.
 		ctx, cancel := persistCtx()
 		defer cancel()
 		if err := lease.Sync(ctx); err != nil {
-			s.done <- &CycleError{Kind: "state", Reason: "sync", Err: fmt.Errorf("syncing the cursor: %w", err)}
+			s.done <- &CycleError{Kind: KindState, Reason: ReasonSync, Err: fmt.Errorf("syncing the cursor: %w", err)}
 			return
 		}
 		s.done <- nil
@@ -436,159 +497,4 @@ func (c *Cycle) noteRole(log *slog.Logger, role string) {
 	if prev != role {
 		log.Info("HA role", "role", role, "previous", prev, "cluster", c.HA.ClusterID, "instance", c.HA.InstanceID)
 	}
-}
-
-// passable: the cursor may move past an item reported with err (delivered,
-// refused non-retryably, or filtered out).
-func passable(err error) bool { return err == nil || IsPermanent(err) || IsFiltered(err) }
-
-// deliver hands items to the sink and moves the cursor over the longest
-// prefix of items that were delivered or failed permanently, handing every
-// step to the saver (report never waits for a remote Save); once Send
-// returned it waits for the saver's last Save. It returns the persisted
-// cursor (0 if it did not move); *refusals is the refusal streak at that
-// cursor.
-//
-// Where the cursor passes an item (pass, below) the guards against silent
-// loss apply in this order: a refusal beyond SkipLimit stops the cursor
-// (retryable); a refused item is written to the dead letter, durably,
-// before the cursor passes it (a failed write stops the cursor), that is
-// before the position past it is handed to the saver; the position saved
-// carries the refusal streak with the cursor.
-func (c *Cycle) deliver(soft, hard context.Context, inv Invocation, obs Observer, saver *Saver, items []Event, refusals *int, sum *Summary) (int64, error) {
-	var (
-		mu        sync.Mutex
-		results   = make([]error, len(items))
-		reported  = make([]bool, len(items))
-		next      int  // first index not yet passed by the cursor
-		retryable = -1 // index of the first retryable failure
-		failed    int  // items that failed retryably
-		saveErr   error
-		stopErr   *CycleError // a guard stopped the cursor (skip limit, dead letter)
-		ended     bool        // Send returned: later reports are ignored
-		start     = time.Now()
-		dlCtx     = saveContext{parent: context.WithoutCancel(hard), timeout: inv.PersistTimeout}
-		log       = inv.Log
-	)
-	// pass moves the cursor past items[next] in memory, or returns why it
-	// may not: the skip limit (the item counts as a retryable failure) or a
-	// dead letter that could not be written.
-	pass := func() *CycleError {
-		ev, res := items[next], results[next]
-		d := time.Since(start)
-		if IsFiltered(res) {
-			obs.Item(OutcomeFiltered, "", d)
-			sum.Filtered++
-			log.Debug("filtered out", "item", ev.ID)
-			return nil
-		}
-		if res == nil {
-			obs.Item(OutcomeDelivered, "", d)
-			sum.Delivered++
-			sum.Stats.LastDelivery = time.Now().UTC()
-			*refusals = 0
-			log.Debug("delivered", "item", ev.ID)
-			return nil
-		}
-		if c.SkipLimit > 0 && *refusals >= c.SkipLimit {
-			obs.Item(OutcomeFailed, "skip_limit", d)
-			sum.Failed++
-			log.Error("refusal beyond --skip-limit: not skipping the item", "item", ev.ID, "refusals", *refusals, "reason", ReasonOf(res), "err", res)
-			return &CycleError{Kind: "delivery", Reason: "skip_limit", Err: SkipLimitError(c.SkipLimit, res)}
-		}
-		if c.DeadLetter != nil {
-			if err := c.DeadLetter.Append(dlCtx.ctx(), c.Conn, NewDeadLetterRecord(c.Conn, ev, res, time.Now())); err != nil {
-				log.Error("writing the dead letter failed: not skipping the item", "item", ev.ID, "err", err)
-				return &CycleError{Kind: "state", Reason: "dead_letter", Err: fmt.Errorf("item %d not skipped: writing the dead letter: %w", ev.ID, err)}
-			}
-			obs.DeadLettered()
-		}
-		obs.Item(OutcomeSkipped, ReasonOf(res), d)
-		sum.Skipped++
-		*refusals++
-		log.Warn("delivery failed permanently, skipping item", "item", ev.ID, "reason", ReasonOf(res), "err", res)
-		return nil
-	}
-	defer dlCtx.stop()
-	report := func(i int, err error) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if ended {
-			log.Error("sink reported an item after Send returned; ignoring", "index", i)
-			return false
-		}
-		if i < 0 || i >= len(items) || reported[i] {
-			log.Error("sink reported an item twice or out of range; ignoring", "index", i)
-			return false
-		}
-		reported[i] = true
-		results[i] = err
-		if !passable(err) {
-			obs.Item(OutcomeFailed, ReasonOf(err), time.Since(start))
-			sum.Failed++
-			failed++
-			if retryable < 0 || i < retryable {
-				retryable = i
-			}
-			// One line per cycle names the cause (the cycle's error), not
-			// one identical line per item.
-			log.Debug("delivery failed, will retry next cycle", "item", items[i].ID, "reason", ReasonOf(err), "err", err)
-		}
-		advanced := false
-		for stopErr == nil && next < len(items) && reported[next] && passable(results[next]) {
-			if stopErr = pass(); stopErr != nil {
-				break
-			}
-			// Passed: its payload is released now (the sink reported it),
-			// so a page's memory shrinks as it is delivered while the next
-			// page arrives (issue 19).
-			items[next].Payload = nil
-			next++
-			advanced = true
-		}
-		if advanced && saveErr == nil {
-			saveErr = saver.Advance(Position{Cursor: items[next-1].ID, Refusals: *refusals})
-		}
-		if saveErr != nil || stopErr != nil || retryable >= 0 {
-			return false
-		}
-		return soft.Err() == nil
-	}
-	c.Sink.Send(hard, items, report)
-
-	mu.Lock()
-	defer mu.Unlock()
-	ended = true // the cycle's view of this batch is final: no later Advance
-	saved, err := saver.Wait()
-	if err != nil {
-		saveErr = err
-	}
-	cursor := saved.Cursor
-	if cursor > 0 {
-		*refusals = saved.Refusals // the streak at the persisted cursor
-	}
-	switch {
-	case saveErr != nil:
-		return cursor, &CycleError{Kind: "state", Reason: "save", Err: fmt.Errorf("saving the cursor: %w", saveErr)}
-	case stopErr != nil:
-		return cursor, stopErr
-	case retryable >= 0:
-		more := ""
-		if failed > 1 {
-			more = fmt.Sprintf(" (and %d more items)", failed-1)
-		}
-		return cursor, &CycleError{Kind: "delivery", Reason: ReasonOf(results[retryable]),
-			Err: fmt.Errorf("delivery of item %d failed%s: %w", items[retryable].ID, more, results[retryable])}
-	case next < len(items):
-		if soft.Err() != nil || hard.Err() != nil {
-			sum.Stopped = true
-			if hard.Err() != nil && soft.Err() == nil {
-				return cursor, &CycleError{Kind: "delivery", Reason: "canceled", Err: fmt.Errorf("delivery aborted at item %d: %w", items[next].ID, hard.Err())}
-			}
-			return cursor, nil
-		}
-		return cursor, &CycleError{Kind: "delivery", Reason: "unreported",
-			Err: fmt.Errorf("sink returned without reporting item %d", items[next].ID)}
-	}
-	return cursor, nil
 }

@@ -195,8 +195,8 @@ func TestCycleRetryableFailureStopsAndResumes(t *testing.T) {
 	sum, err := f.cycle.Run(context.Background(), testInv)
 	var ce *poll.CycleError
 	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, "delivery", ce.Kind)
-	assert.Equal(t, "http_503", ce.Reason)
+	assert.EqualValues(t, "delivery", ce.Kind)
+	assert.EqualValues(t, "http_503", ce.Reason)
 	assert.Equal(t, seq(1, 6), sink.ids())
 	assert.Equal(t, int64(6), sum.Cursor)
 	assert.Equal(t, int64(6), f.store.cursors[f.cycle.Conn])
@@ -265,7 +265,7 @@ func TestCycleUnreportedItemsFailTheCycle(t *testing.T) {
 	_, err := f.cycle.Run(context.Background(), testInv)
 	var ce *poll.CycleError
 	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, "unreported", ce.Reason)
+	assert.EqualValues(t, "unreported", ce.Reason)
 	assert.Equal(t, int64(1), f.store.cursors[f.cycle.Conn])
 }
 
@@ -311,14 +311,14 @@ func TestCyclePollFailureLeavesCursor(t *testing.T) {
 	sum, err := f.cycle.Run(context.Background(), testInv)
 	var ce *poll.CycleError
 	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, "poll", ce.Kind)
+	assert.EqualValues(t, "poll", ce.Kind)
 	assert.Equal(t, seq(21, 120), sink.ids(), "first batch delivered before the second poll failed")
 	assert.Equal(t, int64(120), sum.Cursor)
 
 	f.api.Fail(ilerttest.Fault{Status: 401})
 	_, err = f.cycle.Run(context.Background(), testInv)
 	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, "auth", ce.Kind)
+	assert.EqualValues(t, "auth", ce.Kind)
 	assert.ErrorIs(t, err, poll.ErrAuth)
 	assert.Equal(t, int64(120), f.store.cursors[f.cycle.Conn])
 }
@@ -330,7 +330,7 @@ func TestCycleSaveFailureStops(t *testing.T) {
 	_, err := f.cycle.Run(context.Background(), testInv)
 	var ce *poll.CycleError
 	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, "state", ce.Kind)
+	assert.EqualValues(t, "state", ce.Kind)
 	assert.Equal(t, seq(1, 4), sink.ids(), "no delivery after a failed save")
 	assert.Equal(t, int64(3), f.store.cursors[f.cycle.Conn])
 }
@@ -448,8 +448,8 @@ func TestCycleDeliversItemsBeforeAnUnusableOne(t *testing.T) {
 		sum, err := f.cycle.Run(context.Background(), testInv)
 		var ce *poll.CycleError
 		require.ErrorAs(t, err, &ce)
-		assert.Equal(t, "poll", ce.Kind)
-		assert.Equal(t, "bad_item", ce.Reason)
+		assert.EqualValues(t, "poll", ce.Kind)
+		assert.EqualValues(t, "bad_item", ce.Reason)
 		assert.Contains(t, err.Error(), "items[2] (the item after id 12) is unusable: \"id\" is not an integer")
 		assert.Equal(t, int64(12), sum.Cursor)
 		assert.Equal(t, int64(12), f.store.cursors[f.cycle.Conn])

@@ -112,7 +112,6 @@ func (d *Daemon) Run(soft, hard context.Context) error {
 		sum, err := d.Cycle.RunUntil(soft, hard, d.Invocation)
 		d.Slots.Put()
 		rep := CycleReport{Summary: sum, Err: err, Ready: err == nil, Polling: true, Wait: d.Interval}
-		var ce *CycleError
 		switch {
 		case err == nil:
 			failures, backoffs = 0, 0
@@ -135,7 +134,7 @@ func (d *Daemon) Run(soft, hard context.Context) error {
 			failures++
 			backoffs++
 			rep.Wait = BackoffFor(backoffs)
-			rep.Polling = errors.As(err, &ce) && ce.Kind == "state" && sum.Polls > 0
+			rep.Polling = KindOf(err) == KindState && sum.Polls > 0
 			rep.ReadyError = err.Error()
 			if errors.Is(err, ErrAuth) {
 				rep.ReadyError = ErrAuth.Error()

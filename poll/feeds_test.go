@@ -15,12 +15,12 @@ import (
 // recordingObserver counts the outcomes the cycle reports.
 type recordingObserver struct {
 	poll.Observer
-	items map[string]int
+	items map[poll.Outcome]int
 	dead  int
 }
 
 func (o *recordingObserver) Polled(string, int, time.Duration) {}
-func (o *recordingObserver) Item(outcome, _ string, _ time.Duration) {
+func (o *recordingObserver) Item(outcome poll.Outcome, _ string, _ time.Duration) {
 	o.items[outcome]++
 }
 func (o *recordingObserver) Cursor(int64)  {}
@@ -41,7 +41,7 @@ func (d *memDeadLetter) Close() error { return nil }
 func TestCycleFilteredItemsPassTheCursor(t *testing.T) {
 	sink := &scriptedSink{fail: map[int64]error{2: poll.ErrFiltered, 3: poll.ErrFiltered, 4: poll.ErrFiltered}}
 	f := newFixture(t, poll.OneByOne(sink), 5)
-	obs := &recordingObserver{items: map[string]int{}}
+	obs := &recordingObserver{items: map[poll.Outcome]int{}}
 	dl := &memDeadLetter{}
 	f.cycle.Observer, f.cycle.DeadLetter, f.cycle.SkipLimit = obs, dl, 1
 	sum, err := f.cycle.Run(context.Background(), testInv)
@@ -52,7 +52,7 @@ func TestCycleFilteredItemsPassTheCursor(t *testing.T) {
 	assert.Equal(t, 0, sum.Skipped)
 	assert.Equal(t, 0, sum.Refusals)
 	assert.Equal(t, int64(5), f.store.cursors[f.cycle.Conn])
-	assert.Equal(t, map[string]int{poll.OutcomeDelivered: 2, poll.OutcomeFiltered: 3}, obs.items)
+	assert.Equal(t, map[poll.Outcome]int{poll.OutcomeDelivered: 2, poll.OutcomeFiltered: 3}, obs.items)
 	assert.Empty(t, dl.ids, "a filtered item is not a failure")
 
 	// Never redelivered: the next cycle starts after them.

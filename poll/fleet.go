@@ -19,7 +19,7 @@ type FleetMember struct {
 	Invocation Invocation
 	// Open, if set, runs in the member's worker right before its cycle (to
 	// build the sink on demand). An error fails this member's cycle only,
-	// as a CycleError of kind "open".
+	// as a CycleError of KindOpen.
 	Open func(ctx context.Context) error
 }
 
@@ -108,7 +108,7 @@ func runMember(soft, hard context.Context, m FleetMember) (r FleetResult) {
 	}
 	if m.Open != nil {
 		if err := m.Open(hard); err != nil {
-			r.Err = &CycleError{Kind: "open", Reason: "open", Err: err}
+			r.Err = &CycleError{Kind: KindOpen, Reason: ReasonOpen, Err: err}
 			return r
 		}
 	}

@@ -92,9 +92,9 @@ func TestFleetFailureStaysWithItsMember(t *testing.T) {
 	assert.NoError(t, res[0].Err)
 	var ce *poll.CycleError
 	require.ErrorAs(t, res[1].Err, &ce)
-	assert.Equal(t, "delivery", ce.Kind)
+	assert.EqualValues(t, "delivery", ce.Kind)
 	require.ErrorAs(t, res[2].Err, &ce)
-	assert.Equal(t, "open", ce.Kind)
+	assert.EqualValues(t, "open", ce.Kind)
 	assert.ErrorIs(t, res[2].Err, broken)
 	assert.NoError(t, res[3].Err)
 	assert.Equal(t, seq(1, 20), f.sinks[3].ids(), "a member after the failing ones delivers everything")
