@@ -50,12 +50,12 @@ func New(sink string, process bool) *Metrics {
 	m.pollDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "edgepoll_poll_duration_seconds",
 		Help: "Duration of one poll of the ilert API.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)})
 	m.items = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgepoll_items_total",
-		Help: "Items handled by outcome (delivered, skipped = non-retryable failure, failed = retryable) and reason."},
+		Help: "Items handled by outcome (delivered, skipped = non-retryable failure, failed = retryable, filtered, stale = at or below the cursor in a poll answer, not delivered) and reason."},
 		[]string{"sink", "outcome", "reason"})
 	m.itemDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "edgepoll_delivery_duration_seconds",
 		Help: "Time from handing an item to the sink to its result.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)},
 		[]string{"sink"})
-	m.cursor = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_cursor", Help: "Last persisted cursor (edge item id)."})
+	m.cursor = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_cursor", Help: "The stored cursor (edge item id): loaded at each cycle's start, then each persisted one."})
 	m.lastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_last_success_timestamp_seconds",
 		Help: "Unix time of the last successful cycle, poll and delivery (kept across runs in the state store)."})
 	m.lastDelivery = prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgepoll_last_delivery_timestamp_seconds",
@@ -96,6 +96,9 @@ func (m *Metrics) Polled(result string, _ int, d time.Duration) {
 // Item implements poll.Observer.
 func (m *Metrics) Item(outcome poll.Outcome, reason string, d time.Duration) {
 	m.items.WithLabelValues(m.sink, string(outcome), reason).Inc()
+	if outcome == poll.OutcomeStale {
+		return // never handed to the sink
+	}
 	m.itemDuration.WithLabelValues(m.sink).Observe(d.Seconds())
 	if outcome == poll.OutcomeDelivered {
 		m.lastDelivery.SetToCurrentTime()

@@ -225,6 +225,7 @@ func (r *run) load() bool {
 		return false
 	}
 	r.statsOK = true
+	r.obs.Cursor(pos.Cursor) // the stored cursor, from the first cycle on
 	r.cursor, r.refusals = pos.Cursor, pos.Refusals
 	r.sum.Cursor, r.sum.Refusals = pos.Cursor, pos.Refusals
 	r.c.mu.Lock()
@@ -350,11 +351,20 @@ func (r *run) handle(batch Batch, badItem error) error {
 	return nil
 }
 
-// fresh drops the items at or below the cursor (already handled).
+// fresh drops the items at or below the cursor (already handled). The
+// server sends none after after-id: if it does (its ids restarted?), they
+// are never delivered, so each is counted (OutcomeStale) and logged at
+// WARN with the ids, never silently.
 func (r *run) fresh(items []Event) []Event {
+	var stale []int64
 	for len(items) > 0 && items[0].ID <= r.cursor {
-		r.log.Debug("skipping item at or below the cursor (already handled)", "item", items[0].ID, "cursor", r.cursor)
+		stale = append(stale, items[0].ID)
+		r.obs.Item(OutcomeStale, "", 0)
 		items = items[1:]
+	}
+	if len(stale) > 0 {
+		r.log.Warn("the poll answered items at or below the cursor: not delivered (already handled, or the ilert ids restarted)",
+			"items", stale, "cursor", r.cursor)
 	}
 	return items
 }

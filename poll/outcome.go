@@ -15,6 +15,7 @@ const (
 	OutcomeSkipped   Outcome = "skipped"  // permanent failure, cursor moved past it
 	OutcomeFailed    Outcome = "failed"   // retryable failure, retried next cycle
 	OutcomeFiltered  Outcome = "filtered" // passed over by a filter (ErrFiltered), cursor moved past it
+	OutcomeStale     Outcome = "stale"    // in a poll answer at or below the cursor: not delivered
 )
 
 // Observer receives what a cycle does, for metrics. Calls are cheap and

@@ -356,3 +356,39 @@ func (tg *target) setStatus(f func(id int64) int) {
 	defer tg.mu.Unlock()
 	tg.status = f
 }
+
+// edgepoll_cursor is the stored cursor from the first cycle on, also of a
+// run that delivered nothing (issue 16.7).
+func TestCursorMetricWithoutDelivery(t *testing.T) {
+	e := newEnv(t, 5)
+	tg := newTarget(t)
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite")}
+	r := runBin(t, e.vars(), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	prom := filepath.Join(e.dir, "edgepoll.prom")
+	r = runBin(t, e.vars(), append(args, "--metrics-file", prom)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	b, err := os.ReadFile(prom)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "\nedgepoll_cursor 5\n", "the stored cursor, though this run delivered nothing")
+}
+
+// Items at or below the cursor in a poll answer are not delivered, and
+// never silently: logged at WARN with their ids, counted as stale (16.7).
+func TestStaleItemsWarnedAndCounted(t *testing.T) {
+	e := newEnv(t, 5)
+	tg := newTarget(t)
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite")}
+	r := runBin(t, e.vars(), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	// ilert's ids restarted: the answer after after-id=5 holds 4 and 5.
+	e.api.Fail(ilerttest.Fault{Body: []byte(`{"items":[{"id":4,"payload":{}},{"id":5,"payload":{}}]}`)})
+	prom := filepath.Join(e.dir, "edgepoll.prom")
+	r = runBin(t, e.vars(), append(args, "--metrics-file", prom)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `level=WARN msg="the poll answered items at or below the cursor[^"]*" items="?\[4 5\]"? cursor=5`, r.stderr)
+	b, err := os.ReadFile(prom)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `edgepoll_items_total{outcome="stale",reason="",sink="http"} 2`)
+	assert.Len(t, tg.got(), 5, "not delivered again")
+}
