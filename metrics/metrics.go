@@ -20,23 +20,22 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	sink     string
 
-	polls          *prometheus.CounterVec
-	pollDuration   prometheus.Histogram
-	items          *prometheus.CounterVec
-	itemDuration   *prometheus.HistogramVec
-	cursor         prometheus.Gauge
-	lastSuccess    prometheus.Gauge
-	lastDelivery   prometheus.Gauge
-	deadLetters    prometheus.Counter
-	role           *prometheus.GaugeVec
-	backoff        prometheus.Gauge
-	failures       prometheus.Gauge
-	ready          prometheus.Gauge
-	cycles         *prometheus.CounterVec
-	heartbeats     *prometheus.CounterVec
-	mu             sync.Mutex
-	roles          map[string]bool
-	withCollectors bool
+	polls        *prometheus.CounterVec
+	pollDuration prometheus.Histogram
+	items        *prometheus.CounterVec
+	itemDuration *prometheus.HistogramVec
+	cursor       prometheus.Gauge
+	lastSuccess  prometheus.Gauge
+	lastDelivery prometheus.Gauge
+	deadLetters  prometheus.Counter
+	role         *prometheus.GaugeVec
+	backoff      prometheus.Gauge
+	failures     prometheus.Gauge
+	ready        prometheus.Gauge
+	cycles       *prometheus.CounterVec
+	heartbeats   *prometheus.CounterVec
+	mu           sync.Mutex
+	roles        map[string]bool
 }
 
 // New builds the metrics for a run delivering to sink (the mode). With
