@@ -26,8 +26,11 @@ import (
 //
 // report returns false when the cycle wants no new delivery started (a
 // retryable failure happened, a graceful stop or the invocation deadline is
-// near, or the cursor could not be saved): the sink then finishes or
-// abandons what is in flight, starts nothing new, and returns. Send returns
+// near, the cursor could not be saved, or the cursor reached a refused
+// item): the sink then finishes or abandons what is in flight, starts
+// nothing new, and returns. After a refusal the cycle settles it on its own
+// goroutine (the skip limit, the dead letter) and calls Send again with the
+// items the cursor has not passed yet. Send returns
 // once every event it started has been reported, or earlier after a
 // retryable failure or when ctx is done (ctx is the hard limit: cancelling
 // it aborts in-flight deliveries). Events never reported count as not
