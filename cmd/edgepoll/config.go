@@ -80,7 +80,7 @@ type CLI struct {
 	Heartbeat       string  `name:"heartbeat" short:"b" env:"ILERT_HEARTBEAT_KEY" help:"ilert heartbeat key to ping (secret; prefer the environment)." group:"Daemon" secret:""`
 
 	Verbose   int              `name:"verbose" short:"v" type:"counter" help:"More log detail (-v debug, -v -v everything)." group:"Logging" process:""`
-	LogFormat string           `name:"log-format" default:"text" help:"Log format on stderr: text or json." group:"Logging" process:""`
+	LogFormat string           `name:"log-format" default:"text" help:"Log format on stderr: text or json." predictor:"one-of:text,json" group:"Logging" process:""`
 	Version   kong.VersionFlag `name:"version" env:"-" help:"Print the version and exit."`
 
 	Config      string `name:"config" env:"EDGEPOLL_CONFIG" help:"YAML file declaring several edge connections, each with its own key (key-env) and target; every flag's long name is a key (see README)." type:"path" group:"Connections"`

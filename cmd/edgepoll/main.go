@@ -65,7 +65,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 		}
 	}()
 	// Shell completion: answers and exits when the shell asks (COMP_LINE).
-	kongplete.Complete(k, append(completionOptions(), kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))...)
+	kongplete.Complete(k, append(append(completionOptions(), valuePredictors(k)...), kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))...)
 	namer := newFlagNamer(k, args)
 	startupJSON = jsonLogsWanted(args)
 	kctx, err := k.Parse(args)
@@ -182,9 +182,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // helpPrinter is kong's, with a usage line that says a command is optional
-// (without one, edgepoll runs a cycle).
+// (without one, edgepoll runs a cycle); a command's --help shows its own
+// flags only (commandHelp).
 func helpPrinter(o kong.HelpOptions, ctx *kong.Context) error {
-	if sel := ctx.Selected(); sel == nil || sel.Name == "run" {
+	sel := ctx.Selected()
+	if sel != nil && sel.Name != "run" {
+		return commandHelp(o, ctx, sel)
+	}
+	if sel == nil || sel.Name == "run" {
 		fmt.Fprintln(ctx.Stdout, "Usage: edgepoll [flags]            run one poll cycle (--loop: as a daemon)")
 		fmt.Fprintln(ctx.Stdout, "       edgepoll <command> [flags]")
 		o.NoAppSummary = true

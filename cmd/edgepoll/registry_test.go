@@ -164,7 +164,7 @@ func TestRegisteredTargetHandledWithoutNamingIt(t *testing.T) {
 
 	k, err := newParser(newCLI(), io.Discard, io.Discard)
 	require.NoError(t, err)
-	cmd, err := kongplete.Command(k, completionOptions()...)
+	cmd, err := kongplete.Command(k, append(completionOptions(), valuePredictors(k)...)...)
 	require.NoError(t, err)
 	require.Contains(t, cmd.GlobalFlags, "--mode")
 	assert.Contains(t, cmd.GlobalFlags["--mode"].Predict(complete.Args{}), "pager")

@@ -20,7 +20,7 @@ type stateCmd struct {
 }
 
 type stateShowCmd struct {
-	Output string `name:"output" short:"o" enum:"text,json" default:"text" env:"-" help:"text or json."`
+	Output string `name:"output" short:"o" enum:"text,json" default:"text" env:"-" help:"text or json." predictor:"one-of:text,json"`
 }
 
 func (*stateShowCmd) needsTarget() bool { return false }

@@ -17,7 +17,7 @@ var Registration = sinks.Registration{Mode: "mqtt", Lambda: true, New: func() si
 type Options struct {
 	Host           string        `name:"mqtt-host" short:"m" aliases:"mqtt_host" help:"mqtt: broker host (required for mqtt)." group:"MQTT"`
 	Port           int           `name:"mqtt-port" short:"q" aliases:"mqtt_port" default:"1883" help:"mqtt: broker port." group:"MQTT"`
-	QoS            int           `name:"mqtt-qos" aliases:"mqtt_qos" default:"0" help:"mqtt: QoS 0, 1 or 2 (1 or 2: an item counts as delivered once the broker acknowledged it)." group:"MQTT"`
+	QoS            int           `name:"mqtt-qos" aliases:"mqtt_qos" default:"0" predictor:"one-of:0,1,2" help:"mqtt: QoS 0, 1 or 2 (1 or 2: an item counts as delivered once the broker acknowledged it)." group:"MQTT"`
 	Username       string        `name:"mqtt-username" aliases:"mqtt_username" help:"mqtt: user name." group:"MQTT"`
 	Password       string        `name:"mqtt-password" aliases:"mqtt_password" env:"EDGEPOLL_MQTT_PASSWORD" help:"mqtt: password (secret; prefer the environment)." group:"MQTT" secret:""`
 	TLS            bool          `name:"mqtt-tls" aliases:"mqtt_tls" help:"mqtt: connect with TLS." group:"MQTT"`
