@@ -16,6 +16,9 @@ type StateInfo struct {
 	Lease     LeaseInfo
 	// Refusals is the current streak of items refused non-retryably.
 	Refusals int
+	// Stats are the connection's stored run statistics, where the backend
+	// keeps them beside the cursor (DynamoDB; zero otherwise).
+	Stats Stats
 }
 
 // LeaseInfo describes who holds a connection's lease.
@@ -26,6 +29,12 @@ type LeaseInfo struct {
 	// ExpiresAt is when a held lease lapses unless renewed (zero: it never
 	// expires by itself, e.g. a kernel lock freed when its holder dies).
 	ExpiresAt time.Time
+	// RenewedAt is when the holder last renewed the lease (zero: unknown).
+	RenewedAt time.Time
+	// Stalled: the holder has missed its renewals (most likely it was
+	// killed without releasing the lease); the lease still blocks until
+	// ExpiresAt.
+	Stalled bool
 }
 
 // Inspector is a Store that reports a connection's state without taking its

@@ -72,10 +72,13 @@ func runLambdaFleet(cli *CLI, stderr io.Writer) int {
 			a := f.apps[i]
 			clog := ilog.With("connection", r.Name)
 			c := FleetLambdaConn{Name: r.Name}
+			err := r.Err
 			if a != nil {
+				if err == nil && r.Summary.LeaseHeld {
+					err = leaseHeldReport(hard, clog, a.store, a.cycle.Conn, &r.Summary)
+				}
 				c.LambdaResult = lambdaResult(r.Summary, a.cycle.Conn)
 			}
-			err := r.Err
 			if err == nil && r.Summary.Stopped && r.Summary.Polls == 0 && !r.Summary.LeaseHeld {
 				err = fmt.Errorf("not started before the invocation's deadline: raise the function timeout or --max-parallel")
 			}

@@ -103,6 +103,9 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 		ilog, soft, hard := inv.log, inv.soft, inv.hard
 		start := time.Now()
 		sum, err := a.cycle.RunUntil(soft, hard, inv.poll(ilog))
+		if err == nil && sum.LeaseHeld {
+			err = leaseHeldReport(hard, ilog, a.store, conn, &sum)
+		}
 		res := lambdaResult(sum, conn)
 		attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
 			"cursor", sum.Cursor, "lease_held", sum.LeaseHeld, "stopped", sum.Stopped, "duration", time.Since(start).Round(time.Millisecond),
@@ -123,6 +126,34 @@ func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
 	}
 	lambda.Start(handler)
 	return exitFailed // lambda.Start only returns on a runtime API failure
+}
+
+// leaseHeldReport completes the summary of an invocation that found the
+// lease held: the stored cursor and run statistics (a read-only Inspect,
+// not zeros), and an error when the holder stopped renewing its lease — a
+// run killed without releasing it (a Lambda timeout or out of memory ends
+// an invocation with SIGKILL): until the lease expires the invocation
+// fails naming the holder and its last renewal, so the failure alarm sees
+// the stall instead of a row of successes that deliver nothing.
+func leaseHeldReport(ctx context.Context, log *slog.Logger, store poll.Store, conn string, sum *poll.Summary) error {
+	in, ok := store.(poll.Inspector)
+	if !ok {
+		return nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := in.Inspect(ictx, conn)
+	if err != nil {
+		log.Warn("lease held; reading the stored state failed", "err", err)
+		return nil
+	}
+	sum.Cursor, sum.Refusals, sum.Stats = info.Cursor, info.Refusals, info.Stats
+	if !info.Lease.Held || !info.Lease.Stalled {
+		return nil
+	}
+	return &poll.CycleError{Kind: "state", Reason: "lease_stalled", Err: fmt.Errorf(
+		"lease held by %s, not renewed since %s (its run was most likely killed: a Lambda timeout or out of memory); it expires at %s, then delivery resumes",
+		info.Lease.Holder, info.Lease.RenewedAt.Format(time.RFC3339Nano), info.Lease.ExpiresAt.Format(time.RFC3339Nano))}
 }
 
 // notForLambda says why cli's --state or --dead-letter (named stateName and

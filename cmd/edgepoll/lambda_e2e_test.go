@@ -21,8 +21,10 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/testenv"
+	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 	"github.com/edgepoll/edgepoll/state/deadletter"
+	"github.com/edgepoll/edgepoll/state/dynamo"
 )
 
 // fakeRuntime is a small Lambda Runtime API: the test queues invocations,
@@ -129,6 +131,15 @@ type lambdaRig struct {
 	proc  *exec.Cmd
 	logs  *testenv.SyncBuffer
 	table string
+	vars  []string
+}
+
+// start starts the bootstrap (a fresh execution environment).
+func (r *lambdaRig) start(t *testing.T) {
+	r.proc = exec.Command(bootstrapBin(t))
+	r.proc.Env = r.vars
+	r.proc.Stdout, r.proc.Stderr = r.logs, r.logs
+	require.NoError(t, r.proc.Start())
 }
 
 func newLambdaRig(t *testing.T, items int, extraEnv ...string) *lambdaRig {
@@ -145,11 +156,8 @@ func newLambdaRig(t *testing.T, items int, extraEnv ...string) *lambdaRig {
 		"EDGEPOLL_MODE=http", "EDGEPOLL_HTTP_URL="+r.tg.srv.URL+"/hook",
 		"EDGEPOLL_STATE=dynamodb:"+r.table,
 	), r.ddb.Env()...)
-	vars = append(vars, extraEnv...)
-	r.proc = exec.Command(bootstrapBin(t))
-	r.proc.Env = vars
-	r.proc.Stdout, r.proc.Stderr = r.logs, r.logs
-	require.NoError(t, r.proc.Start())
+	r.vars = append(vars, extraEnv...)
+	r.start(t)
 	t.Cleanup(func() {
 		_ = r.proc.Process.Kill()
 		_ = r.proc.Wait()
@@ -416,4 +424,59 @@ func TestLambdaDeadLetterInDynamoDB(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	require.Error(t, err, "init failure exits non-zero")
 	assert.Contains(t, string(out), "EDGEPOLL_DEAD_LETTER")
+}
+
+// Lambda ends a timed-out or out-of-memory invocation with SIGKILL: its
+// DynamoDB lease is neither released nor renewed. The next invocations (a
+// fresh bootstrap) answer lease_held with the stored cursor and last
+// delivery (not 0 and null), then fail naming the holder once it missed
+// its renewals (the failure alarm sees the stall), and delivery resumes
+// when the short lease expires (seconds, not the old 2 minutes).
+func TestLambdaKilledInvocationDoesNotHideStall(t *testing.T) {
+	r := newLambdaRig(t, 20)
+	first := summaryOf(t, r.rt.invoke(t, "warm-1", 30*time.Second))
+	require.Equal(t, 20, first.Delivered)
+	payloads := make([]json.RawMessage, 300)
+	for i := range payloads {
+		payloads[i] = json.RawMessage(`{"n":1}`)
+	}
+	r.env.api.Push(e2eKey, payloads...)
+	r.tg.setDelay(50 * time.Millisecond)
+	r.rt.next <- invocation{id: "killed-1", deadline: time.Now().Add(60 * time.Second)}
+	require.Eventually(t, func() bool { return len(r.tg.got()) >= 40 }, 30*time.Second, 5*time.Millisecond)
+	require.NoError(t, r.proc.Process.Kill())
+	_ = r.proc.Wait()
+	killed := time.Now()
+	r.tg.setDelay(0)
+	r.start(t)
+
+	store, err := dynamo.Open(context.Background(), r.table, dynamo.Options{Client: r.ddb.StoreClient()}, nil)
+	require.NoError(t, err)
+	var heldOK, stalled, resumed int
+	for i := 0; resumed == 0 && i < 60; i++ {
+		res := r.rt.invoke(t, fmt.Sprintf("after-%d", i), 30*time.Second)
+		if !res.ok {
+			assert.Contains(t, string(res.body), "lease held by killed-1, not renewed since")
+			stalled++
+		} else if s := summaryOf(t, res); s.LeaseHeld {
+			info, err := store.Inspect(context.Background(), poll.ConnectionID(e2eKey))
+			require.NoError(t, err)
+			assert.Equal(t, info.Cursor, s.Cursor, "the stored cursor, not 0")
+			assert.Greater(t, s.Cursor, int64(20))
+			assert.NotNil(t, s.LastDelivery, "the stored last delivery, not null")
+			heldOK++
+		} else {
+			assert.Greater(t, s.Delivered, 0)
+			resumed = i
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Logf("lease held %d, stalled %d, resumed %s after the kill", heldOK, stalled, time.Since(killed).Round(100*time.Millisecond))
+	assert.Greater(t, stalled, 0, "a killed holder's lease fails invocations before it expires")
+	require.Greater(t, resumed, 0, "delivery resumes once the lease expires")
+	assert.Less(t, time.Since(killed), 40*time.Second, "seconds, not the 2-minute lease")
+	for i := 0; i < 5 && len(r.tg.got()) < 320; i++ {
+		summaryOf(t, r.rt.invoke(t, fmt.Sprintf("drain-%d", i), 30*time.Second))
+	}
+	checkAtLeastOnceInOrder(t, r.tg.got(), 320, 3)
 }

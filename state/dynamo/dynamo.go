@@ -3,8 +3,9 @@
 // The table has a string partition key "pk". Per connection (the hash of the
 // connector key) it holds two items:
 //
-//   - the lease, pk "lease#<conn>": owner, expires_at (epoch ms), gen (the
-//     lease generation, +1 at every acquisition) and ttl (epoch seconds, for
+//   - the lease, pk "lease#<conn>": owner, expires_at and renewed_at (epoch
+//     ms), renew_ms (the holder's renewal interval), gen (the lease
+//     generation, +1 at every acquisition) and ttl (epoch seconds, for
 //     DynamoDB's TTL: a lease item of a connection unused for a week
 //     disappears by itself);
 //   - the cursor, pk "cursor#<conn>": cursor, refusals (the skip streak),
@@ -16,8 +17,12 @@
 // of the cursor item: it moves only forward, and only while no newer lease
 // generation has written there, so a run that lost its lease (expired and
 // taken over) can never write again: its Save fails with poll.ErrLeaseLost.
-// The lease is renewed in the background while held, so a long cycle keeps
-// it. Single-item conditions are used throughout (no transactions), so the
+// The lease is short (DefaultLeaseTTL, 15 s) and renewed every third of it
+// while held, so a long cycle keeps it and a holder killed without
+// releasing it (a Lambda invocation ended by its timeout or out of memory,
+// SIGKILL, a lost node) blocks the connection for seconds, not minutes. A
+// holder that missed two renewals in a row is reported as stalled
+// (poll.LeaseInfo.Stalled) until the lease expires. Single-item conditions are used throughout (no transactions), so the
 // backend works with DynamoDB, DynamoDB Local and dynalite alike.
 // Throttling and transient errors are retried by the SDK's standard retryer.
 // The operations are plain signed JSON requests (internal/awsjson), not the
@@ -46,9 +51,9 @@ type Options struct {
 	// (AWS_ENDPOINT_URL_DYNAMODB) with awsjson.New and the standard retryer.
 	Client *awsjson.Client
 	// LeaseTTL: a lease not renewed for this long may be taken over.
-	// Default 2m: longer than any pause of a healthy run, short enough that
-	// a crashed run (a Lambda timeout, a killed pod) blocks the next only
-	// briefly. Renewal keeps a long cycle's lease alive.
+	// Default DefaultLeaseTTL: several renewals long, short enough that a
+	// killed run (a Lambda timeout or OOM, a killed pod) blocks the next
+	// one only for seconds. Renewal keeps a long cycle's lease alive.
 	LeaseTTL time.Duration
 	// RenewEvery: how often a held lease is renewed. Default LeaseTTL/3.
 	// Negative disables renewal (tests of a frozen run).
@@ -56,6 +61,15 @@ type Options struct {
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
 }
+
+// Lease timing.
+const (
+	// DefaultLeaseTTL: a lease not renewed for this long may be taken over.
+	DefaultLeaseTTL = 15 * time.Second
+	// stallRenewals: a holder that has not renewed for this many of its
+	// renewal intervals is reported as stalled (most likely dead).
+	stallRenewals = 2
+)
 
 // Store is a DynamoDB poll.Store.
 type Store struct {
@@ -87,7 +101,7 @@ func Open(ctx context.Context, table string, opt Options, log *slog.Logger) (*St
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if opt.LeaseTTL <= 0 {
-		opt.LeaseTTL = 2 * time.Minute
+		opt.LeaseTTL = DefaultLeaseTTL
 	}
 	if opt.RenewEvery == 0 {
 		opt.RenewEvery = opt.LeaseTTL / 3
@@ -229,6 +243,8 @@ func (s *Store) Acquire(ctx context.Context, conn, owner string) (poll.Lease, er
 		Item: Item{
 			"pk": Str(lpk), "owner": Str(owner), "gen": Num(gen),
 			"expires_at":  Num(exp.UnixMilli()),
+			"renewed_at":  Num(now.UnixMilli()),
+			"renew_ms":    Num(s.opt.RenewEvery.Milliseconds()),
 			"acquired_at": Str(now.UTC().Format(time.RFC3339Nano)),
 			"ttl":         Num(exp.Add(7 * 24 * time.Hour).Unix()),
 		},
@@ -297,10 +313,10 @@ func (l *lease) renew() {
 		exp := now.Add(l.s.opt.LeaseTTL)
 		err := l.s.update(ctx, update{
 			Key:                       key("lease#" + l.conn),
-			UpdateExpression:          "SET expires_at = :exp, #t = :ttl",
+			UpdateExpression:          "SET expires_at = :exp, renewed_at = :now, #t = :ttl",
 			ConditionExpression:       "#o = :me AND gen = :g",
 			ExpressionAttributeNames:  map[string]string{"#o": "owner", "#t": "ttl"},
-			ExpressionAttributeValues: Item{":exp": Num(exp.UnixMilli()), ":ttl": Num(exp.Add(7 * 24 * time.Hour).Unix()), ":me": Str(l.owner), ":g": Num(l.gen)},
+			ExpressionAttributeValues: Item{":exp": Num(exp.UnixMilli()), ":now": Num(now.UnixMilli()), ":ttl": Num(exp.Add(7 * 24 * time.Hour).Unix()), ":me": Str(l.owner), ":g": Num(l.gen)},
 		})
 		cancel()
 		l.mu.Lock()
@@ -484,7 +500,9 @@ func (l *lease) put(ctx context.Context, expr string, values Item) error {
 	return nil
 }
 
-// Inspect implements poll.Inspector with two consistent reads.
+// Inspect implements poll.Inspector with two consistent reads: the cursor
+// item (cursor, refusal streak, run statistics) and the lease item (holder,
+// expiry, last renewal; stalled when the holder missed two renewals).
 func (s *Store) Inspect(ctx context.Context, conn string) (poll.StateInfo, error) {
 	var info poll.StateInfo
 	cur, err := s.get(ctx, "cursor#"+conn)
@@ -495,17 +513,31 @@ func (s *Store) Inspect(ctx context.Context, conn string) (poll.StateInfo, error
 		info.HasCursor, info.Cursor, info.Refusals = true, getNum(cur, "cursor"), int(getNum(cur, "refusals"))
 		info.UpdatedAt = getTime(cur, "updated_at")
 	}
+	info.Stats = statsOf(cur)
 	li, err := s.get(ctx, "lease#"+conn)
 	if err != nil {
 		return info, err
 	}
-	if o := li["owner"].S; o != nil {
-		exp := time.UnixMilli(getNum(li, "expires_at"))
-		if exp.After(s.opt.Now()) {
-			info.Lease = poll.LeaseInfo{Held: true, Holder: *o, ExpiresAt: exp.UTC()}
-		}
-	}
+	info.Lease = s.leaseInfo(li)
 	return info, nil
+}
+
+// leaseInfo reads a lease item: held while not expired; stalled when held
+// and its holder has not renewed it for stallRenewals of its intervals.
+func (s *Store) leaseInfo(li Item) poll.LeaseInfo {
+	o := li["owner"].S
+	exp := time.UnixMilli(getNum(li, "expires_at"))
+	now := s.opt.Now()
+	if o == nil || !exp.After(now) {
+		return poll.LeaseInfo{}
+	}
+	info := poll.LeaseInfo{Held: true, Holder: *o, ExpiresAt: exp.UTC()}
+	if ms := getNum(li, "renewed_at"); ms > 0 {
+		info.RenewedAt = time.UnixMilli(ms).UTC()
+		every := time.Duration(getNum(li, "renew_ms")) * time.Millisecond
+		info.Stalled = every > 0 && now.Sub(info.RenewedAt) > stallRenewals*every
+	}
+	return info
 }
 
 // Sync is a no-op: an acknowledged DynamoDB write is durable.

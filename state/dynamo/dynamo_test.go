@@ -170,3 +170,54 @@ func TestServerFencesStaleOwnerWithSkewedClock(t *testing.T) {
 	_, err = skewed.Acquire(context.Background(), "c", "third")
 	assert.ErrorIs(t, err, poll.ErrLeaseHeld, "the stale Release did not free the fresh lease")
 }
+
+// A holder that stops renewing (killed: no release, no renewal) is reported
+// as stalled once it missed two renewals, with its last renewal, and its
+// lease is taken over once it expires; a live holder is never stalled.
+func TestStalledHolder(t *testing.T) {
+	table := freshTable(t)
+	const ttl = 900 * time.Millisecond
+	dead := open(t, table, Options{LeaseTTL: ttl, RenewEvery: -1})
+	live := open(t, table, Options{LeaseTTL: ttl, RenewEvery: ttl / 3})
+	l, err := live.Acquire(context.Background(), "live", "alive")
+	require.NoError(t, err)
+	defer l.Release(context.Background())
+	_, err = dead.Acquire(context.Background(), "c", "killed-run")
+	require.NoError(t, err)
+	// renew_ms of a frozen holder is its configured interval: store one
+	// that says "every 300 ms" as a killed renewing holder would have.
+	_, err = srv(t).Client.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{
+		TableName: aws.String(table), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "lease#c"}},
+		UpdateExpression:          aws.String("SET renew_ms = :r"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":r": &types.AttributeValueMemberN{Value: "300"}},
+	})
+	require.NoError(t, err)
+	info, err := live.Inspect(context.Background(), "c")
+	require.NoError(t, err)
+	assert.True(t, info.Lease.Held)
+	assert.False(t, info.Lease.Stalled, "just acquired")
+	assert.False(t, info.Lease.RenewedAt.IsZero())
+	require.Eventually(t, func() bool {
+		info, err = live.Inspect(context.Background(), "c")
+		return err == nil && info.Lease.Stalled
+	}, 5*time.Second, 20*time.Millisecond)
+	assert.True(t, info.Lease.Held, "stalled but not yet expired")
+	assert.Equal(t, "killed-run", info.Lease.Holder)
+	li, err := live.Inspect(context.Background(), "live")
+	require.NoError(t, err)
+	assert.True(t, li.Lease.Held)
+	assert.False(t, li.Lease.Stalled, "a renewing holder is not stalled")
+	require.Eventually(t, func() bool {
+		l2, err := live.Acquire(context.Background(), "c", "next")
+		if err == nil {
+			_ = l2.Release(context.Background())
+		}
+		return err == nil
+	}, 5*time.Second, 50*time.Millisecond, "taken over once expired")
+}
+
+func TestDefaultLeaseIsShort(t *testing.T) {
+	s := open(t, freshTable(t), Options{})
+	assert.Equal(t, 15*time.Second, s.opt.LeaseTTL)
+	assert.Equal(t, 5*time.Second, s.opt.RenewEvery)
+}
