@@ -17,11 +17,41 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
+
+// lifecycles returns the events first..first+n-1 of one coherent story:
+// alert after alert, each created, then acknowledged (most), then
+// resolved; every event is its own payload (its own state, time), none
+// repeated under a new id. A story cut between two batches goes on in the
+// next one.
+func lifecycles(first, n int) []json.RawMessage {
+	summaries := []string{"Server down", "Disk 95% full on db-01", "High latency on checkout API",
+		"Certificate expires in 7 days", "Pod crash-looping: payments-7f9c", "Queue backlog > 10k"}
+	sources := []string{"Prometheus prod", "Datadog", "Grafana", "AWS CloudWatch", "Zabbix"}
+	status := map[string]string{"alert-created": "PENDING", "alert-acknowledged": "ACCEPTED", "alert-resolved": "RESOLVED"}
+	base := time.Date(2026, 5, 4, 10, 0, 0, 0, time.UTC)
+	out := make([]json.RawMessage, 0, n)
+	for i := first; i < first+n; i++ {
+		alert := 100 + i/3
+		kind := []string{"alert-created", "alert-acknowledged", "alert-resolved"}[i%3]
+		p := map[string]any{
+			"id": strconv.Itoa(alert), "eventType": kind, "status": status[kind],
+			"summary":     summaries[alert%len(summaries)],
+			"priority":    []string{"HIGH", "LOW"}[alert%2],
+			"timestamp":   base.Add(time.Duration(i) * 17 * time.Second).Format("2006-01-02T15:04:05.000Z"),
+			"alertSource": map[string]any{"id": 9000 + alert%len(sources), "name": sources[alert%len(sources)]},
+		}
+		b, _ := json.Marshal(p)
+		out = append(out, b)
+	}
+	return out
+}
 
 const demoKey = "iec1-demo-connector-key"
 
@@ -38,7 +68,8 @@ func main() {
 type receiver struct {
 	mu   sync.Mutex
 	ids  []string
-	down bool // answer 503: the target is down
+	down bool      // answer 503: the target is down
+	out  io.Writer // where it prints what it gets
 }
 
 func (r *receiver) setDown(down bool) {
@@ -60,11 +91,11 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.mu.Unlock()
 	if down {
-		fmt.Printf("  receiver xx item %-3s refused: 503 Service Unavailable (the target is down)\n", req.Header.Get("X-ilert-Edge-Item-Id"))
+		fmt.Fprintf(r.out, "  receiver xx item %-3s refused: 503 Service Unavailable (the target is down)\n", req.Header.Get("X-ilert-Edge-Item-Id"))
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	fmt.Printf("  receiver <- item %-3s %-19s alert %-5s %-8s %q\n",
+	fmt.Fprintf(r.out, "  receiver <- item %-3s %-19s alert %-5s %-8s %q\n",
 		req.Header.Get("X-ilert-Edge-Item-Id"), req.Header.Get("X-ilert-Event-Type"), p.ID, p.Status, p.Summary)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -88,11 +119,12 @@ func demoTo(w io.Writer, bin string, n int, parent string) error {
 	if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs
 	}
+	w = &syncWriter{w: w} // the receiver and edgepoll's stdout write at once
 	api := ilerttest.New(demoKey)
-	api.Push(demoKey, ilerttest.AlertEvents(n)...)
+	api.Push(demoKey, lifecycles(0, n)...)
 	apiSrv := api.Start()
 	defer apiSrv.Close()
-	recv := &receiver{}
+	recv := &receiver{out: w}
 	recvSrv := httptest.NewServer(recv)
 	defer recvSrv.Close()
 
@@ -137,7 +169,7 @@ func demoTo(w io.Writer, bin string, n int, parent string) error {
 	}
 
 	fmt.Fprintf(w, "fake ilert API on %s with %d queued alert events; receiver on %s\n", apiSrv.URL, n, recvSrv.URL)
-	fmt.Fprintln(w, "(the commands below work when copied into another shell while the demo runs)")
+	fmt.Fprintln(w, "(the fake API and the receiver live only as long as the demo: the edgepoll commands below show what ran;\n copied after the demo has ended they fail, as nothing listens on those ports any more)")
 	if err := run("first cycle: delivers every queued event in order", 0); err != nil {
 		return err
 	}
@@ -150,7 +182,7 @@ func demoTo(w io.Writer, bin string, n int, parent string) error {
 	if err := want(n, "second cycle"); err != nil {
 		return err
 	}
-	api.Push(demoKey, ilerttest.AlertEvents(3)...)
+	api.Push(demoKey, lifecycles(n, 3)...) // the same alerts' story goes on
 	recv.setDown(true)
 	if err := run("three new events arrive, but the receiver is down (503): the cycle fails (exit 1), the cursor stays before them", 1); err != nil {
 		return err
@@ -166,7 +198,21 @@ func demoTo(w io.Writer, bin string, n int, parent string) error {
 		return err
 	}
 	fmt.Fprintf(w, "\ndemo ok: %d events delivered exactly once, in order; a failed delivery was retried with nothing lost.\n", n+3)
-	fmt.Fprintf(w, "The state is kept in %s. Look at it with:\n  ILERT_EDGE_CONNECTOR_KEY=%s %s state show --state %s\n", dir, demoKey, bin, state)
+	fmt.Fprintf(w, "The fake API and the receiver have stopped: the cycle commands above no longer work.\n")
+	fmt.Fprintf(w, "The state is kept in %s. This command reads only the state file, and works now:\n  ILERT_EDGE_CONNECTOR_KEY=%s %s state show --state %s\n", dir, demoKey, bin, state)
 	fmt.Fprintf(w, "and remove it with:\n  rm -r %s\n", dir)
 	return nil
+}
+
+// syncWriter serialises writes; having no ReadFrom, it also keeps os/exec's
+// output copy from holding a bytes.Buffer while the receiver writes to it.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -48,6 +48,33 @@ func TestDemo(t *testing.T) {
 	got, err := show.CombinedOutput()
 	require.NoError(t, err, string(got))
 	assert.Contains(t, string(got), "cursor      8")
+	// Every alert's story is coherent across the runs: created first, then
+	// acknowledged, then resolved, no state twice (so no payload repeated
+	// under a new item id).
+	order := map[string]int{"alert-created": 0, "alert-acknowledged": 1, "alert-resolved": 2}
+	last := map[string]int{}
+	lines := regexp.MustCompile(`(?m)^  receiver <- item \d+\s+(\S+)\s+alert (\S+) `).FindAllStringSubmatch(text, -1)
+	require.Len(t, lines, 8, text)
+	for _, l := range lines {
+		kind, alert := l[1], l[2]
+		prev, seen := last[alert]
+		if !seen {
+			assert.Equal(t, "alert-created", kind, "alert %s starts with %s", alert, kind)
+		} else {
+			assert.Greater(t, order[kind], prev, "alert %s: %s after %d", alert, kind, prev)
+		}
+		last[alert] = order[kind]
+	}
+
+	// The demo says its cycle commands stop working when it ends, and they
+	// do: the fake API is gone.
+	assert.Contains(t, text, "the cycle commands above no longer work")
+	cycle := strings.Fields(cmds[0][1])
+	run := exec.Command(cycle[2], cycle[3:]...)
+	run.Env = []string{"PATH=" + os.Getenv("PATH"), cycle[0], cycle[1]}
+	got, err = run.CombinedOutput()
+	assert.Error(t, err, "a cycle command after the demo: %s", got)
+
 	rm := regexp.MustCompile(`(?m)^  rm -r (\S+)$`).FindStringSubmatch(text)
 	require.NotNil(t, rm)
 	_, err = os.Stat(rm[1])
