@@ -550,7 +550,10 @@ func TestTemplateParametersAndConditions(t *testing.T) {
 		"KafkaSaslMechanism": "scram-sha-512", "KafkaUsername": "edgepoll", "KafkaPasswordParameterName": "/edgepoll/kafka", "DeadLetter": "none"})
 	assert.Empty(t, failed, "no HttpUrl needed in kafka mode")
 	assert.ElementsMatch(t, []string{"EDGEPOLL_STATE", "EDGEPOLL_MODE", "EDGEPOLL_LOG_FORMAT", "EDGEPOLL_TOPIC", "EDGEPOLL_KAFKA_BROKERS",
-		"EDGEPOLL_KAFKA_TLS", "EDGEPOLL_KAFKA_SASL_MECHANISM", "EDGEPOLL_KAFKA_USERNAME", "EDGEPOLL_SECRET_FROM"}, keys(env))
+		"EDGEPOLL_KAFKA_TLS", "EDGEPOLL_KAFKA_SASL_MECHANISM", "EDGEPOLL_KAFKA_USERNAME", "EDGEPOLL_SECRET_FROM", "EDGEPOLL_DEAD_LETTER"}, keys(env))
+	// The binary's default is the dead letter in the state table: turning
+	// it off is an explicit none (cli.md).
+	assert.Equal(t, "none", env["EDGEPOLL_DEAD_LETTER"])
 	assert.Equal(t, "kafka-password=ssm:/edgepoll/kafka", env["EDGEPOLL_SECRET_FROM"])
 	_, failed = deploy(t, tmpl, map[string]string{"Mode": "kafka", "KafkaSaslMechanism": "plain"})
 	assert.Len(t, failed, 4, "brokers, topic, user, password: %v", failed)

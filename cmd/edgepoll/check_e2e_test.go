@@ -56,7 +56,7 @@ func TestCheckGoodSetupEveryBackend(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			r := newStateRig(t, backend, 5, ddb)
 			tg := newTarget(t)
-			require.Equal(t, 0, r.run(t, "state", "set-cursor", "2").code)
+			require.Equal(t, 0, r.run(t, "state", "set-cursor", "2", "--create").code)
 			res := r.run(t, "check", "--mode", "http", "--http-url", tg.srv.URL+"/hook")
 			require.Equal(t, 0, res.code, res.stdout+res.stderr)
 			lines := checkLines(t, res.stdout)
@@ -108,7 +108,7 @@ func TestCheckFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newStateRig(t, "sqlite", 5, nil)
 			r.vars = append(r.vars, ddb.Env()...)
-			require.Equal(t, 0, r.run(t, "state", "set-cursor", "2").code)
+			require.Equal(t, 0, r.run(t, "state", "set-cursor", "2", "--create").code)
 			// The case's --state (if any) comes last and wins.
 			res := runBin(t, r.vars, append([]string{"check", "--state", r.state}, tc.args...)...)
 			lines := checkLines(t, res.stdout)
@@ -141,7 +141,7 @@ func TestCheckFailures(t *testing.T) {
 func TestCheckRefusedKeyAndHAMode(t *testing.T) {
 	r := newStateRig(t, "json", 5, nil)
 	tg := newTarget(t)
-	require.Equal(t, 0, r.run(t, "state", "set-cursor", "2").code)
+	require.Equal(t, 0, r.run(t, "state", "set-cursor", "2", "--create").code)
 	args := []string{"check", "--mode", "http", "--http-url", tg.srv.URL}
 
 	r.api.Fail(ilerttest.Fault{Status: http.StatusUnauthorized})

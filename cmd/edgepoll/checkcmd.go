@@ -123,6 +123,13 @@ func checkTarget(ctx context.Context, e *cmdEnv) (string, error) {
 // gives back its lease (a write); the cursor is not touched. A lease held by
 // a run is fine: reading worked, writing is that run's proof.
 func checkState(ctx context.Context, e *cmdEnv, conn string) (string, error) {
+	if path, missing, err := storeMissing(e.cli); err != nil || missing {
+		// Not created by a check: a typo'd --state must stay visible.
+		if err == nil && path != "" {
+			err = writable(path)
+		}
+		return "does not exist yet: the first run creates it and starts from the oldest queued event", err
+	}
 	store, err := openStore(ctx, e.cli, e.log)
 	if err != nil {
 		return "", err

@@ -62,7 +62,7 @@ type CLI struct {
 	Route route.Options `embed:""`
 
 	State                 string   `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: ${state_forms}." predictor:"state" group:"State"`
-	DeadLetter            string   `name:"dead-letter" help:"Keep every item skipped as non-retryable here, durably, before the cursor moves past it: file:PATH (JSON lines) or dynamodb:TABLE. If it cannot be written, the item is not skipped." placeholder:"file:PATH|dynamodb:TABLE" group:"Delivery guards"`
+	DeadLetter            string   `name:"dead-letter" default:"state" help:"Keep every item skipped as non-retryable, durably, before the cursor moves past it, so a refusing target (a typo'd URL, a rotated token) loses nothing: state (the default: in the state store itself, per connection), file:PATH (JSON lines), dynamodb:TABLE, or none (keep nothing, the reference agent's behaviour). If it cannot be written, the item is not skipped. See dead-letter list|replay." placeholder:"state|none|file:PATH|dynamodb:TABLE" group:"Delivery guards"`
 	SkipLimit             int      `name:"skip-limit" default:"10" help:"Skip at most this many items refused in a row by the target (counted across runs); the next refusal fails the cycle instead. 0: no limit (the reference agent's behaviour)." group:"Delivery guards"`
 	IlagentDB             string   `name:"ilagent-db" short:"f" aliases:"file" type:"path" help:"Migrating from the reference agent: its SQLite file (ilagent's -f/--file). While edgepoll has no cursor for the connection, a run starts from the agent's (read-only)." group:"State"`
 	ConnectorKeyParameter string   `name:"connector-key-parameter" help:"Read the connector key from this SSM Parameter Store SecureString (instead of ILERT_EDGE_CONNECTOR_KEY)." group:"ilert"`
@@ -341,14 +341,12 @@ func (c *CLI) validate(n flagNamer) error {
 	if _, _, err := parseState(c.State); err != nil {
 		return n.errf("state", "%v", err)
 	}
-	if c.DeadLetter != "" {
-		if _, _, err := deadletter.Parse(c.DeadLetter); err != nil {
-			return n.errf("dead-letter", "%v", err)
-		}
-		if path, ok := deadletter.LocalFile(c.DeadLetter); ok {
-			if dir := filepath.Dir(path); !isDir(dir) {
-				return n.errf("dead-letter", "directory %s does not exist", dir)
-			}
+	if _, _, err := deadletter.Parse(c.DeadLetter); err != nil {
+		return n.errf("dead-letter", "%v", err)
+	}
+	if path, ok := deadletter.LocalFile(c.DeadLetter); ok {
+		if dir := filepath.Dir(path); !isDir(dir) {
+			return n.errf("dead-letter", "directory %s does not exist", dir)
 		}
 	}
 	if c.SkipLimit < 0 {
@@ -404,6 +402,34 @@ func interval(d time.Duration) error {
 	if d < 5*time.Second || d > 120*time.Second {
 		return fmt.Errorf("%s is out of range (5s..120s)", d)
 	}
+	return nil
+}
+
+// writable checks that path can be written as edgepoll writes its files:
+// appended to if it exists, and a new file created in its directory (a new
+// dead letter, a metrics file replaced by rename). The probe file is
+// removed at once; an existing file is not changed.
+func writable(path string) error {
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("%s is a directory", path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return fmt.Errorf("%s cannot be written: %v", path, errors.Unwrap(err))
+		}
+		f.Close()
+	}
+	dir := filepath.Dir(path)
+	if !isDir(dir) {
+		return fmt.Errorf("directory %s does not exist", dir)
+	}
+	f, err := os.CreateTemp(dir, ".edgepoll-probe-*")
+	if err != nil {
+		return fmt.Errorf("%s: cannot create files in %s: %v", path, dir, errors.Unwrap(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
 	return nil
 }
 

@@ -89,9 +89,95 @@ func TestDeadLetterListAndReplay(t *testing.T) {
 			assert.Empty(t, strings.TrimSpace(res.stdout))
 			assert.Equal(t, int64(6), *r.show(t).Cursor, "replay does not move the cursor")
 
-			res = r.run(t, "dead-letter", "replay", "--mode", "http", "--http-url", tg.srv.URL)
+			// none keeps nothing to replay (before, no --dead-letter was
+			// this error; now the default is state: cli.md).
+			res = r.run(t, "dead-letter", "replay", "--mode", "http", "--http-url", tg.srv.URL, "--dead-letter", "none")
 			assert.Equal(t, 2, res.code)
 			assert.Contains(t, res.stderr, "--dead-letter")
+		})
+	}
+}
+
+// The dead letter is on by default (--dead-letter state): what a refusing
+// target skipped is kept in the state store itself, per connection, and
+// `dead-letter list|replay` find it with --state alone. --dead-letter none
+// keeps nothing.
+func TestDeadLetterOnByDefault(t *testing.T) {
+	backends, ddb := stateBackendsAll(t)
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			r := newStateRig(t, backend, 6, ddb)
+			tg := newTarget(t)
+			tg.setStatus(func(id int64) int {
+				if id == 2 || id == 4 {
+					return http.StatusNotFound
+				}
+				return http.StatusOK
+			})
+			run := []string{"--mode", "http", "--http-url", tg.srv.URL}
+			res := r.run(t, run...)
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, []int64{1, 3, 5, 6}, tg.got())
+
+			res = r.run(t, "dead-letter", "list")
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, []string{"2", "4"}, firstColumn(res.stdout))
+
+			tg.setStatus(nil)
+			res = r.run(t, append([]string{"dead-letter", "replay"}, run...)...)
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, []int64{1, 3, 5, 6, 2, 4}, tg.got())
+			res = r.run(t, "dead-letter", "list")
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Empty(t, firstColumn(res.stdout))
+
+			// --dead-letter none: the reference behaviour, nothing kept.
+			tg.setStatus(refuseAll(http.StatusNotFound))
+			r.api.Push(e2eKey, []byte(`{"id":"7","eventType":"alert-created"}`))
+			res = r.run(t, append(run, "--dead-letter", "none")...)
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, int64(7), *r.show(t).Cursor, "skipped")
+			res = r.run(t, "dead-letter", "list")
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Empty(t, firstColumn(res.stdout), "none kept nothing")
+		})
+	}
+}
+
+// firstColumn is the first tab-separated field of every line of out.
+func firstColumn(out string) []string {
+	var ids []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l != "" {
+			ids = append(ids, strings.Split(l, "\t")[0])
+		}
+	}
+	return ids
+}
+
+// --config: every connection keeps its own dead letter by default, in the
+// state store they share.
+func TestFleetDeadLetterPerConnection(t *testing.T) {
+	for _, backend := range stateBackends {
+		t.Run(backend, func(t *testing.T) {
+			r := newFleetRig(t, 2, 3)
+			r.tg.status = func(path string) int {
+				if path == "conn-00" {
+					return http.StatusNotFound
+				}
+				return http.StatusOK
+			}
+			cfg := r.config(t, "mode: http\nstate: "+backend+":"+filepath.Join(r.dir, "state")+"\n")
+			res := runBin(t, r.vars(), "--config", cfg)
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, []int64{1, 2, 3}, r.tg.ids("conn-01"))
+
+			res = runBin(t, r.vars(), "dead-letter", "list", "--config", cfg, "--connection", "conn-00")
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, []string{"1", "2", "3"}, firstColumn(res.stdout))
+			res = runBin(t, r.vars(), "dead-letter", "list", "--config", cfg, "--connection", "conn-01")
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Empty(t, firstColumn(res.stdout), "conn-01 skipped nothing")
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
@@ -16,20 +17,75 @@ type deadLetterCmd struct {
 	Replay deadLetterReplayCmd `cmd:"" help:"Deliver every dead-lettered item to the configured target, in order, with its original metadata; remove what was delivered; stop at the first failure (exit 1)."`
 }
 
-// openDeadLetter opens --dead-letter for the connection of the configured key.
+// openDeadLetterStore opens --dead-letter: nil for none; for state (the
+// default) the dead letter the state backend keeps (deadletter.OpenInState).
+func openDeadLetterStore(ctx context.Context, cli *CLI) (deadletter.Store, error) {
+	scheme, _, err := deadletter.Parse(cli.DeadLetter)
+	switch {
+	case err != nil:
+		return nil, err
+	case scheme == deadletter.None:
+		return nil, nil
+	case scheme == deadletter.InState:
+		b, rest, err := parseState(cli.State)
+		if err != nil {
+			return nil, &UsageError{Msg: "--state: " + err.Error()}
+		}
+		return deadletter.OpenInState(ctx, b, rest, nil)
+	}
+	return deadletter.Open(ctx, cli.DeadLetter)
+}
+
+// deadLetterName is the dead letter as the operator can find it: the
+// --dead-letter value, and for state where in the state store it is.
+func deadLetterName(cli *CLI) string {
+	if cli.DeadLetter != deadletter.InState {
+		return cli.DeadLetter
+	}
+	b, rest, err := parseState(cli.State)
+	if err != nil {
+		return cli.DeadLetter
+	}
+	return cli.DeadLetter + " (" + deadletter.InStateName(b, rest) + ")"
+}
+
+// openDeadLetter opens --dead-letter for the connection of the configured
+// key, as the runs write it. A dead letter that does not exist (a typo'd
+// file, a state file that is not there) is an error naming it, never an
+// empty list.
 func openDeadLetter(e *cmdEnv) (deadletter.Store, string, error) {
-	if e.cli.DeadLetter == "" {
-		return nil, "", &UsageError{Msg: "--dead-letter: is required (file:PATH or dynamodb:TABLE, as the runs write it)"}
+	if err := deadLetterExists(e.cli); err != nil {
+		return nil, "", err
 	}
 	conn, err := connection(e)
 	if err != nil {
 		return nil, "", err
 	}
-	dl, err := deadletter.Open(e.ctx, e.cli.DeadLetter)
+	dl, err := openDeadLetterStore(e.ctx, e.cli)
 	if err != nil {
 		return nil, "", err
 	}
 	return dl, conn, nil
+}
+
+// deadLetterExists refuses --dead-letter none, a file:PATH that does not
+// exist, and state in a local state file that does not exist.
+func deadLetterExists(cli *CLI) error {
+	scheme, _, err := deadletter.Parse(cli.DeadLetter)
+	switch {
+	case err != nil:
+		return &UsageError{Msg: "--dead-letter: " + err.Error()}
+	case scheme == deadletter.None:
+		return &UsageError{Msg: "--dead-letter: none keeps nothing to list or replay: name the dead letter the runs write (state, the default, file:PATH or dynamodb:TABLE)"}
+	case scheme == deadletter.InState:
+		return stateMissing(cli)
+	}
+	if path, ok := deadletter.LocalFile(cli.DeadLetter); ok {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("--dead-letter: %s does not exist (no item was ever dead-lettered there: is the path the one the runs use?)", path)
+		}
+	}
+	return nil
 }
 
 // listDeadLetter opens --dead-letter and lists the connection's records
@@ -60,7 +116,7 @@ func (*deadLetterListCmd) run(e *cmdEnv) int {
 	for _, r := range recs {
 		fmt.Fprintf(e.stdout, "%d\t%s\t%s\n", r.ID, r.Reason, r.SkippedAt.UTC().Format(time.RFC3339))
 	}
-	e.log.Info("dead letter listed", "items", len(recs), "dead_letter", e.cli.DeadLetter)
+	e.log.Info("dead letter listed", "items", len(recs), "dead_letter", deadLetterName(e.cli))
 	return exitOK
 }
 
@@ -75,7 +131,7 @@ func (*deadLetterReplayCmd) run(e *cmdEnv) int {
 	}
 	defer dl.Close()
 	if len(recs) == 0 {
-		e.log.Info("the dead letter is empty: nothing to replay", "dead_letter", e.cli.DeadLetter)
+		e.log.Info("the dead letter is empty: nothing to replay", "dead_letter", deadLetterName(e.cli))
 		return exitOK
 	}
 	sink, err := newSink(e.ctx, e.cli, e.log, e.stdout)

@@ -89,24 +89,30 @@ func TestStateShowSetCursorReset(t *testing.T) {
 			tg := newTarget(t)
 			run := []string{"--mode", "http", "--http-url", tg.srv.URL}
 
-			s := r.show(t)
-			assert.Nil(t, s.Cursor, "new store")
-			assert.Nil(t, s.UpdatedAt)
-			assert.False(t, s.Lease.Held)
-			assert.Nil(t, s.Lease.Holder)
-			assert.Zero(t, s.Refusals)
-			assert.Len(t, s.Connection, 32)
-			if backend != "dynamodb" {
+			if backend == "dynamodb" {
+				s := r.show(t)
+				assert.Nil(t, s.Cursor, "new store")
+				assert.Nil(t, s.UpdatedAt)
+				assert.False(t, s.Lease.Held)
+				assert.Nil(t, s.Lease.Holder)
+				assert.Zero(t, s.Refusals)
+				assert.Len(t, s.Connection, 32)
+				text := r.run(t, "state", "show")
+				require.Equal(t, 0, text.code, text.stderr)
+				assert.Contains(t, text.stdout, "cursor      none")
+			} else {
+				// A local state file that does not exist is an error
+				// naming it, not "no cursor" (cli.md: a typo'd --state).
+				text := r.run(t, "state", "show")
+				assert.Equal(t, 1, text.code, text.stderr)
+				assert.Contains(t, text.stderr, strings.TrimPrefix(r.state, backend+":"))
 				_, err := os.Stat(strings.TrimPrefix(r.state, backend+":"))
 				assert.ErrorIs(t, err, os.ErrNotExist, "show creates nothing")
 			}
-			text := r.run(t, "state", "show")
-			require.Equal(t, 0, text.code, text.stderr)
-			assert.Contains(t, text.stdout, "cursor      none")
 
 			res := r.run(t, run...)
 			require.Equal(t, 0, res.code, res.stderr)
-			s = r.show(t)
+			s := r.show(t)
 			require.NotNil(t, s.Cursor)
 			assert.Equal(t, int64(5), *s.Cursor)
 			require.NotNil(t, s.UpdatedAt)
@@ -176,7 +182,7 @@ func TestStateCommandsWhileARunHoldsTheLease(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
 			r := newStateRig(t, backend, 3, ddb)
-			res := r.run(t, "state", "set-cursor", "1")
+			res := r.run(t, "state", "set-cursor", "1", "--create")
 			require.Equal(t, 0, res.code, res.stderr)
 
 			bt := newBlockingTarget(t)
@@ -235,7 +241,9 @@ func TestDeletingTheStateFileResets(t *testing.T) {
 			}
 			locks, _ := filepath.Glob(path + ".lock-*")
 			require.NotEmpty(t, locks, "the lock files stay")
-			assert.Nil(t, r.show(t).Cursor)
+			shown := r.run(t, "state", "show")
+			assert.Equal(t, 1, shown.code, "a missing state file is shown as missing, not as no cursor")
+			assert.Contains(t, shown.stderr, path)
 			n := len(r.api.Requests())
 			res = r.run(t, run...)
 			require.Equal(t, 0, res.code, res.stderr)
@@ -258,6 +266,18 @@ func TestStateImportIlagent(t *testing.T) {
 			assert.Equal(t, 1, res.code, res.stderr)
 			assert.Contains(t, res.stderr, "missing.db3")
 
+			if backend != "dynamodb" {
+				// Into a local state file that does not exist: exit 1
+				// naming it, nothing created.
+				path := strings.TrimPrefix(r.state, backend+":")
+				res = r.run(t, "state", "import-ilagent", db)
+				assert.Equal(t, 1, res.code, res.stderr)
+				assert.Contains(t, res.stderr, path)
+				_, err := os.Stat(path)
+				require.ErrorIs(t, err, os.ErrNotExist, "nothing created")
+				res = r.run(t, "state", "set-cursor", "0", "--create")
+				require.Equal(t, 0, res.code, res.stderr)
+			}
 			res = r.run(t, "state", "import-ilagent", db)
 			require.Equal(t, 0, res.code, res.stderr)
 			assert.Equal(t, int64(4), *r.show(t).Cursor)
@@ -330,6 +350,47 @@ func TestStateShowRefusals(t *testing.T) {
 			res = r.run(t, "state", "set-cursor", "1")
 			require.Equal(t, 0, res.code, res.stderr)
 			assert.Zero(t, r.show(t).Refusals)
+		})
+	}
+}
+
+// A typo'd --state: the state commands on a local state file that does
+// not exist exit 1 naming it and create nothing (set-cursor --create
+// creates it); dead-letter list on a dead letter that does not exist is
+// exit 1 naming it.
+func TestMissingLocalStateIsAnError(t *testing.T) {
+	for _, backend := range stateBackends {
+		t.Run(backend, func(t *testing.T) {
+			r := newStateRig(t, backend, 3, nil)
+			path := strings.TrimPrefix(r.state, backend+":")
+			db := filepath.Join(r.dir, "ilagent.db3")
+			ilagenttest.Write(t, db, map[string]string{e2eKey: "2"})
+			for _, args := range [][]string{
+				{"state", "show"}, {"state", "show", "--output", "json"}, {"state", "set-cursor", "2"},
+				{"state", "reset"}, {"state", "import-ilagent", db}, {"dead-letter", "list"},
+			} {
+				res := r.run(t, args...)
+				assert.Equal(t, 1, res.code, "%q: %s", args, res.stderr)
+				assert.Contains(t, res.stderr, path, "%q names the file", args)
+				entries, err := os.ReadDir(r.dir)
+				require.NoError(t, err)
+				assert.Len(t, entries, 1, "%q created nothing: %v", args, entries)
+			}
+			dl := filepath.Join(r.dir, "typo.jsonl")
+			res := r.run(t, "dead-letter", "list", "--dead-letter", "file:"+dl)
+			assert.Equal(t, 1, res.code, res.stderr)
+			assert.Contains(t, res.stderr, dl)
+
+			res = r.run(t, "state", "set-cursor", "2", "--create")
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, int64(2), *r.show(t).Cursor)
+			tg := newTarget(t)
+			res = r.run(t, "--mode", "http", "--http-url", tg.srv.URL)
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, []int64{3}, tg.got(), "the run started from the cursor set before it")
+			res = r.run(t, "dead-letter", "list")
+			require.Equal(t, 0, res.code, "the state exists, nothing was skipped: %s", res.stderr)
+			assert.Empty(t, strings.TrimSpace(res.stdout))
 		})
 	}
 }

@@ -166,15 +166,39 @@ func connection(e *cmdEnv) (string, error) {
 	return poll.ConnectionID(key), nil
 }
 
-// inspect reads the connection's state without the lease and without
-// creating anything: a local state file that does not exist is empty state.
-func inspect(e *cmdEnv, conn string) (poll.StateInfo, error) {
-	b, path, err := parseState(e.cli.State)
-	if err != nil {
-		return poll.StateInfo{}, &UsageError{Msg: "--state: " + err.Error()}
+// stateMissing is the error of a state store that does not exist (a
+// typo'd --state naming a local file): commands that read or repair state
+// refuse it rather than take it as "no cursor" or create a fresh store.
+func stateMissing(cli *CLI) error {
+	_, missing, err := storeMissing(cli)
+	if err != nil || !missing {
+		return err
 	}
-	if exists, err := b.StoreExists(path); err == nil && !exists {
-		return poll.StateInfo{}, nil
+	return fmt.Errorf("--state %s: the state store does not exist (a typo in --state? a run creates it; state set-cursor --create creates it with the cursor)", cli.State)
+}
+
+// storeMissing reports whether the --state store does not exist
+// (state.Backend.Exists), and for a local one its path.
+func storeMissing(cli *CLI) (path string, missing bool, err error) {
+	b, rest, err := parseState(cli.State)
+	if err != nil {
+		return "", false, &UsageError{Msg: "--state: " + err.Error()}
+	}
+	exists, err := b.StoreExists(rest)
+	if err != nil {
+		return "", false, fmt.Errorf("--state %s: %v", cli.State, err)
+	}
+	if b.Local {
+		path = rest
+	}
+	return path, !exists, nil
+}
+
+// inspect reads the connection's state without the lease and without
+// creating anything: a local state file that does not exist is an error.
+func inspect(e *cmdEnv, conn string) (poll.StateInfo, error) {
+	if err := stateMissing(e.cli); err != nil {
+		return poll.StateInfo{}, err
 	}
 	store, err := openStore(e.ctx, e.cli, e.log)
 	if err != nil {
@@ -183,14 +207,21 @@ func inspect(e *cmdEnv, conn string) (poll.StateInfo, error) {
 	defer store.Close()
 	insp, ok := store.(poll.Inspector)
 	if !ok {
-		return poll.StateInfo{}, fmt.Errorf("--state %s: this backend cannot be inspected", b.Scheme)
+		return poll.StateInfo{}, fmt.Errorf("--state %s: this backend cannot be inspected", e.cli.State)
 	}
 	return insp.Inspect(e.ctx, conn)
 }
 
 // withLease runs fn holding the connection's lease, as a run would take it.
 // If another run holds it: exit 1 naming the holder, nothing changed.
-func withLease(e *cmdEnv, what string, fn func(l poll.Lease, set poll.CursorSetter, cur int64, has bool) error) int {
+// A local state file that does not exist is exit 1 naming it, and nothing
+// is created, unless create.
+func withLease(e *cmdEnv, what string, create bool, fn func(l poll.Lease, set poll.CursorSetter, cur int64, has bool) error) int {
+	if !create {
+		if err := stateMissing(e.cli); err != nil {
+			return fail(e.stderr, fmt.Errorf("%s: %w", what, err))
+		}
+	}
 	conn, err := connection(e)
 	if err != nil {
 		return fail(e.stderr, err)
@@ -238,6 +269,7 @@ func was(cur int64, has bool) any {
 
 type stateSetCursorCmd struct {
 	Cursor int64 `arg:"" name:"N" help:"The edge item id the next poll starts after (after-id=N)."`
+	Create bool  `name:"create" env:"-" help:"Create the local state file if it does not exist (a cursor set before the first run); without it, a missing file is an error (a typo in --state)."`
 }
 
 func (*stateSetCursorCmd) needsTarget() bool { return false }
@@ -246,7 +278,7 @@ func (c *stateSetCursorCmd) run(e *cmdEnv) int {
 	if c.Cursor < 0 {
 		return fail(e.stderr, &UsageError{Msg: "state set-cursor: N must be 0 or more"})
 	}
-	return withLease(e, "set-cursor", func(_ poll.Lease, set poll.CursorSetter, cur int64, has bool) error {
+	return withLease(e, "set-cursor", c.Create, func(_ poll.Lease, set poll.CursorSetter, cur int64, has bool) error {
 		if err := set.SetCursor(e.ctx, c.Cursor); err != nil {
 			return err
 		}
@@ -260,7 +292,7 @@ type stateResetCmd struct{}
 func (*stateResetCmd) needsTarget() bool { return false }
 
 func (*stateResetCmd) run(e *cmdEnv) int {
-	return withLease(e, "reset", func(_ poll.Lease, set poll.CursorSetter, cur int64, has bool) error {
+	return withLease(e, "reset", false, func(_ poll.Lease, set poll.CursorSetter, cur int64, has bool) error {
 		if err := set.ResetCursor(e.ctx); err != nil {
 			return err
 		}
@@ -285,7 +317,7 @@ func (c *stateImportCmd) run(e *cmdEnv) int {
 	if err != nil {
 		return fail(e.stderr, fmt.Errorf("state import-ilagent: %w", err))
 	}
-	return withLease(e, "import-ilagent", func(_ poll.Lease, set poll.CursorSetter, cur int64, has bool) error {
+	return withLease(e, "import-ilagent", false, func(_ poll.Lease, set poll.CursorSetter, cur int64, has bool) error {
 		switch {
 		case has && theirs == cur:
 			e.log.Info("cursor already at the reference agent's", "cursor", cur)

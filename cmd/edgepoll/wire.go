@@ -11,7 +11,6 @@ import (
 
 	"github.com/edgepoll/edgepoll/metrics"
 	"github.com/edgepoll/edgepoll/poll"
-	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
 // app is a configured edgepoll: client, sink, store and cycle.
@@ -23,7 +22,7 @@ type app struct {
 	cycle  *poll.Cycle
 	store  poll.Store
 	sink   poll.Sink
-	dead   poll.DeadLetter // nil without --dead-letter
+	dead   poll.DeadLetter // nil with --dead-letter none
 	// sharedStore: the store belongs to the caller (--config: one store
 	// for several connections); close leaves it open.
 	sharedStore bool
@@ -57,10 +56,10 @@ func newApp(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, 
 		return nil, &UsageError{Msg: "--api-url: " + err.Error()}
 	}
 	var dead poll.DeadLetter
-	if cli.DeadLetter != "" {
-		if dead, err = deadletter.Open(ctx, cli.DeadLetter); err != nil {
-			return nil, fmt.Errorf("--dead-letter: %w", err)
-		}
+	if dl, err := openDeadLetterStore(ctx, cli); err != nil {
+		return nil, fmt.Errorf("--dead-letter: %w", err)
+	} else if dl != nil {
+		dead = dl
 	}
 	a := &app{cli: cli, log: log, owner: owner, client: client, store: store, dead: dead}
 	a.cycle = &poll.Cycle{

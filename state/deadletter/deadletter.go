@@ -2,7 +2,8 @@
 // (--dead-letter), so that no item is ever lost silently, and gives them
 // back for `edgepoll dead-letter list|replay`.
 //
-// Two backends implement poll.DeadLetter:
+// Two backends implement poll.DeadLetter; --dead-letter state (the default)
+// uses the one the state backend keeps itself (OpenInState):
 //
 //   - file:PATH appends one JSON line per skipped item and fsyncs it (and,
 //     when it created the file, its directory) before Append returns:
@@ -20,7 +21,9 @@ package deadletter
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/state"
@@ -52,12 +55,28 @@ func LocalFile(spec string) (path string, ok bool) {
 	return rest, true
 }
 
-// Parse checks a --dead-letter value: file:PATH or dynamodb:TABLE.
+// Values of --dead-letter besides file:PATH and dynamodb:TABLE.
+const (
+	// InState keeps the records in the state backend itself (the
+	// default): see OpenInState.
+	InState = "state"
+	// None keeps nothing: an item skipped as non-retryable is gone (the
+	// reference agent's behaviour, chosen explicitly).
+	None = "none"
+)
+
+const want = "want state (the default: in the state store), none, file:PATH or dynamodb:TABLE"
+
+// Parse checks a --dead-letter value: state, none, file:PATH or
+// dynamodb:TABLE. For state and none, scheme is the value and rest "".
 func Parse(spec string) (scheme, rest string, err error) {
+	if spec == InState || spec == None {
+		return spec, "", nil
+	}
 	scheme, rest, ok := strings.Cut(spec, ":")
 	switch {
 	case !ok:
-		return "", "", fmt.Errorf("%q: want file:PATH or dynamodb:TABLE", spec)
+		return "", "", fmt.Errorf("%q: %s", spec, want)
 	case scheme == "file" && rest == "":
 		return "", "", fmt.Errorf("file: needs a file path")
 	case scheme == "file":
@@ -67,19 +86,110 @@ func Parse(spec string) (scheme, rest string, err error) {
 	case scheme == "dynamodb":
 		return scheme, rest, nil
 	}
-	return "", "", fmt.Errorf("unknown scheme %q: want file:PATH or dynamodb:TABLE", scheme)
+	return "", "", fmt.Errorf("unknown scheme %q: %s", scheme, want)
 }
 
-// Open opens the dead letter named by spec (see Parse).
+// Open opens the dead letter named by spec: file:PATH or dynamodb:TABLE
+// (state and none are resolved by the caller: OpenInState).
 func Open(ctx context.Context, spec string) (Store, error) {
 	scheme, rest, err := Parse(spec)
 	if err != nil {
 		return nil, err
 	}
-	if scheme == "file" {
+	switch scheme {
+	case "file":
 		return OpenFile(rest)
+	case "dynamodb":
+		return OpenDynamo(ctx, rest, nil)
 	}
-	return OpenDynamo(ctx, rest, nil)
+	return nil, fmt.Errorf("--dead-letter %s: not a store to open (resolve it with OpenInState)", scheme)
+}
+
+// besideSuffix names the interim dead letter of a local state backend that
+// keeps none itself yet: PATH.deadletter.jsonl beside the state file.
+const besideSuffix = ".deadletter.jsonl"
+
+// InStateName says where --dead-letter state keeps the records of the
+// store b names with rest, for messages: the state store itself, or the
+// file beside a local state file.
+func InStateName(b state.Backend, rest string) string {
+	if b.DeadLetter == nil && b.Local {
+		return "file:" + rest + besideSuffix
+	}
+	return "in the state store " + b.Scheme + ":" + rest
+}
+
+// OpenInState opens the dead letter of --dead-letter state: the one the
+// backend keeps itself (state.Backend.DeadLetter; a remote one connects on
+// first use: the state store checked it already, and a run that skips
+// nothing makes no call), else beside a local state file the file
+// PATH.deadletter.jsonl (records carry their connection). A remote backend
+// that keeps none fails the first Append, so the item is not skipped.
+func OpenInState(ctx context.Context, b state.Backend, rest string, log *slog.Logger) (Store, error) {
+	switch {
+	case b.DeadLetter != nil && b.Local:
+		return b.DeadLetter(ctx, rest, log)
+	case b.DeadLetter != nil:
+		return &lazy{open: func(ctx context.Context) (Store, error) { return b.DeadLetter(ctx, rest, log) }}, nil
+	case b.Local:
+		return OpenFile(rest + besideSuffix)
+	}
+	return &lazy{open: func(context.Context) (Store, error) {
+		return nil, fmt.Errorf("--dead-letter state: the %s state backend keeps no dead letter; set --dead-letter file:PATH, dynamodb:TABLE or none", b.Scheme)
+	}}, nil
+}
+
+// lazy opens its Store on first use (and again after a failed open).
+type lazy struct {
+	mu   sync.Mutex
+	open func(context.Context) (Store, error)
+	s    Store
+}
+
+func (l *lazy) get(ctx context.Context) (Store, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s == nil {
+		s, err := l.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		l.s = s
+	}
+	return l.s, nil
+}
+
+func (l *lazy) Append(ctx context.Context, conn string, rec Record) error {
+	s, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Append(ctx, conn, rec)
+}
+
+func (l *lazy) List(ctx context.Context, conn string) ([]Record, error) {
+	s, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.List(ctx, conn)
+}
+
+func (l *lazy) Remove(ctx context.Context, conn string, ids ...int64) error {
+	s, err := l.get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Remove(ctx, conn, ids...)
+}
+
+func (l *lazy) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.s == nil {
+		return nil
+	}
+	return l.s.Close()
 }
 
 // encode renders rec as one JSON line; decode parses one.

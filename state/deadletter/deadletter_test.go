@@ -20,6 +20,8 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
+	"github.com/edgepoll/edgepoll/state/dynamo"
 )
 
 func TestMain(m *testing.M) {
@@ -158,14 +160,56 @@ func TestFileUnwritable(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
-	for _, ok := range []string{"file:/tmp/x", "dynamodb:edgepoll"} {
+	for _, ok := range []string{"file:/tmp/x", "dynamodb:edgepoll", "state", "none"} {
 		_, _, err := Parse(ok)
 		assert.NoError(t, err, ok)
 	}
-	for _, bad := range []string{"", "file:", "s3:bucket", "dynamodb:a", "/tmp/x"} {
+	for _, bad := range []string{"", "file:", "s3:bucket", "dynamodb:a", "/tmp/x", "State", "none:x"} {
 		_, _, err := Parse(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// --dead-letter state: the backend's own dead letter (DynamoDB: the state
+// table, connected on first use, so a run that skips nothing makes no
+// call); a local backend that keeps none yet: PATH.deadletter.jsonl beside
+// the state file.
+func TestInState(t *testing.T) {
+	local := state.Backend{Scheme: "sqlite", Local: true}
+	assert.Equal(t, "file:/var/lib/edgepoll/state.db.deadletter.jsonl", InStateName(local, "/var/lib/edgepoll/state.db"))
+	p := filepath.Join(t.TempDir(), "state.db")
+	f, err := OpenInState(context.Background(), local, p, nil)
+	require.NoError(t, err)
+	require.NoError(t, f.Append(context.Background(), connA, rec(connA, 1, `{}`)))
+	_, err = os.Stat(p + ".deadletter.jsonl")
+	require.NoError(t, err)
+
+	srv := dynalitetest.Shared(t)
+	name := fmt.Sprintf("dl-%d", tables.Add(1))
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	d, err := OpenInState(context.Background(), dynamo.Backend, name, nil)
+	require.NoError(t, err, "no call before first use: the table need not exist yet")
+	err = d.Append(context.Background(), connA, rec(connA, 1, `{}`))
+	require.Error(t, err, "no such table")
+	srv.CreateTable(t, name)
+	require.NoError(t, d.Append(context.Background(), connA, rec(connA, 2, `{"a":1}`)), "opened after a failed first try")
+	got, err := d.List(context.Background(), connA)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, int64(2), got[0].ID)
+	require.NoError(t, d.Remove(context.Background(), connA, 2))
+	require.NoError(t, d.Close())
+
+	// A remote backend that keeps no dead letter: the first Append fails
+	// (the item is then not skipped), naming what to set.
+	none, err := OpenInState(context.Background(), state.Backend{Scheme: "redis"}, "x", nil)
+	require.NoError(t, err)
+	err = none.Append(context.Background(), connA, rec(connA, 1, `{}`))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--dead-letter")
 }
 
 // scanCounter counts the DynamoDB Scan requests passing through it.
