@@ -56,7 +56,9 @@ func TestHeartbeatAndReadyFollowDelivery(t *testing.T) {
 	_, metrics := d.get(t, "/metrics")
 	assert.Contains(t, metrics, "edgepoll_ready 0")
 	assert.Contains(t, metrics, `edgepoll_build_info{version="`)
-	assert.Contains(t, metrics, "edgepoll_dead_letters_total 0")
+	// The dead letter is on by default (cli.md "Never losing an item silently"):
+	// the two refused items skipped before the skip limit are kept.
+	assert.Contains(t, metrics, "edgepoll_dead_letters_total 2")
 	assert.Contains(t, d.logs.String(), "retrying after the poll interval", "a delivery failure is not backed off")
 	assert.NotContains(t, d.logs.String(), "backing off")
 
