@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgepoll/edgepoll/internal/syncio"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
@@ -119,7 +120,7 @@ func demoTo(w io.Writer, bin string, n int, parent string) error {
 	if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs
 	}
-	w = &syncWriter{w: w} // the receiver and edgepoll's stdout write at once
+	w = syncio.NewWriter(w) // the receiver and edgepoll's stdout write at once
 	api := ilerttest.New(demoKey)
 	api.Push(demoKey, lifecycles(0, n)...)
 	apiSrv := api.Start()
@@ -202,17 +203,4 @@ func demoTo(w io.Writer, bin string, n int, parent string) error {
 	fmt.Fprintf(w, "The state is kept in %s. This command reads only the state file, and works now:\n  ILERT_EDGE_CONNECTOR_KEY=%s %s state show --state %s\n", dir, demoKey, bin, state)
 	fmt.Fprintf(w, "and remove it with:\n  rm -r %s\n", dir)
 	return nil
-}
-
-// syncWriter serialises writes; having no ReadFrom, it also keeps os/exec's
-// output copy from holding a bytes.Buffer while the receiver writes to it.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

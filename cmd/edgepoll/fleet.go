@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgepoll/edgepoll/internal/syncio"
 	"github.com/edgepoll/edgepoll/metrics"
 	"github.com/edgepoll/edgepoll/poll"
 )
@@ -33,7 +34,7 @@ type fleet struct {
 // whose key or store cannot be had fails on its own when it runs; sinks are
 // built by each connection's worker when its cycle starts.
 func buildFleet(ctx context.Context, cli *CLI, owner string, log *slog.Logger, stdout io.Writer) *fleet {
-	f := &fleet{cli: cli, log: log, stdout: &lockedWriter{w: stdout}, owner: owner, stores: map[string]poll.Store{}}
+	f := &fleet{cli: cli, log: log, stdout: syncio.NewWriter(stdout) /* several stdout sinks: whole lines, never interleaved */, owner: owner, stores: map[string]poll.Store{}}
 	f.apps = make([]*app, len(cli.fleet))
 	f.broken = make([]error, len(cli.fleet))
 	// A store that cannot be opened is tried once at start, not once per
@@ -291,17 +292,4 @@ func (f *fleet) loop(ctx context.Context) int {
 	f.log.Info("stopped: cursors persisted, leases released")
 	stopServing()
 	return exitOK
-}
-
-// lockedWriter serialises writes of several stdout sinks: each sink flushes
-// whole lines, so lines of different connections never interleave.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
