@@ -75,10 +75,14 @@ type Cycle struct {
 	SkipLimit int
 	// Observer is told what the cycles do (metrics); nil: nothing.
 	Observer Observer
+	// StateName names the state store as the operator gave it (--state:
+	// a path or a table), in the WARN of a cycle that finds no cursor.
+	StateName string
 
 	mu            sync.Mutex
 	lastProcessed int64
 	lastRole      string
+	warnedFresh   bool // the no-cursor WARN was logged
 }
 
 // Summary says what one cycle did.
@@ -210,13 +214,16 @@ func (r *run) acquire() bool {
 func (r *run) load() bool {
 	ctx, cancel := r.storeCtx()
 	defer cancel()
-	pos, _, err := r.lease.Load(ctx)
+	pos, has, err := r.lease.Load(ctx)
 	if r.stopped(err) {
 		return false
 	}
 	if err != nil {
 		r.err = &CycleError{Kind: KindState, Reason: ReasonLoad, Err: fmt.Errorf("loading the cursor: %w", err)}
 		return false
+	}
+	if !has {
+		r.c.warnFresh(r.log)
 	}
 	if r.sum.Stats, err = r.lease.LoadStats(ctx); err != nil {
 		if !r.stopped(err) {
@@ -497,6 +504,26 @@ func (c *Cycle) prefetch(ctx context.Context, after int64) *prefetched {
 		p.batch, p.err = c.Client.Poll(ctx, Query{AfterID: after})
 	}()
 	return p
+}
+
+// warnFresh logs, once per Cycle, that no cursor was found: the cycle
+// starts from the oldest event ilert still queues, so a new or mistyped
+// state replays the queue, and the log says why. With HA the server keeps
+// the cursor: a new instance replays nothing.
+func (c *Cycle) warnFresh(log *slog.Logger) {
+	c.mu.Lock()
+	warned := c.warnedFresh
+	c.warnedFresh = true
+	c.mu.Unlock()
+	if warned || c.HA != nil {
+		return
+	}
+	state := c.StateName
+	if state == "" {
+		state = "(unnamed)"
+	}
+	log.Warn("no cursor for this connection in the state store: starting from the oldest queued event "+
+		"(a new or mistyped state replays every event ilert still queues)", "state", state)
 }
 
 func (c *Cycle) noteRole(log *slog.Logger, role string) {

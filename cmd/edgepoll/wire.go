@@ -67,6 +67,7 @@ func newApp(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, 
 		Store:     store,
 		Conn:      poll.ConnectionID(key),
 		SkipLimit: cli.SkipLimit,
+		StateName: cli.State,
 	}
 	if dead != nil {
 		a.cycle.DeadLetter = dead
