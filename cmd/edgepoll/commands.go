@@ -59,7 +59,7 @@ func (*runCmd) run(e *cmdEnv) int {
 		return fail(e.stderr, err)
 	}
 	defer app.close()
-	if err := seedFromIlagent(e, app.store, key); err != nil {
+	if err := seedFromIlagent(e.ctx, e.log, e.cli, app.store, key); err != nil {
 		return fail(e.stderr, err)
 	}
 

@@ -64,7 +64,7 @@ type CLI struct {
 	State                 string   `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: ${state_forms}." predictor:"state" group:"State"`
 	DeadLetter            string   `name:"dead-letter" default:"state" help:"Keep every item skipped as non-retryable, durably, before the cursor moves past it, so a refusing target (a typo'd URL, a rotated token) loses nothing: state (the default: in the state store itself, per connection), file:PATH (JSON lines), dynamodb:TABLE, or none (keep nothing, the reference agent's behaviour). If it cannot be written, the item is not skipped. See dead-letter list|replay." placeholder:"state|none|file:PATH|dynamodb:TABLE" group:"Delivery guards"`
 	SkipLimit             int      `name:"skip-limit" default:"10" help:"Skip at most this many items refused in a row by the target (counted across runs); the next refusal fails the cycle instead. 0: no limit (the reference agent's behaviour)." group:"Delivery guards"`
-	IlagentDB             string   `name:"ilagent-db" short:"f" aliases:"file" type:"path" help:"Migrating from the reference agent: its SQLite file (ilagent's -f/--file). While edgepoll has no cursor for the connection, a run starts from the agent's (read-only)." group:"State"`
+	IlagentDB             string   `name:"ilagent-db" short:"f" aliases:"file" help:"Migrating from the reference agent: its SQLite file (ilagent's -f/--file; default ./ilagent.db3 when it exists, as ilagent's). While edgepoll has no cursor for the connection, a run starts from the agent's (read-only); a file that cannot be read fails the run. none: do not look." placeholder:"PATH|none" group:"State"`
 	ConnectorKeyParameter string   `name:"connector-key-parameter" help:"Read the connector key from this SSM Parameter Store SecureString (instead of ILERT_EDGE_CONNECTOR_KEY)." group:"ilert"`
 	ConnectorKeySecret    string   `name:"connector-key-secret" help:"Read the connector key from this Secrets Manager secret (id or ARN)." group:"ilert"`
 	SecretFrom            []string `name:"secret-from" placeholder:"FLAG=ssm:NAME|secretsmanager:ID" help:"Read a secret option at start from AWS instead of the environment, e.g. kafka-password=secretsmanager:edgepoll/kafka or heartbeat=ssm:/edgepoll/heartbeat (an SSM SecureString parameter or a Secrets Manager secret: the value, or JSON with a field password, value or key). Comma-separated or repeated." group:"ilert"`
@@ -395,7 +395,7 @@ func (c *CLI) validate(n flagNamer) error {
 	if c.ConnectorKeyParameter != "" && c.ConnectorKeySecret != "" {
 		return n.errf("connector-key-secret", "and --connector-key-parameter are mutually exclusive")
 	}
-	return nil
+	return c.validateSafe(n)
 }
 
 func interval(d time.Duration) error {

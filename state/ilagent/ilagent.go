@@ -42,6 +42,8 @@ func ReadCursor(ctx context.Context, path, connectorKey string) (int64, error) {
 		return 0, fmt.Errorf("ilagent file %s: %v", path, err)
 	case !st.Mode().IsRegular():
 		return 0, fmt.Errorf("ilagent file %s: not a regular file", path)
+	case st.Size() == 0: // ilagent creates its table at start: cut to 0 bytes is damage, not "no cursor"
+		return 0, fmt.Errorf("ilagent file %s: is empty (0 bytes): not an ilagent database", path)
 	}
 	u := url.URL{Scheme: "file", Opaque: path, RawQuery: "mode=ro&_pragma=busy_timeout(5000)"}
 	db, err := sql.Open("sqlite", u.String())

@@ -54,6 +54,12 @@ func TestReadCursor(t *testing.T) {
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, ErrNothing)
 
+	zero := filepath.Join(dir, "zero.db3")
+	require.NoError(t, os.WriteFile(zero, nil, 0o600))
+	_, err = ReadCursor(ctx, zero, "iec1-a")
+	require.Error(t, err, "a file cut to 0 bytes is damage")
+	assert.NotErrorIs(t, err, ErrNothing)
+
 	bad := filepath.Join(dir, "bad.db3")
 	ilagenttest.Write(t, bad, map[string]string{"iec1-a": "twelve"})
 	_, err = ReadCursor(ctx, bad, "iec1-a")
