@@ -20,6 +20,18 @@ type Fleet struct {
 	Metrics []*Metrics
 	Health  []*Health
 	gather  prometheus.Gatherers
+	// one: a single connection given by flags, served as it always was
+	// (no connection label, /ready of one connection, see NewOne).
+	one bool
+}
+
+// NewOne is the metrics and health of a single connection given by flags:
+// its metrics carry no connection label and /ready answers for it alone.
+// With process set, the Go runtime and process collectors are registered
+// (the daemon); a one-shot textfile leaves them out.
+func NewOne(sink string, process bool) *Fleet {
+	m := New(sink, process)
+	return &Fleet{names: []string{""}, Metrics: []*Metrics{m}, Health: []*Health{NewHealth()}, gather: prometheus.Gatherers{m.Registry}, one: true}
 }
 
 // NewFleet builds the metrics and health of the named connections, each
@@ -39,6 +51,9 @@ func NewFleet(names, sinks []string) *Fleet {
 
 // WriteTextfile writes every connection's metrics (one-shot --metrics-file).
 func (f *Fleet) WriteTextfile(path string) error {
+	if f.one {
+		return f.Metrics[0].WriteTextfile(path)
+	}
 	return prometheus.WriteToTextfile(path, f.gather[1:])
 }
 
@@ -69,6 +84,9 @@ type fleetReadyBody struct {
 // connection is ready, else 503 naming each connection's state) and
 // /metrics.
 func (f *Fleet) Handler() http.Handler {
+	if f.one {
+		return f.Health[0].Handler(f.Metrics[0])
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", liveness(func() bool {
 		for _, h := range f.Health {

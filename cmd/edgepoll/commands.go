@@ -41,32 +41,18 @@ type runCmd struct{}
 
 func (*runCmd) needsTarget() bool { return true }
 
+// run runs the connections (one given by flags, or those of --config):
+// one cycle each, or with --loop as a daemon.
 func (*runCmd) run(e *cmdEnv) int {
-	if e.cli.fleet != nil {
-		f := buildFleet(e.ctx, e.cli, runID(), e.log, e.stdout)
-		defer f.close()
-		if e.cli.Loop {
-			return f.loop(e.ctx)
-		}
-		return f.once(e.ctx)
-	}
-	key, err := connectorKey(e.ctx, e.cli)
-	if err != nil {
+	r := newRunner(e.cli, runID(), e.log, e.stdout)
+	defer r.close()
+	if err := r.setupAll(e.ctx); err != nil {
 		return fail(e.stderr, err)
 	}
-	app, err := build(e.ctx, e.cli, key, runID(), e.log, e.stdout)
-	if err != nil {
-		return fail(e.stderr, err)
-	}
-	defer app.close()
-	if err := seedFromIlagent(e.ctx, e.log, e.cli, app.store, key); err != nil {
-		return fail(e.stderr, err)
-	}
-
 	if e.cli.Loop {
-		return app.loop(e.ctx)
+		return r.loop(e.ctx)
 	}
-	return app.once(e.ctx)
+	return r.once(e.ctx)
 }
 
 type completionCmd struct {

@@ -16,26 +16,92 @@ import (
 // way). Kubernetes' default termination grace period is 30s.
 const stopGrace = 25 * time.Second
 
-// loop runs cycles as a daemon until ctx is cancelled (first SIGTERM or
-// SIGINT), then finishes the item in flight, persists, releases and exits 0.
-// The endpoints stay up until then: /health answers 503 from the signal on,
-// /metrics keeps answering during the drain.
-func (a *app) loop(ctx context.Context) int {
-	m := metrics.New(a.cli.Mode, true)
-	health := metrics.NewHealth()
-	hard, cancelHard := gracefulStop(ctx, a.log, health.Stopping)
+// loop runs every connection's daemon, each on its own schedule with its
+// own backoff, HA role and heartbeat, their cycles --max-parallel at a
+// time, until ctx is cancelled (the first SIGTERM or SIGINT); then each
+// finishes its item in flight, persists and releases, and the process exits
+// 0. The endpoints stay up until then: /health answers 503 from the signal
+// on, /metrics keeps answering during the drain; /ready is 204 only while
+// every connection is ready.
+func (r *runner) loop(ctx context.Context) int {
+	fm := r.metrics(true)
+	hard, cancelHard := gracefulStop(ctx, r.log, fm.Stopping)
 	defer cancelHard()
-
-	stopServing, ok := serve(a.cli, health.Handler(m), a.log)
+	stopServing, ok := serve(r.cli, fm.Handler(), r.log)
 	if !ok {
 		return exitFailed
 	}
-	d := a.daemon(ctx, m, health)
-	a.log.Info("edgepoll daemon started", a.daemonAttrs()...)
-	_ = d.Run(ctx, hard)
-	a.log.Info("stopped: cursor persisted, lease released")
+	var wg sync.WaitGroup
+	running := r.startAll(ctx, hard, fm, &wg)
+	if running == 0 {
+		stopServing()
+		r.log.Error("no connection can run")
+		return exitFailed
+	}
+	if !r.single {
+		r.log.Info("edgepoll daemon started", "connections", len(r.apps), "running", running, "max_parallel", r.cli.MaxParallel)
+	}
+	wg.Wait()
+	if r.single {
+		r.log.Info("stopped: cursor persisted, lease released")
+	} else {
+		r.log.Info("stopped: cursors persisted, leases released")
+	}
 	stopServing()
 	return exitOK
+}
+
+// startAll starts the daemon of every connection that can run (a
+// connection whose set-up failed retries it first) and says how many.
+func (r *runner) startAll(ctx, hard context.Context, fm *metrics.Fleet, wg *sync.WaitGroup) (running int) {
+	slots := poll.NewSlots(r.cli.MaxParallel)
+	// start runs connection i's daemon; false if it cannot run.
+	start := func(i int, a *app) bool {
+		// A target that is down is a deferred sink (retried at delivery);
+		// an error here is a configuration error of this connection.
+		if err := a.openSink(ctx, r.stdout, true); err != nil {
+			fm.Health[i].SetReady(false, false, err.Error())
+			a.log.Error("connection cannot run", "err", err)
+			return false
+		}
+		d := a.daemon(ctx, fm.Metrics[i], fm.Health[i])
+		d.Slots = slots
+		if r.single {
+			a.log.Info("edgepoll daemon started", a.daemonAttrs()...)
+		} else {
+			a.log.Info("connection started", a.daemonAttrs()...)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = d.Run(ctx, hard)
+		}()
+		return true
+	}
+	for i, a := range r.apps {
+		if a != nil {
+			if start(i, a) {
+				running++
+			}
+			continue
+		}
+		// Its key or store could not be had: an outage like any other,
+		// retried with the daemon's backoff; a configuration error is not.
+		if isUsageError(r.broken[i]) {
+			fm.Health[i].SetReady(false, false, r.broken[i].Error())
+			r.log.Error("connection cannot run", "connection", r.conns[i].Name, "err", r.broken[i])
+			continue
+		}
+		running++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if a := r.retrySetup(ctx, i, fm.Health[i]); a != nil {
+				start(i, a)
+			}
+		}()
+	}
+	return running
 }
 
 // gracefulStop: when ctx ends (the first signal), stopping is called and

@@ -85,11 +85,13 @@ func benchDrain(b *testing.B, rtt time.Duration, backend string) {
 		cli := newCLI()
 		cli.APIURL, cli.Mode, cli.State = apiSrv.URL, "http", state()
 		*cli.targets["http"].(*httpsink.Options) = httpsink.Options{URL: url, Method: "POST", Timeout: 10 * time.Second}
-		a, err := build(context.Background(), cli, key, "bench", log, io.Discard)
-		if err != nil {
+		cli.key = key
+		r := newRunner(cli, "bench", log, io.Discard)
+		defer r.close()
+		if err := r.setupAll(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		defer a.close()
+		a := r.apps[0]
 		start := time.Now()
 		sum, err := a.cycle.Run(context.Background(), a.invocation())
 		d := time.Since(start)

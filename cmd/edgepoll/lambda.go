@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,67 +66,153 @@ type LambdaResult struct {
 	LastDelivery        *string `json:"last_delivery"` // RFC 3339, null: never
 }
 
+// FleetLambdaResult is what one invocation with EDGEPOLL_CONFIG returns:
+// every connection's result, in file order.
+type FleetLambdaResult struct {
+	Connections []FleetLambdaConn `json:"connections"`
+	Failed      int               `json:"failed"`
+}
+
+// FleetLambdaConn is one connection's part of a FleetLambdaResult.
+type FleetLambdaConn struct {
+	Name string `json:"name"`
+	LambdaResult
+	Error string `json:"error,omitempty"`
+	err   error
+}
+
+// lambdaResult is the invocation summary of one connection's cycle.
+func lambdaResult(sum poll.Summary, conn string) LambdaResult {
+	return LambdaResult{Summary: sum, Connection: conn, ConsecutiveFailures: sum.Stats.Failures,
+		LastSuccess: rfc3339(sum.Stats.LastSuccess), LastDelivery: rfc3339(sum.Stats.LastDelivery)}
+}
+
 // runLambda serves the AWS Lambda runtime: config comes from the
-// environment (validated already), the app is built once per cold start,
-// and each invocation runs one cycle bounded by the invocation's deadline.
-func runLambda(cli *CLI, _ *slog.Logger, stderr io.Writer) int {
+// environment (validated already) or a --config file in the deployment
+// package (EDGEPOLL_CONFIG); the connections are set up once per cold
+// start, and each invocation runs one cycle of every connection,
+// --max-parallel at a time, all within the invocation's deadline. A single
+// connection's invocation returns its LambdaResult and fails with its
+// cycle; a file's returns a FleetLambdaResult and fails if any connection
+// failed, naming them (the others' cursors moved regardless).
+func runLambda(cli *CLI, stderr io.Writer) int {
 	log := lambdaLogger(cli, stderr)
 	slog.SetDefault(log) // aws-lambda-go logs a failed invocation with log.Printf
-	ctx := context.Background()
-
-	if msg := notForLambda(cli, "EDGEPOLL_STATE", "EDGEPOLL_DEAD_LETTER"); msg != "" {
-		return lambdaInitError(log, "ConfigError", msg, exitUsage)
+	r := newRunner(cli, "lambda-init", log, os.Stdout)
+	for _, fc := range r.conns {
+		stateName, deadName := fc.Label()+": state", fc.Label()+": dead-letter"
+		if r.single {
+			stateName, deadName = "EDGEPOLL_STATE", "EDGEPOLL_DEAD_LETTER"
+		}
+		if msg := notForLambda(fc.CLI, stateName, deadName); msg != "" {
+			return lambdaInitError(log, "ConfigError", msg, exitUsage)
+		}
 	}
-	kctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	key, err := connectorKey(kctx, cli)
-	cancel()
-	if err != nil {
-		code := exitFailed
-		var ue *UsageError
-		if errors.As(err, &ue) {
-			code = exitUsage
+	defer r.close()
+	if err := r.setupAll(context.Background()); err != nil {
+		var ke keyError
+		switch {
+		case !errors.As(err, &ke):
+			return lambdaInitError(log, "InitError", err.Error(), exitFailed)
+		case isUsageError(err):
+			return lambdaInitError(log, "ConfigError", err.Error(), exitUsage)
 		}
-		return lambdaInitError(log, "ConfigError", err.Error(), code)
+		return lambdaInitError(log, "ConfigError", err.Error(), exitFailed)
 	}
-	a, err := build(ctx, cli, key, "lambda-init", log, os.Stdout)
-	if err != nil {
-		return lambdaInitError(log, "InitError", err.Error(), exitFailed)
-	}
-	defer a.close()
-	conn := a.cycle.Conn
-
-	handler := func(ctx context.Context, _ json.RawMessage) (LambdaResult, error) {
-		inv, err := newLambdaInvocation(ctx, log)
-		if err != nil {
-			return LambdaResult{Connection: conn}, err
-		}
-		defer inv.cancel()
-		ilog, soft, hard := inv.log, inv.soft, inv.hard
-		start := time.Now()
-		sum, err := a.cycle.RunUntil(soft, hard, inv.poll(ilog))
-		if err == nil && sum.LeaseHeld {
-			err = leaseHeldReport(hard, ilog, a.store, conn, &sum)
-		}
-		res := lambdaResult(sum, conn)
-		attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
-			"cursor", sum.Cursor, "lease_held", sum.LeaseHeld, "stopped", sum.Stopped, "duration", time.Since(start).Round(time.Millisecond),
-			"consecutive_failures", res.ConsecutiveFailures, "last_success", sum.Stats.LastSuccess}
-		if err != nil {
-			ilog.Error("cycle failed", append(attrs, "err", err)...)
-			return res, err
-		}
-		ilog.Info("cycle done", attrs...)
-		if cli.Heartbeat != "" && !sum.LeaseHeld && !sum.Stopped {
-			hctx, cancel := context.WithTimeout(hard, 5*time.Second)
-			if err := a.client.Heartbeat(hctx, cli.Heartbeat); err != nil {
-				ilog.Warn("heartbeat ping failed", "err", err)
+	members := r.members()
+	if r.single {
+		lambda.Start(func(ctx context.Context, _ json.RawMessage) (LambdaResult, error) {
+			res, err := r.invoke(ctx, members)
+			if len(res.Connections) == 0 {
+				return LambdaResult{Connection: r.apps[0].cycle.Conn}, err
 			}
-			cancel()
-		}
-		return res, nil
+			return res.Connections[0].LambdaResult, err
+		})
+	} else {
+		lambda.Start(func(ctx context.Context, _ json.RawMessage) (FleetLambdaResult, error) { return r.invoke(ctx, members) })
 	}
-	lambda.Start(handler)
 	return exitFailed // lambda.Start only returns on a runtime API failure
+}
+
+// invoke is one invocation: one cycle of every member within ctx's deadline
+// (the soft and hard limits of lambdaBudget).
+func (r *runner) invoke(ctx context.Context, members []poll.FleetMember) (FleetLambdaResult, error) {
+	inv, err := newLambdaInvocation(ctx, r.log)
+	if err != nil {
+		return FleetLambdaResult{}, err
+	}
+	defer inv.cancel()
+	// Each connection's cycle gets this invocation: its request id,
+	// logger, persist budget.
+	members = slices.Clone(members)
+	for i := range members {
+		members[i].Invocation = inv.poll(r.invocationLog(inv.log, i))
+	}
+	res := FleetLambdaResult{Connections: make([]FleetLambdaConn, len(members))}
+	poll.RunFleetOnce(inv.soft, inv.hard, members, r.cli.MaxParallel, func(i int, fr poll.FleetResult) {
+		res.Connections[i] = r.lambdaConn(inv, i, fr)
+	})
+	var failed []string
+	for _, c := range res.Connections {
+		if c.Error != "" {
+			failed = append(failed, c.Name)
+		}
+	}
+	res.Failed = len(failed)
+	if r.single {
+		return res, res.Connections[0].err
+	}
+	if len(failed) > 0 {
+		err := fmt.Errorf("%d of %d connections failed: %s", len(failed), len(members), strings.Join(failed, ", "))
+		inv.log.Error("invocation failed", "err", err)
+		return res, err
+	}
+	inv.log.Info("invocation done", "connections", len(members))
+	return res, nil
+}
+
+// invocationLog is connection i's logger in an invocation.
+func (r *runner) invocationLog(ilog *slog.Logger, i int) *slog.Logger {
+	if r.single {
+		return ilog
+	}
+	return ilog.With("connection", r.conns[i].Name)
+}
+
+// lambdaConn completes, logs and pings the heartbeat of connection i's
+// cycle in invocation inv.
+func (r *runner) lambdaConn(inv lambdaInvocation, i int, fr poll.FleetResult) FleetLambdaConn {
+	a := r.apps[i]
+	clog := r.invocationLog(inv.log, i)
+	c := FleetLambdaConn{Name: fr.Name}
+	err := fr.Err
+	sum := &fr.Summary
+	if a != nil {
+		if err == nil && sum.LeaseHeld {
+			err = leaseHeldReport(inv.hard, clog, a.store, a.cycle.Conn, sum)
+		}
+		c.LambdaResult = lambdaResult(*sum, a.cycle.Conn)
+	}
+	if err == nil && sum.Stopped && sum.Polls == 0 && !sum.LeaseHeld {
+		err = fmt.Errorf("not started before the invocation's deadline: raise the function timeout or --max-parallel")
+	}
+	attrs := []any{"polls", sum.Polls, "polled", sum.Polled, "delivered", sum.Delivered, "skipped", sum.Skipped,
+		"cursor", sum.Cursor, "lease_held", sum.LeaseHeld, "stopped", sum.Stopped, "duration", fr.Took.Round(time.Millisecond),
+		"consecutive_failures", c.ConsecutiveFailures, "last_success", sum.Stats.LastSuccess}
+	if err != nil {
+		c.Error, c.err = err.Error(), err
+		clog.Error("cycle failed", append(attrs, "err", err)...)
+		return c
+	}
+	clog.Info("cycle done", attrs...)
+	if a != nil && a.cli.Heartbeat != "" && !sum.LeaseHeld && !sum.Stopped {
+		hctx, cancel := context.WithTimeout(inv.hard, 5*time.Second)
+		if err := a.client.Heartbeat(hctx, a.cli.Heartbeat); err != nil {
+			clog.Warn("heartbeat ping failed", "err", err)
+		}
+		cancel()
+	}
+	return c
 }
 
 // leaseHeldReport completes the summary of an invocation that found the

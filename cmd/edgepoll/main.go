@@ -161,10 +161,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// failed invocation) writes through the same logger.
 	slog.SetDefault(log)
 	if _, isRun := cmd.(*runCmd); isRun && inLambda() {
-		if cli.fleet != nil {
-			return runLambdaFleet(cli, stderr)
-		}
-		return runLambda(cli, log, stderr)
+		return runLambda(cli, stderr)
 	}
 	ctx, stop := signalContext(log)
 	defer stop()

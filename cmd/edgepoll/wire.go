@@ -13,39 +13,18 @@ import (
 	"github.com/edgepoll/edgepoll/poll"
 )
 
-// app is a configured edgepoll: client, sink, store and cycle.
+// app is one configured connection: client, sink, store and cycle (the
+// store belongs to the runner: one per --state for all connections).
 type app struct {
 	cli    *CLI
 	log    *slog.Logger
 	owner  string // names this run in leases (a run id)
+	key    string // the connector key (the reference agent's cursor is per key)
 	client *poll.Client
 	cycle  *poll.Cycle
 	store  poll.Store
 	sink   poll.Sink
 	dead   poll.DeadLetter // nil with --dead-letter none
-	// sharedStore: the store belongs to the caller (--config: one store
-	// for several connections); close leaves it open.
-	sharedStore bool
-}
-
-// build turns a validated CLI into a runnable app. owner names this run in
-// leases (a run id, or the Lambda request id per invocation).
-func build(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, stdout io.Writer) (*app, error) {
-	cli.secrets = append(cli.secrets, key)
-	store, err := openStore(ctx, cli, log)
-	if err != nil {
-		return nil, err
-	}
-	a, err := newApp(ctx, cli, key, owner, log, store)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	if err := a.openSink(ctx, stdout); err != nil {
-		a.close()
-		return nil, err
-	}
-	return a, nil
 }
 
 // newApp builds the client, the dead letter and the cycle of one connection
@@ -61,7 +40,7 @@ func newApp(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, 
 	} else if dl != nil {
 		dead = dl
 	}
-	a := &app{cli: cli, log: log, owner: owner, client: client, store: store, dead: dead}
+	a := &app{cli: cli, log: log, owner: owner, key: key, client: client, store: store, dead: dead}
 	a.cycle = &poll.Cycle{
 		Client:    client,
 		Store:     store,
@@ -82,14 +61,15 @@ func newApp(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, 
 	return a, nil
 }
 
-// openSink builds the --mode target (once; later calls do nothing).
-func (a *app) openSink(ctx context.Context, stdout io.Writer) error {
+// openSink builds the --mode target (once; later calls do nothing). For a
+// daemon (loop) or inside Lambda a target that is down is a deferred sink.
+func (a *app) openSink(ctx context.Context, stdout io.Writer, loop bool) error {
 	if a.sink != nil {
 		return nil
 	}
 	sink, err := newSink(ctx, a.cli, a.log, stdout)
 	var ue *UsageError
-	if err != nil && !errors.As(err, &ue) && (a.cli.Loop || inLambda()) {
+	if err != nil && !errors.As(err, &ue) && (loop || inLambda()) {
 		// The target is down (its constructor connects): for a daemon or
 		// a Lambda function an outage like any other, retried at delivery,
 		// not a reason to stay down. A one-shot run fails fast (exit 1).
@@ -110,11 +90,6 @@ func (a *app) close() {
 			a.log.Warn("closing the sink", "err", err)
 		}
 	}
-	if !a.sharedStore {
-		if err := a.store.Close(); err != nil {
-			a.log.Warn("closing the state store", "err", err)
-		}
-	}
 	if a.dead != nil {
 		if err := a.dead.Close(); err != nil {
 			a.log.Warn("closing the dead letter", "err", err)
@@ -128,30 +103,13 @@ func (a *app) invocation() poll.Invocation {
 	return poll.Invocation{Owner: a.owner, Log: a.log}
 }
 
-// once runs one cycle and maps its outcome to an exit code.
-func (a *app) once(ctx context.Context) int {
+// warnRandomInstance: a one-shot HA run without --instance-id is a new
+// instance each time.
+func (a *app) warnRandomInstance() {
 	if a.cycle.HA != nil && a.cli.InstanceID == "" {
 		a.log.Warn("--cluster-id without --instance-id: this run is a new HA instance with a random id; give every scheduled run the same --instance-id so the server keeps its role and cursor",
 			"instance", a.cycle.HA.InstanceID)
 	}
-	var m *metrics.Metrics
-	if a.cli.MetricsFile != "" {
-		m = metrics.New(a.cli.Mode, false)
-		a.cycle.Observer = m
-	}
-	code := a.runOnce(ctx, m)
-	if m != nil {
-		if err := m.WriteTextfile(a.cli.MetricsFile); err != nil {
-			a.log.Warn("writing the metrics file failed", "path", a.cli.MetricsFile, "err", err)
-		}
-	}
-	return code
-}
-
-func (a *app) runOnce(ctx context.Context, m *metrics.Metrics) int {
-	start := time.Now()
-	sum, err := a.cycle.RunUntil(ctx, context.Background(), a.invocation())
-	return a.finishOnce(sum, err, time.Since(start), m)
 }
 
 // finishOnce logs a one-shot cycle's outcome, pings the heartbeat after a
