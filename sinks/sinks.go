@@ -52,6 +52,9 @@ type Registration struct {
 	// the SAM template (template.yaml) offers it as its Mode parameter (a
 	// test checks the template against the registry).
 	Lambda bool
+	// Reads lists the Shared flags (long names, e.g. "topic") the target
+	// reads: with another --mode, setting one is a mistake (exit 2).
+	Reads []string
 	// New returns a fresh, empty configuration (kong fills in the flags and
 	// defaults).
 	New func() Target

@@ -124,3 +124,88 @@ func TestIlagentDefaultFileWithoutF(t *testing.T) {
 		})
 	}
 }
+
+// Configuration mistakes are exit 2 before anything is polled, naming the
+// flag(s) as written (16.6): a setting given twice under two names, a flag
+// of another target than --mode, a URL port that can never be reached, a
+// dead letter or metrics file that cannot be written (probed without
+// leaving a file behind).
+func TestConfigMistakesAreExit2BeforePolling(t *testing.T) {
+	e := newEnv(t, 3)
+	base := []string{"--state", e.state("json")}
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"flag and alias", []string{"--mode", "http", "--http-url", "http://127.0.0.1:9/h", "--edge_mode", "stdout"},
+			[]string{"--mode and --edge_mode", "given twice"}},
+		{"alias and flag", []string{"--edge_mode", "stdout", "--edge_http_url", "http://127.0.0.1:9/h", "--http-url=http://127.0.0.1:9/x"},
+			[]string{"--edge_http_url and --http-url", "given twice"}},
+		{"short and long", []string{"--mode", "mqtt", "--topic", "t", "-m", "h1", "--mqtt-host", "h2"},
+			[]string{"-m and --mqtt-host"}},
+		{"kafka flag with http", []string{"--mode", "http", "--http-url", "http://127.0.0.1:9/h", "--kafka-brokers", "k:9092"},
+			[]string{"--kafka-brokers: is a setting of --mode kafka, but --mode is http"}},
+		{"ilagent spellings", []string{"--edge_mode", "stdout", "--kafka_brokers", "k:9092"},
+			[]string{"--kafka_brokers: is a setting of --mode kafka, but --edge_mode is stdout"}},
+		{"shared topic with http", []string{"--mode", "http", "--http-url", "http://127.0.0.1:9/h", "--edge_topic", "t"},
+			[]string{"--edge_topic: is a setting of --mode kafka/mqtt, but --mode is http"}},
+		{"port 0", []string{"--mode", "http", "--http-url", "http://127.0.0.1:0/h"}, []string{"--http-url: port 0 is outside 1..65535"}},
+		{"port 65536", []string{"--mode", "http", "--http-url", "https://example.com:65536/h"}, []string{"--http-url: port 65536 is outside 1..65535"}},
+		{"api port", []string{"--mode", "stdout", "--api-url", "http://127.0.0.1:70000"}, []string{"--api-url: port 70000"}},
+		{"dead letter in /proc", []string{"--mode", "stdout", "--dead-letter", "file:/proc/edgepoll-dead.jsonl"},
+			[]string{"--dead-letter: cannot be written", "/proc"}},
+		{"dead letter a directory", []string{"--mode", "stdout", "--dead-letter", "file:" + e.dir}, []string{"--dead-letter: cannot be written", "is a directory"}},
+		{"metrics file in /proc", []string{"--mode", "stdout", "--metrics-file", "/proc/edgepoll.prom"}, []string{"--metrics-file: cannot be written", "/proc"}},
+		{"metrics file a directory", []string{"--mode", "stdout", "--metrics-file", e.dir}, []string{"--metrics-file: cannot be written", "is a directory"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := len(e.api.Requests())
+			r := runBin(t, e.vars(), append(c.args, base...)...)
+			assert.Equal(t, 2, r.code, r.stderr)
+			for _, w := range c.want {
+				assert.Contains(t, r.stderr, w)
+			}
+			assert.Len(t, e.api.Requests(), before, "nothing polled")
+		})
+	}
+	entries, err := os.ReadDir(e.dir)
+	require.NoError(t, err)
+	assert.Empty(t, entries, "no probe file, no state created")
+
+	// What is fine stays fine: one name twice, -v with --verbose, a writable
+	// dead letter and metrics file in a new directory entry (not created by
+	// the check).
+	dl, prom := filepath.Join(e.dir, "dead.jsonl"), filepath.Join(e.dir, "edgepoll.prom")
+	r := runBin(t, e.vars(), append([]string{"--mode", "http", "--mode", "stdout", "-v", "--verbose",
+		"--dead-letter", "file:" + dl, "--metrics-file", prom}, base...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NoFileExists(t, dl, "nothing skipped: no dead letter written")
+	assert.FileExists(t, prom)
+}
+
+// --config: a connection's own key of another target than its mode is exit
+// 2 naming the connection and the key; its dead letter is probed too.
+func TestConfigFileMistakesAreExit2(t *testing.T) {
+	for name, c := range map[string]struct{ extra, want string }{
+		"other target": {"    kafka-brokers: k:9092\n", "connections[0] (conn-00): kafka-brokers: is a setting of --mode kafka, but"},
+		"dead letter":  {"    dead-letter: file:/proc/dead.jsonl\n", "dead-letter: cannot be written"},
+		"port":         {"", "http-url: port 65536 is outside 1..65535"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rig := newFleetRig(t, 1, 1)
+			url := rig.tg.srv.URL + "/conn-00"
+			if name == "port" {
+				url = "http://127.0.0.1:65536/conn-00"
+			}
+			cfg := "mode: http\nstate: json:" + rig.dir + "/fleet.json\nconnections:\n  - name: conn-00\n    key-env: KEY_conn_00\n    http-url: " + url + "\n" + c.extra
+			p := filepath.Join(t.TempDir(), "edgepoll.yaml")
+			require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
+			r := runBin(t, rig.vars(), "--config", p)
+			assert.Equal(t, 2, r.code, r.stderr)
+			assert.Contains(t, r.stderr, c.want)
+			assert.Empty(t, rig.api.Requests(), "nothing polled")
+		})
+	}
+}

@@ -53,6 +53,11 @@ func (c Config) check() error {
 	if err != nil || (hu.Scheme != "http" && hu.Scheme != "https") || hu.Host == "" {
 		return sinks.Problem("http-url", "must be an absolute http(s) URL")
 	}
+	if p := hu.Port(); p != "" { // a port that can never be reached
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return sinks.Problem("http-url", "port "+p+" is outside 1..65535")
+		}
+	}
 	if m := strings.ToUpper(strings.TrimSpace(c.Method)); m != "POST" && m != "PUT" {
 		return sinks.Problem("http-method", "must be POST or PUT")
 	}

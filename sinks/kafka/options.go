@@ -11,7 +11,7 @@ import (
 )
 
 // Registration makes --mode kafka known to edgepoll.
-var Registration = sinks.Registration{Mode: "kafka", Lambda: true, New: func() sinks.Target { return &Options{} }}
+var Registration = sinks.Registration{Mode: "kafka", Lambda: true, Reads: []string{"topic"}, New: func() sinks.Target { return &Options{} }}
 
 // Options are the kafka target's flags (and --config keys); the topic is
 // sinks.Shared's --topic.

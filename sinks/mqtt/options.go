@@ -10,7 +10,7 @@ import (
 )
 
 // Registration makes --mode mqtt known to edgepoll.
-var Registration = sinks.Registration{Mode: "mqtt", Lambda: true, New: func() sinks.Target { return &Options{} }}
+var Registration = sinks.Registration{Mode: "mqtt", Lambda: true, Reads: []string{"topic"}, New: func() sinks.Target { return &Options{} }}
 
 // Options are the mqtt target's flags (and --config keys); the topic is
 // sinks.Shared's --topic.
