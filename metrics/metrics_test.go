@@ -129,3 +129,24 @@ func TestTextfile(t *testing.T) {
 	assert.Contains(t, string(b), "edgepoll_cursor 7")
 	assert.NotContains(t, string(b), "go_goroutines")
 }
+
+// A good poll of the cycle in progress shows on /ready's reason (16.7):
+// polling true, delivering, the last failure kept; once per cycle; a ready
+// daemon stays ready.
+func TestReadyFollowsCycleInProgress(t *testing.T) {
+	h := NewHealth()
+	obs := h.Observe(New("http", true))
+	obs.Polled("ok", 3, time.Millisecond)
+	assert.True(t, h.polling)
+	assert.Equal(t, "delivering: the poll worked, the cycle in progress is delivering to the target", h.reason)
+	h.SetReady(false, false, "poll failed: http_502")
+	obs.Polled("http_502", 0, time.Millisecond)
+	assert.False(t, h.polling, "a failed poll changes nothing")
+	obs.Polled("ok", 1, time.Millisecond)
+	obs.Polled("ok", 1, time.Millisecond)
+	assert.True(t, h.polling)
+	assert.Equal(t, "delivering: the poll worked, the cycle in progress is delivering to the target (the last cycle failed: poll failed: http_502)", h.reason)
+	h.SetReady(true, true, "")
+	obs.Polled("ok", 1, time.Millisecond)
+	assert.True(t, h.Ready())
+}

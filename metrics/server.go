@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/edgepoll/edgepoll/poll"
 )
 
 // Health is the daemon's liveness and readiness.
@@ -21,17 +23,55 @@ type Health struct {
 	ready    bool
 	polling  bool
 	reason   string
+	// inProgress: Polled updated the reason for the cycle in progress.
+	inProgress bool
 }
 
+// noPollYet is /ready's reason before the first cycle polled.
+const noPollYet = "no poll yet"
+
 // NewHealth starts not ready ("no poll yet").
-func NewHealth() *Health { return &Health{reason: "no poll yet"} }
+func NewHealth() *Health { return &Health{reason: noPollYet} }
 
 // SetReady records whether the last cycle succeeded (poll and delivery),
 // whether its poll worked, and if it failed, why.
 func (h *Health) SetReady(ready, polling bool, reason string) {
 	h.mu.Lock()
-	h.ready, h.polling, h.reason = ready, polling, reason
+	h.ready, h.polling, h.reason, h.inProgress = ready, polling, reason, false
 	h.mu.Unlock()
+}
+
+// Polled records a good poll of the cycle in progress: while its items are
+// delivered (a slow target may take minutes) /ready tells the truth about
+// it: the poll worked (polling true), the delivery is in progress, and not
+// "no poll yet". A ready daemon stays ready until the cycle ends.
+func (h *Health) Polled() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ready || h.inProgress {
+		return
+	}
+	reason := "delivering: the poll worked, the cycle in progress is delivering to the target"
+	if h.reason != noPollYet {
+		reason += " (the last cycle failed: " + h.reason + ")"
+	}
+	h.polling, h.reason, h.inProgress = true, reason, true
+}
+
+// Observe returns obs that also tells h about each good poll (Polled): the
+// cycle's Observer for a daemon with health endpoints.
+func (h *Health) Observe(obs poll.Observer) poll.Observer { return healthObserver{obs, h} }
+
+type healthObserver struct {
+	poll.Observer
+	h *Health
+}
+
+func (o healthObserver) Polled(result string, items int, d time.Duration) {
+	o.Observer.Polled(result, items, d)
+	if result == "ok" {
+		o.h.Polled()
+	}
 }
 
 // Ready reports whether the last cycle succeeded and no stop began.

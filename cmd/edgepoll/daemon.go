@@ -157,7 +157,7 @@ func (a *app) daemonAttrs() []any {
 // and are logged; its heartbeat (-b), if any, pings from the first
 // successful cycle on while health is ready, until ctx ends.
 func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.Health) *poll.Daemon {
-	a.cycle.Observer = m
+	a.cycle.Observer = health.Observe(m) // /ready follows the cycle in progress
 	firstSuccess := make(chan struct{})
 	var firstOnce sync.Once
 	if a.cli.Heartbeat != "" {

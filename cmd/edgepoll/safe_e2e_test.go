@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,4 +209,22 @@ func TestConfigFileMistakesAreExit2(t *testing.T) {
 			assert.Empty(t, rig.api.Requests(), "nothing polled")
 		})
 	}
+}
+
+// /ready follows the cycle in progress (16.7): after a good poll, while a
+// slow target is being delivered to, it says so (polling true, delivering),
+// not "no poll yet"; once the cycle succeeded it is 204.
+func TestReadyDuringSlowDelivery(t *testing.T) {
+	e := newEnv(t, 2)
+	tg := newTarget(t)
+	tg.setDelay(3 * time.Second)
+	d := startDaemonBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"))
+	require.Eventually(t, func() bool { return tg.inflight.Load() > 0 }, 20*time.Second, 10*time.Millisecond)
+	body := d.waitNotReady(t, func(map[string]any) bool { return true })
+	assert.Equal(t, true, body["polling"], "the poll worked")
+	assert.NotEqual(t, "no poll yet", body["error"])
+	assert.Contains(t, body["error"], "delivering")
+	require.Eventually(t, func() bool { c, _ := d.get(t, "/ready"); return c == http.StatusNoContent }, 30*time.Second, 50*time.Millisecond)
+	assert.Equal(t, []int64{1, 2}, tg.got())
+	d.stopGracefully(t)
 }
