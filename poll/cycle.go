@@ -59,8 +59,15 @@ type Cycle struct {
 	Client *Client
 	Sink   Sink
 	Store  Store
-	// Conn is the connection id (ConnectionID of the key).
+	// Conn is the connection id (ConnectionID of the key; CursorID when
+	// several connections share the key).
 	Conn string
+	// Inherit are the state keys a connection without a cursor of its own
+	// starts from, the furthest of their cursors (fan-out: the key's plain
+	// ConnectionID and the CursorIDs of the other connections on the key),
+	// so that adding a connection to a shared key replays nothing. Read
+	// through the Store's Inspector; ignored with HA.
+	Inherit []string
 	// HA enables server-managed HA (nil: off).
 	HA *HA
 	// MaxPolls per cycle; default MaxPollsPerCycle.
@@ -221,6 +228,14 @@ func (r *run) load() bool {
 	if err != nil {
 		r.err = &CycleError{Kind: KindState, Reason: ReasonLoad, Err: fmt.Errorf("loading the cursor: %w", err)}
 		return false
+	}
+	if !has {
+		if pos, has, err = r.inherit(ctx); err != nil {
+			if !r.stopped(err) {
+				r.err = &CycleError{Kind: KindState, Reason: ReasonLoad, Err: err}
+			}
+			return false
+		}
 	}
 	if !has {
 		r.c.warnFresh(r.log)

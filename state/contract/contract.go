@@ -108,8 +108,13 @@ func DropLockFiles(t *testing.T, loc string) {
 	}
 }
 
+const keyA = "iec1-connection-a"
+
+// longName is the longest connection name a --config file may give.
+var longName = "n" + strings.Repeat("a-", 31)
+
 var (
-	connA = poll.ConnectionID("iec1-connection-a")
+	connA = poll.ConnectionID(keyA)
 	connB = poll.ConnectionID("iec1-connection-b")
 )
 
@@ -475,6 +480,55 @@ func Run(t *testing.T, h Harness) {
 		l := acquire(t, open(t, loc), connB, "r3")
 		defer l.Release(ctx)
 		mustLoad(t, l, 3, true)
+	})
+
+	t.Run("SharedKeyCursorsAreIndependent", func(t *testing.T) {
+		// Fan-out: connections sharing one connector key keep their own
+		// cursor and lease under poll.CursorID, apart from the key's plain
+		// one (the longest name a connection may have included).
+		loc := h.Fresh(t)
+		named := []string{connA, poll.CursorID(keyA, "tickets"), poll.CursorID(keyA, longName)}
+		leases := make([]poll.Lease, len(named))
+		for i, conn := range named {
+			leases[i] = acquire(t, open(t, loc), conn, fmt.Sprintf("fan-%d", i)) // none blocks another
+		}
+		for i, l := range leases {
+			mustSave(t, l, int64(10*(i+1)))
+		}
+		mustSave(t, leases[1], 25)
+		for i, l := range leases {
+			want := int64(10 * (i + 1))
+			if i == 1 {
+				want = 25
+			}
+			mustLoad(t, l, want, true)
+			if err := l.Sync(ctx); err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			_ = l.Release(ctx)
+		}
+		s := open(t, loc)
+		insp := s.(poll.Inspector)
+		for i, conn := range named {
+			want := int64(10 * (i + 1))
+			if i == 1 {
+				want = 25
+			}
+			info, err := insp.Inspect(ctx, conn)
+			if err != nil || !info.HasCursor || info.Cursor != want {
+				t.Fatalf("Inspect(%s) = %+v, %v; want cursor %d", conn, info, err, want)
+			}
+			l := acquire(t, s, conn, "reopen")
+			mustLoad(t, l, want, true)
+			_ = l.Release(ctx)
+		}
+		l := acquire(t, s, poll.CursorID(keyA, "fresh"), "fresh")
+		defer l.Release(ctx)
+		mustLoad(t, l, 0, false) // no fallback in the store: the cycle does it
+	})
+
+	t.Run("NewSharerStartsFromTheKeysCursor", func(t *testing.T) {
+		sharerCycleContract(t, h.Fresh(t), open, acquire)
 	})
 
 	t.Run("AcquireRace", func(t *testing.T) {

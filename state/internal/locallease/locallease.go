@@ -103,10 +103,13 @@ func AcquireFor(d Durable, statePath, conn, owner string) (poll.Lease, error) {
 	return l, err
 }
 
-// LockPath is the per-connection lock file of a state file.
+// LockPath is the per-connection lock file of a state file, named by the
+// state key: a ConnectionID (32 characters) or a fan-out CursorID (the
+// hash, a dot and the connection's name: at most 96). Each has a lock file
+// of its own, as the file also holds the connection's cursor slots.
 func LockPath(statePath, conn string) string {
-	if len(conn) > 32 {
-		conn = conn[:32]
+	if len(conn) > 96 {
+		conn = conn[:96]
 	}
 	return statePath + ".lock-" + conn
 }
