@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/edgepoll/edgepoll/state"
 	"io"
 	"log/slog"
 	"os"
@@ -31,7 +30,9 @@ import (
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
 	"github.com/edgepoll/edgepoll/state/internal/filelock"
+	"github.com/edgepoll/edgepoll/state/internal/fserr"
 	"github.com/edgepoll/edgepoll/state/internal/locallease"
 )
 
@@ -138,7 +139,7 @@ func (s *Store) read() (*file, error) {
 		return &file{Version: fileVersion, Cursors: map[string]entry{}}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state %s: %v", s.path, unwrapPath(err))
+		return nil, fmt.Errorf("state %s: %v", s.path, s.unwrapPath(err))
 	}
 	var f file
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -155,15 +156,23 @@ func (s *Store) read() (*file, error) {
 	if f.Cursors == nil {
 		f.Cursors = map[string]entry{}
 	}
+	for conn, e := range f.Cursors {
+		if e.Cursor < 0 || e.Refusals < 0 {
+			return nil, fmt.Errorf("state %s: corrupt state file (the cursor of connection %s is %d, refusals %d: below 0); "+
+				"fix or remove it deliberately — edgepoll will not reset the cursor", s.path, conn, e.Cursor, e.Refusals)
+		}
+	}
 	return &f, nil
 }
 
-func unwrapPath(err error) error {
+// unwrapPath is err without the path (the message names the state file
+// already), a storage failure named as such (disk full, ...).
+func (s *Store) unwrapPath(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
-		return pe.Err
+		return fserr.Describe(s.path, pe.Err)
 	}
-	return err
+	return fserr.Describe(s.path, err)
 }
 
 // Acquire takes the connection's lease (a kernel lock).
@@ -263,7 +272,7 @@ func (s *Store) Inspect(_ context.Context, conn string) (poll.StateInfo, error) 
 func (s *Store) update(ctx context.Context, change func(*file) bool) error {
 	lk, err := filelock.AcquireContext(ctx, s.path+".lock")
 	if err != nil {
-		return fmt.Errorf("state %s: %w", s.path, err)
+		return fmt.Errorf("state %s: %w", s.path, fserr.Describe(s.path, err))
 	}
 	defer lk.Unlock()
 	f, err := s.read()
@@ -279,26 +288,26 @@ func (s *Store) update(ctx context.Context, change func(*file) bool) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(s.path), s.tmpPattern())
 	if err != nil {
-		return fmt.Errorf("state %s: %v", s.path, unwrapPath(err))
+		return fmt.Errorf("state %s: %v", s.path, s.unwrapPath(err))
 	}
 	_, werr := tmp.Write(append(b, '\n'))
 	serr := tmp.Sync()
 	cerr := tmp.Close()
 	if werr != nil || serr != nil || cerr != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("state %s: writing: %v", s.path, errors.Join(werr, serr, cerr))
+		return fmt.Errorf("state %s: writing: %v", s.path, s.unwrapPath(errors.Join(werr, serr, cerr)))
 	}
 	if err := os.Rename(tmp.Name(), s.path); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("state %s: %v", s.path, unwrapPath(err))
+		return fmt.Errorf("state %s: %v", s.path, s.unwrapPath(err))
 	}
 	dir, err := os.Open(filepath.Dir(s.path))
 	if err != nil {
-		return fmt.Errorf("state %s: %v", s.path, unwrapPath(err))
+		return fmt.Errorf("state %s: %v", s.path, s.unwrapPath(err))
 	}
 	defer dir.Close()
 	if err := dir.Sync(); err != nil {
-		return fmt.Errorf("state %s: fsync directory: %v", s.path, err)
+		return fmt.Errorf("state %s: fsync directory: %v", s.path, s.unwrapPath(err))
 	}
 	return nil
 }

@@ -13,14 +13,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/edgepoll/edgepoll/state"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
+	"github.com/edgepoll/edgepoll/state/internal/fserr"
 	"github.com/edgepoll/edgepoll/state/internal/locallease"
 )
 
@@ -50,7 +53,9 @@ func needPath(path string) error {
 }
 
 // Open opens (creating if needed) the database at path. A file that is not
-// a SQLite database, or one of a newer schema, is an error naming the path.
+// a SQLite database, one cut to 0 bytes, or one of a newer schema is an
+// error naming the path; a storage failure says which (disk full,
+// permission denied, read-only file system).
 func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -58,12 +63,23 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if err := locallease.CheckStatePath(path); err != nil {
 		return nil, err
 	}
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("state %s: %v", path, err)
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := create(ctx, path); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("state %s: %v", path, fserr.Describe(path, err))
+	case st.Size() == 0:
+		return nil, fmt.Errorf("state %s: the file is empty (0 bytes), not a SQLite database edgepoll wrote: "+
+			"damaged (cut by a full disk or by hand?); restore it, or remove it deliberately — "+
+			"edgepoll will not take it as no cursor", path)
 	}
-	db.SetMaxOpenConns(1)
+	db, err := openDB(path)
+	if err != nil {
+		return nil, err
+	}
 	s := &Store{path: path, db: db, log: log}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
@@ -73,14 +89,75 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		ON CONFLICT (conn) DO UPDATE SET cursor = excluded.cursor, refusals = excluded.refusals, updated_at = excluded.updated_at
 		WHERE excluded.cursor > cursors.cursor`); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("state %s: %v", path, err)
+		return nil, s.fail("preparing", err)
 	}
 	return s, nil
+}
+
+func openDB(path string) (*sql.DB, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %v", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// create makes a new database at path with its schema, never a file
+// without one: a process killed while creating it must not leave a 0-byte
+// file (refused as damage). The database is made under a temporary name
+// and linked into place (link, unlike rename, never replaces a database
+// another run created meanwhile).
+func create(ctx context.Context, path string) error {
+	tmp := fmt.Sprintf("%s.new-%d-%d", path, os.Getpid(), time.Now().UnixNano())
+	defer func() {
+		for _, p := range []string{tmp, tmp + "-wal", tmp + "-shm", tmp + "-journal"} {
+			_ = os.Remove(p)
+		}
+	}()
+	db, err := openDB(tmp)
+	if err != nil {
+		return err
+	}
+	s := &Store{path: tmp, db: db}
+	err = s.migrate(ctx)
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fserr.Describe(tmp, cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("state %s: creating it: %v", path, err)
+	}
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("state %s: creating it: %v", path, fserr.Describe(path, err))
+	}
+	return syncDir(path)
+}
+
+func syncDir(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("state %s: %v", path, fserr.Describe(path, err))
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("state %s: fsync directory: %v", path, fserr.Describe(path, err))
+	}
+	return nil
+}
+
+// fail is a failed operation on the database: "state PATH: op: cause",
+// a storage failure named as such.
+func (s *Store) fail(op string, err error) error {
+	return fmt.Errorf("state %s: %s: %v", s.path, op, fserr.Describe(s.path, err))
 }
 
 func (s *Store) migrate(ctx context.Context) error {
 	var v int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		if k := fserr.Kind(s.path, err); k != "" {
+			return fserr.Describe(s.path, err)
+		}
 		return fmt.Errorf("not a usable SQLite database: %v", err)
 	}
 	if v > schemaVersion {
@@ -91,7 +168,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("creating the schema: %v", err)
+		return fmt.Errorf("creating the schema: %v", fserr.Describe(s.path, err))
 	}
 	defer tx.Rollback()
 	stmts := []string{`CREATE TABLE IF NOT EXISTS cursors (
@@ -111,10 +188,13 @@ func (s *Store) migrate(ctx context.Context) error {
 	stmts = append(stmts, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
 	for _, q := range stmts {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("creating the schema: %v", err)
+			return fmt.Errorf("creating the schema: %v", fserr.Describe(s.path, err))
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("creating the schema: %v", fserr.Describe(s.path, err))
+	}
+	return nil
 }
 
 // Acquire takes the connection's lease (a kernel lock).
@@ -136,7 +216,11 @@ func (s *Store) LoadDurable(ctx context.Context, conn string) (poll.Position, bo
 		return poll.Position{}, false, nil
 	}
 	if err != nil {
-		return poll.Position{}, false, fmt.Errorf("state %s: loading the cursor: %v", s.path, err)
+		return poll.Position{}, false, s.fail("loading the cursor", err)
+	}
+	if p.Cursor < 0 || p.Refusals < 0 {
+		return poll.Position{}, false, fmt.Errorf("state %s: damaged: the cursor of connection %s is %d (refusals %d), below 0; "+
+			"fix it with `edgepoll state set-cursor` — edgepoll will not take it as no cursor", s.path, conn, p.Cursor, p.Refusals)
 	}
 	return p, true, nil
 }
@@ -148,23 +232,23 @@ func (s *Store) SaveDurable(ctx context.Context, conn string, p poll.Position, s
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	if st == nil {
 		if _, err := s.save.ExecContext(ctx, conn, p.Cursor, p.Refusals, now); err != nil {
-			return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
+			return s.fail("saving the cursor", err)
 		}
 		return nil
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
+		return s.fail("saving the cursor", err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.StmtContext(ctx, s.save).ExecContext(ctx, conn, p.Cursor, p.Refusals, now); err != nil {
-		return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
+		return s.fail("saving the cursor", err)
 	}
 	if err := saveStats(ctx, tx, conn, *st); err != nil {
-		return fmt.Errorf("state %s: saving the run statistics: %v", s.path, err)
+		return s.fail("saving the run statistics", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("state %s: saving the cursor: %v", s.path, err)
+		return s.fail("saving the cursor", err)
 	}
 	return nil
 }
@@ -180,7 +264,7 @@ func (s *Store) LoadStats(ctx context.Context, conn string) (poll.Stats, error) 
 		return poll.Stats{}, nil
 	}
 	if err != nil {
-		return poll.Stats{}, fmt.Errorf("state %s: loading the run statistics: %v", s.path, err)
+		return poll.Stats{}, s.fail("loading the run statistics", err)
 	}
 	st.LastSuccess, st.LastDelivery = parseTime(success), parseTime(deliv)
 	return st, nil
@@ -189,7 +273,7 @@ func (s *Store) LoadStats(ctx context.Context, conn string) (poll.Stats, error) 
 // SaveStats implements locallease.Durable.
 func (s *Store) SaveStats(ctx context.Context, conn string, st poll.Stats) error {
 	if err := saveStats(ctx, s.db, conn, st); err != nil {
-		return fmt.Errorf("state %s: saving the run statistics: %v", s.path, err)
+		return s.fail("saving the run statistics", err)
 	}
 	return nil
 }
@@ -230,7 +314,7 @@ func (s *Store) PutDurable(ctx context.Context, conn string, p poll.Position, ok
 		_, err = s.db.ExecContext(ctx, "DELETE FROM cursors WHERE conn = ?", conn)
 	}
 	if err != nil {
-		return fmt.Errorf("state %s: writing the cursor: %v", s.path, err)
+		return s.fail("writing the cursor", err)
 	}
 	return nil
 }
@@ -244,7 +328,7 @@ func (s *Store) Inspect(ctx context.Context, conn string) (poll.StateInfo, error
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
-		return info, fmt.Errorf("state %s: reading the cursor: %v", s.path, err)
+		return info, s.fail("reading the cursor", err)
 	default:
 		info.HasCursor, info.UpdatedAt = true, parseTime(at)
 	}

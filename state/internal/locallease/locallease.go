@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state/internal/fserr"
 )
 
 // Durable is the backend below: a durable, monotonic position per
@@ -98,7 +99,7 @@ func CheckStatePath(path string) error {
 func AcquireFor(d Durable, statePath, conn, owner string) (poll.Lease, error) {
 	l, err := Acquire(d, LockPath(statePath, conn), conn, owner)
 	if err != nil && !errors.Is(err, poll.ErrLeaseHeld) {
-		return nil, fmt.Errorf("state %s: %w", statePath, err)
+		return nil, fmt.Errorf("state %s: %w", statePath, fserr.Describe(statePath, err))
 	}
 	return l, err
 }
