@@ -56,7 +56,7 @@ func (cmd *checkCmd) run(e *cmdEnv) int {
 		c.line("connector key", "", err)
 		return exitFailed
 	}
-	conn := poll.ConnectionID(key)
+	conn, _ := stateKeys(e.cli, key)
 
 	ctx, cancel = bounded()
 	note, err := checkKey(ctx, e, key, conn)

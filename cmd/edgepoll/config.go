@@ -96,6 +96,9 @@ type CLI struct {
 	targets map[string]sinks.Target
 	// key is a --config connection's connector key (from its key-env).
 	key string
+	// share is set on a --config connection that shares its connector key
+	// with others (fan-out): its cursor is its own (poll.CursorID).
+	share *keyShare
 	// secrets are the values of every secret this process holds (secret
 	// flags, connector keys): the script sink withholds them.
 	secrets []string

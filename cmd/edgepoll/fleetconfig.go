@@ -252,7 +252,7 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 	}
 	out := make([]*fleetConn, 0, len(conns.Content))
 	names := map[string]int{}
-	keys := map[string]int{}
+	keys := map[string][]int{}
 	deadFiles := map[string]int{}
 	for i, node := range conns.Content {
 		fc, err := loadConn(i, node, base, n, cp, schema, defaults, path, topSet)
@@ -263,11 +263,8 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 			return nil, fileError("%s: %s: %q is also the name of %s", fc.Label(), keyName, fc.Name, out[j].Label())
 		}
 		names[fc.Name] = i
-		if fc.Key != "" {
-			if j, dup := keys[fc.Key]; dup {
-				return nil, fileError("%s: %s: the same connector key as %s (one entry per edge connection)", fc.Label(), keyKeyEnv, out[j].Label())
-			}
-			keys[fc.Key] = i
+		if err := shareKey(fc, out, keys); err != nil {
+			return nil, err
 		}
 		// A dead-letter file holds no connection: replaying a shared one
 		// would send one connection's items to another's target.

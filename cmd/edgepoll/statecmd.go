@@ -163,7 +163,8 @@ func connection(e *cmdEnv) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return poll.ConnectionID(key), nil
+	conn, _ := stateKeys(e.cli, key)
+	return conn, nil
 }
 
 // stateMissing is the error of a state store that does not exist (a

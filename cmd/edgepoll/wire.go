@@ -41,10 +41,12 @@ func newApp(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, 
 		dead = dl
 	}
 	a := &app{cli: cli, log: log, owner: owner, key: key, client: client, store: store, dead: dead}
+	conn, inherit := stateKeys(cli, key)
 	a.cycle = &poll.Cycle{
 		Client:    client,
 		Store:     store,
-		Conn:      poll.ConnectionID(key),
+		Conn:      conn,
+		Inherit:   inherit,
 		SkipLimit: cli.SkipLimit,
 		StateName: cli.State,
 	}

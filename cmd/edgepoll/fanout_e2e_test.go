@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
+)
+
+const fanKey = "iec1-fanout-Secret-key"
+
+// fanRig is one edge connection (one key at the fake API) fanned out to
+// several HTTP targets: each connection posts to its own path of an HTTP
+// receiver, except "down", whose target is a port nobody listens on until
+// bring up starts a receiver there.
+type fanRig struct {
+	api   *ilerttest.API
+	apiSv *httptest.Server
+	tg    *fleetTarget
+	dir   string
+	down  *fleetTarget // the receiver of "down" once it is up
+	addr  string       // where "down" posts
+}
+
+func newFanRig(t *testing.T) *fanRig {
+	r := &fanRig{api: ilerttest.New(fanKey), tg: newFleetTarget(t), dir: t.TempDir()}
+	r.apiSv = r.api.Start()
+	t.Cleanup(r.apiSv.Close)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	r.addr = l.Addr().String()
+	require.NoError(t, l.Close()) // down: connection refused
+	return r
+}
+
+// up starts a receiver on the address of the target that was down.
+func (r *fanRig) up(t *testing.T) {
+	l, err := net.Listen("tcp", r.addr)
+	require.NoError(t, err)
+	r.down = newFleetTarget(t)
+	r.down.srv.Close()
+	srv := httptest.NewUnstartedServer(r.down.srv.Config.Handler)
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+}
+
+// config writes a file whose connections all read the one key.
+func (r *fanRig) config(t *testing.T, top string, names ...string) string {
+	var b strings.Builder
+	b.WriteString("mode: http\nstate: " + top + "\nconnections:\n")
+	for _, n := range names {
+		url := r.tg.srv.URL + "/" + n
+		if n == "down" {
+			url = "http://" + r.addr + "/down"
+		}
+		fmt.Fprintf(&b, "  - name: %s\n    key-env: FAN_KEY\n    http-url: %s\n", n, url)
+	}
+	p := filepath.Join(r.dir, "edgepoll.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(b.String()), 0o644))
+	return p
+}
+
+func (r *fanRig) run(t *testing.T, cfg string, args ...string) result {
+	t.Helper()
+	env := baseEnv("ILERT_API_HOST="+r.apiSv.URL, "FAN_KEY="+fanKey)
+	res := runBin(t, env, append([]string{"--config", cfg}, args...)...)
+	assert.NotContains(t, res.stderr+res.stdout, fanKey, "no key in the output")
+	return res
+}
+
+func seq(from, to int64) []int64 {
+	var out []int64
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// TestFanOutOneKeySeveralTargets: connections sharing one connector key each
+// get every item in order with their own cursor. Going from one connection
+// to two replays nothing (the new cursors start from the key's plain one); a
+// target that is down fails only its connection (the other delivers
+// everything) and catches up in order once it is back, nothing lost; a third
+// target added later replays nothing either.
+func TestFanOutOneKeySeveralTargets(t *testing.T) {
+	for _, backend := range stateBackends {
+		t.Run(backend, func(t *testing.T) {
+			r := newFanRig(t)
+			state := backend + ":" + filepath.Join(r.dir, "state")
+			r.api.Push(fanKey, ilerttest.AlertEvents(5)...) // 1..5
+
+			// Before fan-out: one connection on the key, the plain cursor.
+			res := r.run(t, r.config(t, state, "tickets"))
+			require.Equal(t, 0, res.code, res.stderr)
+			require.Equal(t, seq(1, 5), r.tg.ids("tickets"))
+
+			// A second target, down: tickets goes on, down fails alone.
+			r.api.Push(fanKey, ilerttest.AlertEvents(5)...) // 6..10
+			cfg := r.config(t, state, "tickets", "down")
+			res = r.run(t, cfg)
+			require.Equal(t, 1, res.code, res.stderr)
+			assert.Contains(t, res.stderr, "tickets=ok")
+			assert.Contains(t, res.stderr, "down=failed")
+			assert.Equal(t, seq(1, 10), r.tg.ids("tickets"), "the target that is up gets everything, nothing replayed")
+			res = r.run(t, cfg) // still down: tickets has nothing new, down fails again
+			require.Equal(t, 1, res.code, res.stderr)
+			assert.Equal(t, seq(1, 10), r.tg.ids("tickets"))
+
+			// Back up: down catches up in order from where the key was
+			// shared (6), nothing lost, nothing before it replayed.
+			r.up(t)
+			r.api.Push(fanKey, ilerttest.AlertEvents(2)...) // 11..12
+			res = r.run(t, cfg)
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, seq(6, 12), r.down.ids("down"))
+			assert.Equal(t, seq(1, 12), r.tg.ids("tickets"))
+
+			// A third target added later starts from the key's furthest
+			// cursor: it gets what is new, nothing replayed.
+			r.api.Push(fanKey, ilerttest.AlertEvents(1)...) // 13
+			cfg = r.config(t, state, "tickets", "down", "audit")
+			res = r.run(t, cfg)
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, []int64{13}, r.tg.ids("audit"))
+			assert.Equal(t, seq(6, 13), r.down.ids("down"))
+			assert.Equal(t, seq(1, 13), r.tg.ids("tickets"))
+
+			// state show lists each connection with its own cursor, stored
+			// under the key's hash and its name.
+			res = r.run(t, cfg, "state", "show")
+			require.Equal(t, 0, res.code, res.stderr)
+			for _, n := range []string{"tickets", "down", "audit"} {
+				assert.Contains(t, res.stdout, "connection  "+poll.CursorID(fanKey, n)+"\ncursor      13")
+			}
+		})
+	}
+}
