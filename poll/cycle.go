@@ -92,6 +92,20 @@ type Cycle struct {
 	warnedFresh   bool // the no-cursor WARN was logged
 }
 
+// LeaseConn is the state key the cycle leases and keeps its position under:
+// the connection's (Conn), or with HA this instance's own
+// (HAConnectionID): an instance acknowledges (last-processed-id) only what
+// it delivered itself, so a new instance sends none in its first poll, and
+// a one-shot instance's last batch is acknowledged by its next run's first
+// poll. HA instances sharing a store do not exclude each other: the server
+// elects the leader.
+func (c *Cycle) LeaseConn() string {
+	if c.HA == nil {
+		return c.Conn
+	}
+	return HAConnectionID(c.Conn, c.HA.ClusterID, c.HA.InstanceID)
+}
+
 // Summary says what one cycle did.
 type Summary struct {
 	Polls     int `json:"polls"`
@@ -200,7 +214,7 @@ func (r *run) stopped(err error) bool {
 func (r *run) acquire() bool {
 	ctx, cancel := r.storeCtx()
 	defer cancel()
-	lease, err := r.c.Store.Acquire(ctx, r.c.Conn, r.inv.Owner)
+	lease, err := r.c.Store.Acquire(ctx, r.c.LeaseConn(), r.inv.Owner)
 	switch {
 	case r.stopped(err):
 		return false

@@ -393,6 +393,41 @@ func TestCycleHA(t *testing.T) {
 	assert.NotContains(t, last, "after-id")
 }
 
+// HA progress is per instance (16.3): last-processed-id names only what
+// this instance delivered: never the connection's non-HA cursor, never
+// another instance's progress (a new instance sends none in its first
+// poll); a fresh Cycle of the same instance (the next one-shot run)
+// acknowledges its last batch in its first poll.
+func TestCycleHAProgressPerInstance(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 3)
+	_, err := f.cycle.Run(context.Background(), testInv) // non-HA: cursor 3
+	require.NoError(t, err)
+	f.api.Push(testKey, ilerttest.AlertEvents(2)...)
+	lastQuery := func() map[string]string { r := f.api.Requests(); return r[len(r)-1].Query }
+	instance := func(id string) *poll.Cycle {
+		return &poll.Cycle{Client: f.cycle.Client, Sink: poll.OneByOne(sink), Store: f.store, Conn: f.cycle.Conn,
+			HA: &poll.HA{ClusterID: "prod", InstanceID: id}}
+	}
+	n := len(f.api.Requests())
+	_, err = instance("node-1").Run(context.Background(), testInv)
+	require.NoError(t, err)
+	assert.NotContains(t, f.api.Requests()[n].Query, "last-processed-id", "a new instance acknowledges nothing: not the non-HA cursor")
+	assert.Equal(t, append(seq(1, 3), seq(1, 5)...), sink.ids(), "the HA cluster's server cursor starts at 0 in the fake")
+
+	_, err = instance("node-1").Run(context.Background(), testInv) // the next one-shot run of node-1
+	require.NoError(t, err)
+	assert.Equal(t, "5", lastQuery()["last-processed-id"], "its last batch is acknowledged")
+	assert.Len(t, sink.ids(), 8, "and not delivered again")
+
+	f.api.SetLeaderTTL(0) // node-2 takes over at once
+	_, err = instance("node-2").Run(context.Background(), poll.Invocation{Owner: "other"})
+	require.NoError(t, err)
+	assert.NotContains(t, lastQuery(), "last-processed-id", "never another instance's progress")
+
+	assert.Equal(t, int64(3), f.store.cursors[f.cycle.Conn], "the non-HA cursor is untouched by HA runs")
+}
+
 func TestEventMetadataLenient(t *testing.T) {
 	cases := map[string][3]string{
 		`{"eventType":"alert-resolved","id":"42","timestamp":"t"}`:   {"alert-resolved", "42", "t"},

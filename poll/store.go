@@ -75,3 +75,13 @@ func ConnectionID(connectorKey string) string {
 	sum := sha256.Sum256([]byte("edgepoll/connection/v1\x00" + connectorKey))
 	return hex.EncodeToString(sum[:16])
 }
+
+// HAConnectionID is where an HA instance keeps its own progress (and takes
+// its lease): per connection, cluster and instance. The server keeps the
+// cluster's cursor; what is stored here is only the last item this instance
+// delivered, the last-processed-id it acknowledges with. It is never the
+// non-HA cursor of the connection nor another instance's progress.
+func HAConnectionID(conn, clusterID, instanceID string) string {
+	sum := sha256.Sum256([]byte("edgepoll/ha/v1\x00" + conn + "\x00" + clusterID + "\x00" + instanceID))
+	return hex.EncodeToString(sum[:16])
+}

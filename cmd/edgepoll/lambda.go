@@ -189,7 +189,7 @@ func (r *runner) lambdaConn(inv lambdaInvocation, i int, fr poll.FleetResult) Fl
 	sum := &fr.Summary
 	if a != nil {
 		if err == nil && sum.LeaseHeld {
-			err = leaseHeldReport(inv.hard, clog, a.store, a.cycle.Conn, sum)
+			err = leaseHeldReport(inv.hard, clog, a.store, a.cycle.LeaseConn(), sum) // with HA: this instance's lease
 		}
 		c.LambdaResult = lambdaResult(*sum, a.cycle.Conn)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgepoll/edgepoll/internal/ilagenttest"
+	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
 // runBinIn runs the binary with dir as its working directory.
@@ -227,4 +228,42 @@ func TestReadyDuringSlowDelivery(t *testing.T) {
 	require.Eventually(t, func() bool { c, _ := d.get(t, "/ready"); return c == http.StatusNoContent }, 30*time.Second, 50*time.Millisecond)
 	assert.Equal(t, []int64{1, 2}, tg.got())
 	d.stopGracefully(t)
+}
+
+// HA progress per instance (16.3), one-shot runs of the real binary on one
+// state file: a new instance's first poll carries no last-processed-id
+// (not the non-HA cursor, not another instance's progress); the next run
+// of an instance acknowledges its last batch, so it is not delivered again.
+func TestHAProgressPerInstance(t *testing.T) {
+	e := newEnv(t, 3)
+	tg := newTarget(t)
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite")}
+	firstQuery := func(run func()) map[string]string {
+		n := len(e.api.Requests())
+		run()
+		reqs := e.api.Requests()
+		require.Greater(t, len(reqs), n)
+		return reqs[n].Query
+	}
+	oneShot := func(extra ...string) func() {
+		return func() {
+			r := runBin(t, e.vars(), append(args, extra...)...)
+			require.Equal(t, 0, r.code, r.stderr)
+		}
+	}
+	oneShot()() // non-HA: cursor 3
+	e.api.Push(e2eKey, ilerttest.AlertEvents(2)...)
+	node1 := []string{"--cluster-id", "prod", "--instance-id", "node-1"}
+	q := firstQuery(oneShot(node1...))
+	assert.NotContains(t, q, "last-processed-id", "a new instance: not the non-HA cursor")
+	assert.NotContains(t, q, "after-id")
+	delivered := len(tg.got())
+
+	q = firstQuery(oneShot(node1...))
+	assert.Equal(t, "5", q["last-processed-id"], "the last batch of node-1's previous run is acknowledged")
+	assert.Len(t, tg.got(), delivered, "and not delivered again")
+
+	q = firstQuery(oneShot("--cluster-id", "prod", "--instance-id", "node-2"))
+	assert.NotContains(t, q, "last-processed-id", "never another instance's progress")
+	assert.Equal(t, "node-1", e.api.Leader(e2eKey, "prod"))
 }
