@@ -1,0 +1,87 @@
+package mqtt_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/edgepoll/edgepoll/internal/mosquittotest"
+	"github.com/edgepoll/edgepoll/sinks"
+	"github.com/edgepoll/edgepoll/sinks/contract"
+	"github.com/edgepoll/edgepoll/sinks/mqtt"
+)
+
+const contractTopic = "edge/contract"
+
+// subscribers are the test's subscribers on the topic, one per broker
+// start (a restarted broker has no sessions).
+type subscribers struct {
+	mu   sync.Mutex
+	subs []*mosquittotest.Subscriber
+}
+
+func (s *subscribers) add(t *testing.T, port int) {
+	sub := mosquittotest.Subscribe(t, port, contractTopic, 1)
+	s.mu.Lock()
+	s.subs = append(s.subs, sub)
+	s.mu.Unlock()
+}
+
+func (s *subscribers) items() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, sub := range s.subs {
+		for _, p := range sub.Got() {
+			out = append(out, itemOf(p))
+		}
+	}
+	return out
+}
+
+func itemOf(p *paho.Publish) string {
+	for _, u := range p.Properties.User {
+		if u.Key == "X-ilert-Edge-Item-Id" {
+			return u.Value
+		}
+	}
+	return ""
+}
+
+// The target is a real mosquitto, QoS 1 (every item acknowledged); Break
+// kills the broker (Check sees it) until repair starts it again on the
+// same port. Refused is nil: mosquitto refuses no single publish
+// permanently (0x95, 0x99) — over message_size_limit it drops the
+// connection, which fails the item and its neighbours retryably.
+func TestContract(t *testing.T) {
+	contract.Run(t, contract.Harness{
+		New: func(t *testing.T) contract.Target {
+			b := mosquittotest.Start(t, "allow_anonymous true")
+			subs := &subscribers{}
+			subs.add(t, b.Port)
+			o := mqtt.Registration.New().(*mqtt.Options)
+			o.Host, o.Port, o.QoS, o.ConnectTimeout = "127.0.0.1", b.Port, 1, 5*time.Second
+			sh := sinks.Shared{Topic: contractTopic}
+			if err := o.Validate(sh); err != nil {
+				t.Fatal(err)
+			}
+			s, err := o.Open(context.Background(), sh, sinks.Env{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return contract.Target{
+				Sink:     s,
+				Received: subs.items,
+				Break: func() func() {
+					b.Kill()
+					return func() { b.Restart(); subs.add(t, b.Port) }
+				},
+			}
+		},
+		Pipelined:      true,
+		CheckSeesBreak: true,
+	})
+}
