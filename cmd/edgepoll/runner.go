@@ -65,11 +65,6 @@ func (r *runner) setupAll(ctx context.Context) error {
 		if err == nil {
 			err = a.openSink(ctx, r.stdout, r.cli.Loop)
 		}
-		// The reference agent's cursor: not inside Lambda, not yet for
-		// --config connections.
-		if err == nil && !inLambda() {
-			err = seedFromIlagent(ctx, a.log, a.cli, a.store, a.key)
-		}
 		r.apps[0] = a
 		return err
 	}
@@ -111,6 +106,15 @@ func (r *runner) setup(ctx context.Context, i int, storeErr map[string]error) (*
 	a, err := newApp(ctx, cli, key, r.owner, log, store)
 	if err != nil {
 		return nil, err
+	}
+	// The reference agent's cursor (--ilagent-db, ./ilagent.db3), while the
+	// connection has none: not inside Lambda. A file that cannot be read
+	// fails the connection's set-up, naming it.
+	if !inLambda() {
+		if err := seedFromIlagent(ctx, log, cli, store, key); err != nil {
+			a.close()
+			return nil, err
+		}
 	}
 	return a, nil
 }

@@ -267,3 +267,24 @@ func TestHAProgressPerInstance(t *testing.T) {
 	assert.NotContains(t, q, "last-processed-id", "never another instance's progress")
 	assert.Equal(t, "node-1", e.api.Leader(e2eKey, "prod"))
 }
+
+// --config connections read ./ilagent.db3 too, each for its own key; a
+// damaged one fails every connection that has no cursor yet, naming it.
+func TestIlagentDefaultFileForConfigConnections(t *testing.T) {
+	rig := newFleetRig(t, 2, 3)
+	cfg := rig.config(t, "mode: http\nstate: sqlite:"+rig.dir+"/fleet.db\n")
+	db := filepath.Join(rig.dir, "ilagent.db3")
+	require.NoError(t, os.WriteFile(db, []byte("damaged damaged damaged damaged"), 0o600))
+	r := runBinIn(t, rig.dir, rig.vars(), "--config", cfg)
+	assert.Equal(t, 1, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "ilagent file ./ilagent.db3")
+	assert.Empty(t, rig.api.Requests(), "nothing polled")
+
+	require.NoError(t, os.Remove(db))
+	ilagenttest.Write(t, db, map[string]string{fleetKey("conn-00"): "2"})
+	r = runBinIn(t, rig.dir, rig.vars(), "--config", cfg)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, []int64{3}, rig.tg.ids("conn-00"), "from ilagent's cursor")
+	assert.Equal(t, []int64{1, 2, 3}, rig.tg.ids("conn-01"), "no row for its key: nothing to import")
+	assert.Regexp(t, `level=WARN msg="[^"]*reference agent's cursor[^"]*" connection=conn-00 file=./ilagent.db3 cursor=2`, r.stderr)
+}
