@@ -1,0 +1,3 @@
+module github.com/posener/complete
+
+go 1.13
