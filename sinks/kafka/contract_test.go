@@ -45,7 +45,8 @@ func (c *consumer) run(ctx context.Context, cl *kgo.Client) {
 // order), records over 4 KiB refused (permanent), and Break makes the
 // broker answer produce and metadata requests for the topic with
 // TOPIC_AUTHORIZATION_FAILED (retryable: a fixed ACL must not have skipped
-// items; Check sees it) until repaired.
+// items; Check sees it) until repaired; Hang holds every produce request
+// unanswered.
 func TestContract(t *testing.T) {
 	contract.Run(t, contract.Harness{
 		New: func(t *testing.T) contract.Target {
@@ -82,6 +83,15 @@ func TestContract(t *testing.T) {
 					cons.mu.Lock()
 					defer cons.mu.Unlock()
 					return append([]string(nil), cons.got...)
+				},
+				Hang: func() func() {
+					release := make(chan struct{})
+					var once sync.Once
+					c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+						c.SleepControl(func() { <-release })
+						return nil, nil, false // then handled as usual
+					})
+					return func() { once.Do(func() { close(release) }) }
 				},
 				Break: func() func() {
 					h := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce, kmsg.Metadata}, Topic: contractTopic,

@@ -170,6 +170,11 @@ func Record(ev poll.Event) *kgo.Record {
 // is: the records of such a batch are produced again one at a time, so
 // only a record too large on its own is refused (and skipped), never its
 // neighbours.
+//
+// When ctx is done Send returns without waiting for the records in flight
+// (an idempotent producer fails a record it sent only once the broker
+// answered, which a hung broker never does): those stay unreported, so
+// not delivered, and their late results are dropped.
 func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, error) bool) {
 	if err := s.probe(ctx); err != nil {
 		for i := range evs { // none started; each failed alike, as a produce would have
@@ -177,23 +182,21 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		}
 		return
 	}
+	g := &guardedReport{report: report}
+	defer g.close()
 	var (
-		wg      sync.WaitGroup
-		stop    atomic.Bool
-		mu      sync.Mutex
-		tooBig  []int // refused as too large within a batch: tried alone below
-		refused = func(err error) bool {
-			return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
-		}
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		tooBig []int // refused as too large within a batch: tried alone below
 	)
 	for i, ev := range evs {
-		if ctx.Err() != nil || stop.Load() {
+		if ctx.Err() != nil || g.stopped.Load() {
 			break
 		}
 		wg.Add(1)
 		s.cl.Produce(ctx, Record(ev), func(_ *kgo.Record, err error) {
 			defer wg.Done()
-			if refused(err) {
+			if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
 				mu.Lock()
 				tooBig = append(tooBig, i)
 				mu.Unlock()
@@ -202,23 +205,69 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 			if err = s.classify(err); err != nil && !poll.IsPermanent(err) {
 				s.reached.Store(false)
 			}
-			if !report(i, err) {
-				stop.Store(true)
-			}
+			g.call(i, err)
 		})
 	}
 	_ = s.cl.Flush(ctx) // every record's promise reports its outcome
-	wg.Wait()
+	if !waitOrDone(ctx, wg.Wait) {
+		return
+	}
 	sort.Ints(tooBig)
 	for _, i := range tooBig {
-		if ctx.Err() != nil || stop.Load() {
+		if ctx.Err() != nil || g.stopped.Load() {
 			return // not reported: not delivered, sent again next cycle
 		}
 		done := make(chan error, 1)
 		s.cl.Produce(ctx, Record(evs[i]), func(_ *kgo.Record, err error) { done <- err })
 		_ = s.cl.Flush(ctx)
-		if !report(i, s.classify(<-done)) {
-			stop.Store(true)
+		select {
+		case err := <-done:
+			g.call(i, s.classify(err))
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// guardedReport passes a batch's reports on until Send returns (close),
+// and remembers whether one asked for no new delivery.
+type guardedReport struct {
+	mu      sync.Mutex
+	closed  bool
+	report  func(int, error) bool
+	stopped atomic.Bool
+}
+
+func (g *guardedReport) call(i int, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed && !g.report(i, err) {
+		g.stopped.Store(true)
+	}
+}
+
+func (g *guardedReport) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+// waitOrDone runs wait and reports whether it returned before ctx was done.
+func waitOrDone(ctx context.Context, wait func()) bool {
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		select {
+		case <-done: // finished as well: the outcomes are all in
+			return true
+		default:
+			return false
 		}
 	}
 }
