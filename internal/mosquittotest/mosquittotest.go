@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,6 +101,19 @@ func (b *Broker) Kill() {
 		_ = b.cmd.Wait()
 		b.cmd = nil
 	}
+}
+
+// Freeze stops the broker with SIGSTOP: connections stay open, nothing is
+// answered, until thaw (SIGCONT).
+func (b *Broker) Freeze() (thaw func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.cmd.Process
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		b.t.Fatalf("stopping mosquitto: %v", err)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { _ = p.Signal(syscall.SIGCONT) }) }
 }
 
 // Subscriber collects what is published on a topic, in arrival order.

@@ -53,7 +53,7 @@ func itemOf(p *paho.Publish) string {
 
 // The target is a real mosquitto, QoS 1 (every item acknowledged); Break
 // kills the broker (Check sees it) until repair starts it again on the
-// same port. Refused is nil: mosquitto refuses no single publish
+// same port; Hang freezes it (SIGSTOP). Refused is nil: mosquitto refuses no single publish
 // permanently (0x95, 0x99) — over message_size_limit it drops the
 // connection, which fails the item and its neighbours retryably.
 func TestContract(t *testing.T) {
@@ -75,6 +75,7 @@ func TestContract(t *testing.T) {
 			return contract.Target{
 				Sink:     s,
 				Received: subs.items,
+				Hang:     b.Freeze,
 				Break: func() func() {
 					b.Kill()
 					return func() { b.Restart(); subs.add(t, b.Port) }
