@@ -64,8 +64,11 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 			}
 		}
 	}()
-	// Shell completion: answers and exits when the shell asks (COMP_LINE).
-	kongplete.Complete(k, append(append(completionOptions(), valuePredictors(k)...), kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))...)
+	// Shell completion: answers and exits when the shell asks (COMP_LINE);
+	// its tree of commands, flags and predictors is built only then.
+	if os.Getenv("COMP_LINE") != "" {
+		kongplete.Complete(k, append(append(completionOptions(), valuePredictors(k)...), kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))...)
+	}
 	namer := newFlagNamer(k, args)
 	startupJSON = jsonLogsWanted(args)
 	kctx, err := k.Parse(args)
