@@ -31,13 +31,18 @@ func benchBin(b *testing.B) string {
 }
 
 // bareGetBin builds testdata/bareget, the start-up baseline.
-func bareGetBin(b *testing.B) string {
-	p := filepath.Join(b.TempDir(), "bareget")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", p, "./testdata/bareget")
+func bareGetBin(b *testing.B) string { return testdataBin(b, "bareget") }
+
+// bareDrainBin builds testdata/baredrain, the scale benchmarks' baseline.
+func bareDrainBin(b *testing.B) string { return testdataBin(b, "baredrain") }
+
+func testdataBin(b *testing.B, name string) string {
+	p := filepath.Join(b.TempDir(), name)
+	cmd := exec.Command("go", "build", "-trimpath", "-o", p, "./testdata/"+name)
 	cmd.Dir = filepath.Join(testenv.RepoRoot(), "cmd", "edgepoll")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build bareget: %v\n%s", err, out)
+		b.Fatalf("go build %s: %v\n%s", name, err, out)
 	}
 	return p
 }
@@ -112,10 +117,16 @@ func vmHWM(path string) float64 {
 // BenchmarkStartup: an empty one-shot cycle of the real binary (process
 // start, configuration, lease and cursor from SQLite, one poll answering
 // no items, exit) against testdata/bareget doing the same GET; each
-// iteration runs both, alternating, and the ratio is of the summed times.
-// Issue 12 target: ratio <= 1.5.
+// iteration runs both, in turns (which goes first alternates), and the
+// ratio is of the summed times. With EDGEPOLL_BENCH_BEFORE naming another
+// build (an older commit's binary), that build runs in the same turns:
+// before-ms and before-ratio, paired with the others. Issue 12 and 19.3
+// target: ratio <= 1.5.
 func BenchmarkStartup(b *testing.B) {
-	bin, bare := benchBin(b), bareGetBin(b)
+	bins := []string{bareGetBin(b), benchBin(b)}
+	if before := os.Getenv("EDGEPOLL_BENCH_BEFORE"); before != "" {
+		bins = append(bins, before)
+	}
 	api := ilerttest.New(e2eKey)
 	srv := api.Start()
 	defer srv.Close()
@@ -123,20 +134,26 @@ func BenchmarkStartup(b *testing.B) {
 	env := baseEnv("ILERT_API_HOST="+srv.URL, "ILERT_EDGE_CONNECTOR_KEY="+e2eKey)
 	state := "sqlite:" + filepath.Join(b.TempDir(), "state.db")
 	args := []string{"--mode", "http", "--http-url", target.URL, "--state", state}
-	runTimed(b, bin, env, args...) // the state file exists from now on
-	var tEdge, tBare time.Duration
+	runTimed(b, bins[1], env, args...) // the state file exists from now on
+	took := make([]time.Duration, len(bins))
 	for i := 0; b.Loop(); i++ {
-		if i%2 == 0 {
-			tBare += runTimed(b, bare, env)
-			tEdge += runTimed(b, bin, env, args...)
-		} else {
-			tEdge += runTimed(b, bin, env, args...)
-			tBare += runTimed(b, bare, env)
+		for j := range bins {
+			k := (i + j) % len(bins) // each binary goes first in turn
+			if k == 0 {
+				took[k] += runTimed(b, bins[k], env)
+			} else {
+				took[k] += runTimed(b, bins[k], env, args...)
+			}
 		}
 	}
-	b.ReportMetric(float64(tEdge.Microseconds())/float64(b.N)/1000, "edgepoll-ms")
-	b.ReportMetric(float64(tBare.Microseconds())/float64(b.N)/1000, "bareget-ms")
-	b.ReportMetric(tEdge.Seconds()/tBare.Seconds(), "ratio")
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(b.N) / 1000 }
+	b.ReportMetric(ms(took[1]), "edgepoll-ms")
+	b.ReportMetric(ms(took[0]), "bareget-ms")
+	b.ReportMetric(took[1].Seconds()/took[0].Seconds(), "ratio")
+	if len(bins) == 3 {
+		b.ReportMetric(ms(took[2]), "before-ms")
+		b.ReportMetric(took[2].Seconds()/took[0].Seconds(), "before-ratio")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 
