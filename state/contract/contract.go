@@ -40,6 +40,15 @@ type Harness struct {
 	// ChildProcess: the test binary calls ChildMain in TestMain, so the
 	// suite can hold a lease in a child process and SIGKILL it.
 	ChildProcess bool
+	// Local: loc is the path of a file on this machine (with ChildProcess):
+	// the suite checks that every name of it (symlinks, "..", a bind
+	// mount) shares one lease, and what an emptied or deleted lock file
+	// does to a holder. Its leases implement Kill (drop the locks as a
+	// killed process would, without Release).
+	Local bool
+	// FileIdentity, with Local: the lease is tied to the state file's
+	// identity (its inode) too, so a bind mount of the file alone shares it.
+	FileIdentity bool
 	// LeaseTTL > 0: leases expire after this long without renewal (the
 	// suite then waits it out; keep it short in tests). Backends with
 	// kernel locks leave it 0.
@@ -607,6 +616,10 @@ func Run(t *testing.T, h Harness) {
 			defer l.Release(ctx)
 			mustLoad(t, l, 77, true) // what the child saved before dying
 		})
+	}
+
+	if h.Local && h.ChildProcess {
+		runLocal(t, h, open)
 	}
 
 	if h.LeaseTTL > 0 {

@@ -4,9 +4,10 @@
 //	{"version":1,"cursors":{"<connection hash>":{"cursor":42,"refusals":0,"updated_at":"..."}},
 //	 "stats":{"<connection hash>":{"failures":0,"last_success":"...","last_delivery":"..."}}}
 //
-// Lease and per-item saves: see state/internal/locallease — a kernel lock on
-// PATH.lock-<connection hash>, freed when the holder dies, whose file also
-// carries the hot cursor (a copy into a shared mapping per item, survives a process kill).
+// Lease and per-item saves: see state/internal/locallease — kernel locks on
+// PATH.lock-<connection hash> (PATH resolved: symlinks, "..") and on
+// PATH.lock, freed when the holder dies; the lock file also carries the hot
+// cursor (one pwrite per item, survives a process kill).
 // Sync, at the end of each batch, rewrites the JSON file atomically: a temp
 // file in the same directory, fsync, rename over the old file, fsync the
 // directory; it survives power loss and is never torn. A corrupt or
@@ -58,7 +59,8 @@ type file struct {
 
 // Store is a JSON-file poll.Store.
 type Store struct {
-	path string
+	path string // as given, for messages
+	real string // resolved (symlinks, ".."): the file every name of it shares
 	log  *slog.Logger
 }
 
@@ -84,7 +86,11 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if err := locallease.CheckStatePath(path); err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, log: log}
+	real, err := locallease.Resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: path, real: real, log: log}
 	if _, err := s.read(); err != nil {
 		return nil, err
 	}
@@ -93,11 +99,11 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 }
 
 // tmpPattern names the temp files of update (os.CreateTemp's pattern).
-func (s *Store) tmpPattern() string { return "." + filepath.Base(s.path) + ".tmp-*" }
+func (s *Store) tmpPattern() string { return "." + filepath.Base(s.real) + ".tmp-*" }
 
 // temps lists the temp files of update in the state file's directory.
 func (s *Store) temps() []string {
-	dir := filepath.Dir(s.path)
+	dir := filepath.Dir(s.real)
 	entries, _ := os.ReadDir(dir)
 	prefix := strings.TrimSuffix(s.tmpPattern(), "*")
 	var out []string
@@ -120,7 +126,7 @@ func (s *Store) removeStaleTemps(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	lk, err := filelock.AcquireContext(ctx, s.path+".lock")
+	lk, err := filelock.AcquireContext(ctx, s.real+".lock")
 	if err != nil {
 		return
 	}
@@ -134,7 +140,7 @@ func (s *Store) removeStaleTemps(ctx context.Context) {
 
 // read parses the file; an absent file is empty state.
 func (s *Store) read() (*file, error) {
-	b, err := os.ReadFile(s.path)
+	b, err := os.ReadFile(s.real)
 	if errors.Is(err, os.ErrNotExist) {
 		return &file{Version: fileVersion, Cursors: map[string]entry{}}, nil
 	}
@@ -170,14 +176,14 @@ func (s *Store) read() (*file, error) {
 func (s *Store) unwrapPath(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
-		return fserr.Describe(s.path, pe.Err)
+		return fserr.Describe(s.real, pe.Err)
 	}
-	return fserr.Describe(s.path, err)
+	return fserr.Describe(s.real, err)
 }
 
 // Acquire takes the connection's lease (a kernel lock).
 func (s *Store) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
-	return locallease.AcquireFor(s, s.path, conn, owner)
+	return locallease.AcquireFor(s, s.real, s.real+".lock", conn, owner)
 }
 
 // Close implements poll.Store.
@@ -259,7 +265,7 @@ func (s *Store) Inspect(_ context.Context, conn string) (poll.StateInfo, error) 
 		info.HasCursor, info.Cursor, info.Refusals = true, e.Cursor, e.Refusals
 		info.UpdatedAt, _ = time.Parse(time.RFC3339Nano, e.UpdatedAt)
 	}
-	info, err = locallease.Inspect(locallease.LockPath(s.path, conn), info)
+	info, err = locallease.Inspect(locallease.LockPath(s.real, conn), info)
 	if err != nil {
 		return info, fmt.Errorf("state %s: %w", s.path, err)
 	}
@@ -270,9 +276,9 @@ func (s *Store) Inspect(_ context.Context, conn string) (poll.StateInfo, error) 
 // replaces it atomically (temp file + rename) when change reports a change.
 // Waiting for the file lock ends when ctx is done.
 func (s *Store) update(ctx context.Context, change func(*file) bool) error {
-	lk, err := filelock.AcquireContext(ctx, s.path+".lock")
+	lk, err := filelock.AcquireContext(ctx, s.real+".lock")
 	if err != nil {
-		return fmt.Errorf("state %s: %w", s.path, fserr.Describe(s.path, err))
+		return fmt.Errorf("state %s: %w", s.path, fserr.Describe(s.real, err))
 	}
 	defer lk.Unlock()
 	f, err := s.read()
@@ -286,7 +292,7 @@ func (s *Store) update(ctx context.Context, change func(*file) bool) error {
 	if err != nil {
 		return fmt.Errorf("state %s: %v", s.path, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), s.tmpPattern())
+	tmp, err := os.CreateTemp(filepath.Dir(s.real), s.tmpPattern())
 	if err != nil {
 		return fmt.Errorf("state %s: %v", s.path, s.unwrapPath(err))
 	}
@@ -297,11 +303,11 @@ func (s *Store) update(ctx context.Context, change func(*file) bool) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("state %s: writing: %v", s.path, s.unwrapPath(errors.Join(werr, serr, cerr)))
 	}
-	if err := os.Rename(tmp.Name(), s.path); err != nil {
+	if err := os.Rename(tmp.Name(), s.real); err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("state %s: %v", s.path, s.unwrapPath(err))
 	}
-	dir, err := os.Open(filepath.Dir(s.path))
+	dir, err := os.Open(filepath.Dir(s.real))
 	if err != nil {
 		return fmt.Errorf("state %s: %v", s.path, s.unwrapPath(err))
 	}

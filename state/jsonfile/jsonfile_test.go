@@ -67,6 +67,7 @@ func TestContract(t *testing.T) {
 			return s
 		},
 		ChildProcess: true,
+		Local:        true,
 		DropVolatile: contract.DropLockFiles,
 		StoreFiles:   func(loc string) []string { return []string{loc} },
 		DeleteStore: func(t *testing.T, loc string) {

@@ -1,9 +1,10 @@
 // Package sqlite is the SQLite state backend (--state sqlite:PATH), pure Go
 // (modernc.org/sqlite), so CGO_ENABLED=0 builds a static binary.
 //
-// Lease and per-item saves: see state/internal/locallease — a kernel lock on
-// PATH.lock-<connection hash>, freed when the holder dies, whose file also
-// carries the hot cursor (a copy into a shared mapping per item, survives a process kill).
+// Lease and per-item saves: see state/internal/locallease — kernel locks on
+// PATH.lock-<connection hash> (PATH resolved: symlinks, "..") and on the
+// database file itself, freed when the holder dies; the lock file also
+// carries the hot cursor (one pwrite per item, survives a process kill).
 // Sync, at the end of each batch, writes the cursor to the database in WAL
 // mode with synchronous=FULL: the commit fsyncs, so it survives power loss.
 package sqlite
@@ -32,7 +33,8 @@ const schemaVersion = 2
 
 // Store is a SQLite-backed poll.Store.
 type Store struct {
-	path string
+	path string // as given, for messages
+	real string // resolved (symlinks, ".."): the file every name of it shares
 	db   *sql.DB
 	save *sql.Stmt // prepared once: parsing SQL costs more than the update
 	log  *slog.Logger
@@ -63,10 +65,14 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if err := locallease.CheckStatePath(path); err != nil {
 		return nil, err
 	}
-	st, err := os.Stat(path)
+	real, err := locallease.Resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(real)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := create(ctx, path); err != nil {
+		if err := create(ctx, real); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -76,11 +82,11 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 			"damaged (cut by a full disk or by hand?); restore it, or remove it deliberately — "+
 			"edgepoll will not take it as no cursor", path)
 	}
-	db, err := openDB(path)
+	db, err := openDB(real)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, db: db, log: log}
+	s := &Store{path: path, real: real, db: db, log: log}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("state %s: %v", path, err)
@@ -120,7 +126,7 @@ func create(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	s := &Store{path: tmp, db: db}
+	s := &Store{path: tmp, real: tmp, db: db}
 	err = s.migrate(ctx)
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fserr.Describe(tmp, cerr)
@@ -149,14 +155,14 @@ func syncDir(path string) error {
 // fail is a failed operation on the database: "state PATH: op: cause",
 // a storage failure named as such.
 func (s *Store) fail(op string, err error) error {
-	return fmt.Errorf("state %s: %s: %v", s.path, op, fserr.Describe(s.path, err))
+	return fmt.Errorf("state %s: %s: %v", s.path, op, fserr.Describe(s.real, err))
 }
 
 func (s *Store) migrate(ctx context.Context) error {
 	var v int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		if k := fserr.Kind(s.path, err); k != "" {
-			return fserr.Describe(s.path, err)
+		if k := fserr.Kind(s.real, err); k != "" {
+			return fserr.Describe(s.real, err)
 		}
 		return fmt.Errorf("not a usable SQLite database: %v", err)
 	}
@@ -168,7 +174,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("creating the schema: %v", fserr.Describe(s.path, err))
+		return fmt.Errorf("creating the schema: %v", fserr.Describe(s.real, err))
 	}
 	defer tx.Rollback()
 	stmts := []string{`CREATE TABLE IF NOT EXISTS cursors (
@@ -188,18 +194,23 @@ func (s *Store) migrate(ctx context.Context) error {
 	stmts = append(stmts, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion))
 	for _, q := range stmts {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("creating the schema: %v", fserr.Describe(s.path, err))
+			return fmt.Errorf("creating the schema: %v", fserr.Describe(s.real, err))
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("creating the schema: %v", fserr.Describe(s.path, err))
+		return fmt.Errorf("creating the schema: %v", fserr.Describe(s.real, err))
 	}
 	return nil
 }
 
-// Acquire takes the connection's lease (a kernel lock).
+// Acquire takes the connection's lease (kernel locks on the lock file and
+// on the database file itself: see locallease).
 func (s *Store) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
-	return locallease.AcquireFor(s, s.path, conn, owner)
+	l, err := locallease.AcquireFor(s, s.real, s.real, conn, owner)
+	if err != nil && !errors.Is(err, poll.ErrLeaseHeld) {
+		return nil, fmt.Errorf("state %s: %w", s.path, errors.Unwrap(err))
+	}
+	return l, err
 }
 
 // Close closes the database.
@@ -332,7 +343,7 @@ func (s *Store) Inspect(ctx context.Context, conn string) (poll.StateInfo, error
 	default:
 		info.HasCursor, info.UpdatedAt = true, parseTime(at)
 	}
-	info, err = locallease.Inspect(locallease.LockPath(s.path, conn), info)
+	info, err = locallease.Inspect(locallease.LockPath(s.real, conn), info)
 	if err != nil {
 		return info, fmt.Errorf("state %s: %w", s.path, err)
 	}

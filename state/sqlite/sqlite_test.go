@@ -27,6 +27,8 @@ func TestContract(t *testing.T) {
 			return s
 		},
 		ChildProcess: true,
+		Local:        true,
+		FileIdentity: true,
 		DropVolatile: contract.DropLockFiles,
 		StoreFiles:   func(loc string) []string { return []string{loc, loc + "-wal"} },
 		DeleteStore: func(t *testing.T, loc string) {

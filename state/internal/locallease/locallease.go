@@ -3,20 +3,30 @@
 //
 // The lease is a kernel lock (flock) on a small per-connection file beside
 // the state file; the kernel frees it when the holder dies, even by SIGKILL.
+// Paths are resolved first (symlinks, ".."), so two names of one state file
+// share one lock file. The lease also holds an open file description lock
+// (fcntl F_OFD_SETLK, one byte per connection far beyond any data) on an
+// anchor, a file the backend names by its identity (SQLite: the database
+// file itself; JSON: PATH.lock): a bind mount of the state file, whose lock
+// file is another file, or a lock file deleted under a run, still meets the
+// holder's lock there, so two runs never deliver for one connection.
 //
-// The same file carries the "hot" cursor: Save stores it into a shared
-// memory mapping of the file's first page, i.e. straight into the page
-// cache, which survives the process being killed; saving after every item
-// costs a 64-byte copy, no syscall. Sync (the end of each batch) and Release
-// write the cursor to the backend durably (fsync): that survives power loss.
-// Load returns the larger of the two, so a run killed between Syncs loses
-// nothing.
+// The same file carries the "hot" cursor: Save writes it with one pwrite
+// into the page cache, which survives the process being killed; saving
+// after every item costs one pwrite and one fstat. Sync (the end of each
+// batch) and Release write the cursor to the backend durably (fsync): that
+// survives power loss. Load returns the larger of the two, so a run killed
+// between Syncs loses nothing. (The file is not mapped: a mapping of a file
+// emptied by hand is a SIGBUS crash.)
 //
-// The hot cursor has two checksummed slots, written alternately: a copy torn
-// by SIGKILL (or power loss) spoils only the slot being written, and the
-// other one still holds the previous cursor, so a kill costs at most one
-// redelivered item. Where the file cannot be mapped, Save falls back to one
-// pwrite per item (atomic against a kill).
+// The hot cursor has two checksummed slots, written alternately: a write
+// torn by power loss spoils only the slot being written, and the other one
+// still holds the previous cursor, so a kill costs at most one redelivered
+// item. A lock file emptied under a run is written again by the next Save
+// (the slot, the holder's note): the run carries on. A lock file deleted or
+// replaced under a run ends its lease: the next Save fails with
+// poll.ErrLeaseLost (the run stops, exit 1), and Release still writes the
+// delivered cursor durably.
 //
 // The hot cursor only ever runs ahead of a durable one: the first Save of a
 // connection that has no durable cursor yet writes it durably at once, and a
@@ -94,20 +104,43 @@ func CheckStatePath(path string) error {
 	return nil
 }
 
-// AcquireFor takes the lease on conn for the state file statePath backed by
-// d; errors other than poll.ErrLeaseHeld name the state file.
-func AcquireFor(d Durable, statePath, conn, owner string) (poll.Lease, error) {
-	l, err := Acquire(d, LockPath(statePath, conn), conn, owner)
+// Resolve returns the absolute path of a state file with every symlink
+// and ".." resolved (the file's directory's, when the file does not exist
+// yet), so that two names of one file are one.
+func Resolve(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", fmt.Errorf("state %s: %w", path, err)
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real, nil
+	}
+	if fi, err := os.Lstat(abs); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return "", fmt.Errorf("state %s: a symlink to a file that does not exist", path)
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return "", fmt.Errorf("state %s: %w", path, fserr.Describe(path, err))
+	}
+	return filepath.Join(dir, filepath.Base(abs)), nil
+}
+
+// AcquireFor takes the lease on conn for the state file statePath (resolved)
+// backed by d, with its anchor (see the package comment); errors other
+// than poll.ErrLeaseHeld name the state file.
+func AcquireFor(d Durable, statePath, anchor, conn, owner string) (poll.Lease, error) {
+	l, err := Acquire(d, LockPath(statePath, conn), anchor, conn, owner)
 	if err != nil && !errors.Is(err, poll.ErrLeaseHeld) {
 		return nil, fmt.Errorf("state %s: %w", statePath, fserr.Describe(statePath, err))
 	}
 	return l, err
 }
 
-// LockPath is the per-connection lock file of a state file, named by the
-// state key: a ConnectionID (32 characters) or a fan-out CursorID (the
-// hash, a dot and the connection's name: at most 96). Each has a lock file
-// of its own, as the file also holds the connection's cursor slots.
+// LockPath is the per-connection lock file of a (resolved) state file,
+// named by the state key: a ConnectionID (32 characters) or a fan-out
+// CursorID (the hash, a dot and the connection's name: at most 96). Each
+// has a lock file of its own, as the file also holds the connection's
+// cursor slots.
 func LockPath(statePath, conn string) string {
 	if len(conn) > 96 {
 		conn = conn[:96]
@@ -115,33 +148,70 @@ func LockPath(statePath, conn string) string {
 	return statePath + ".lock-" + conn
 }
 
-// Acquire takes the lease on conn: a non-blocking flock on lockPath.
-func Acquire(d Durable, lockPath, conn, owner string) (poll.Lease, error) {
-	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+// Acquire takes the lease on conn: a non-blocking flock on lockPath, and
+// the connection's lock on anchor ("": none).
+func Acquire(d Durable, lockPath, anchor, conn, owner string) (poll.Lease, error) {
+	f, err := lockFile(lockPath)
 	if err != nil {
-		return nil, fmt.Errorf("lease: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		note := readNote(f)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			if note != "" {
-				return nil, fmt.Errorf("%w (held by %s)", poll.ErrLeaseHeld, note)
-			}
-			return nil, poll.ErrLeaseHeld
-		}
-		return nil, fmt.Errorf("lease: flock %s: %w", lockPath, err)
+		return nil, err
 	}
 	l := &lease{d: d, f: f, conn: conn, path: lockPath}
+	if anchor != "" {
+		if l.anchor, err = lockAnchor(anchor, conn); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 	l.hot, l.slot = readSlots(f)
-	if _, err := f.WriteAt(noteRecord(owner), noteOffset); err != nil {
+	l.note = noteRecord(owner)
+	if _, err := f.WriteAt(l.note, noteOffset); err != nil {
 		l.unlock()
 		return nil, fmt.Errorf("lease: %w", err)
 	}
-	if m, err := syscall.Mmap(int(f.Fd()), 0, noteOffset, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED); err == nil {
-		l.m = m
-	}
 	return l, nil
+}
+
+// lockFile opens and flocks the lock file at path, the file the path names
+// once it is locked (one deleted or replaced meanwhile is not the lease).
+func lockFile(path string) (*os.File, error) {
+	for range 10 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("lease: %w", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			note := readNote(f)
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				if note != "" {
+					return nil, fmt.Errorf("%w (held by %s)", poll.ErrLeaseHeld, note)
+				}
+				return nil, poll.ErrLeaseHeld
+			}
+			return nil, fmt.Errorf("lease: flock %s: %w", path, err)
+		}
+		if same, err := namesFile(path, f); err != nil || same {
+			if err != nil {
+				f.Close()
+			}
+			return f, err
+		}
+		f.Close() // deleted or replaced before it was locked: again
+	}
+	return nil, fmt.Errorf("lease: %s keeps being replaced", path)
+}
+
+// namesFile reports whether path names the open file f (not deleted, not
+// replaced by another file).
+func namesFile(path string, f *os.File) (bool, error) {
+	var a, b syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &a); err != nil {
+		return false, fmt.Errorf("lease: fstat %s: %w", path, err)
+	}
+	if err := syscall.Stat(path, &b); err != nil {
+		return false, nil
+	}
+	return a.Nlink > 0 && a.Dev == b.Dev && a.Ino == b.Ino, nil
 }
 
 type lease struct {
@@ -153,10 +223,12 @@ type lease struct {
 	hot      poll.Position // largest position saved (page cache)
 	durable  int64         // largest cursor known written durably
 	released bool
-	anchored bool   // a durable cursor exists: the hot one may run ahead of it
-	m        []byte // the two slots, mapped shared; nil: pwrite instead
-	slot     int    // the slot the next Save writes (not the newest one)
+	anchored bool    // a durable cursor exists: the hot one may run ahead of it
+	anchor   *anchor // the connection's lock on the anchor file (nil: none)
+	slot     int     // the slot the next Save writes (not the newest one)
 	buf      [recordSize]byte
+	note     []byte // the holder's note, written again into an emptied file
+	lost     error  // set once the lock file was deleted or replaced
 
 	// Run statistics: statsAnchored once the state file holds statistics or
 	// a cursor for the connection (the lock file's then count); stats the
@@ -209,9 +281,7 @@ func (l *lease) Load(ctx context.Context) (poll.Position, bool, error) {
 // clearSlots zeroes both hot-cursor slots and makes that durable, so that no
 // copy of an older cursor survives a rewrite by the operator. Called with mu.
 func (l *lease) clearSlots() error {
-	if l.m != nil {
-		clear(l.m)
-	} else if _, err := l.f.WriteAt(make([]byte, noteOffset), 0); err != nil {
+	if _, err := l.f.WriteAt(make([]byte, noteOffset), 0); err != nil {
 		return fmt.Errorf("clearing the hot cursor in %s: %w", l.path, err)
 	}
 	l.slot = 0
@@ -269,21 +339,43 @@ func (l *lease) Save(ctx context.Context, pos poll.Position) error {
 		l.anchored = true
 		l.durable = max(l.durable, pos.Cursor)
 	}
-	off := l.slot * recordSize
-	if l.m != nil {
-		// Encoded in place: the slice's capacity ends with the slot.
-		appendRecord(l.m[off:off:off+recordSize], pos)
-	} else if _, err := l.f.WriteAt(appendRecord(l.buf[:0], pos), int64(off)); err != nil {
-		return fmt.Errorf("saving the cursor to %s: %w", l.path, err)
+	if err := l.check(); err != nil {
+		return err
+	}
+	if _, err := l.f.WriteAt(appendRecord(l.buf[:0], pos), int64(l.slot*recordSize)); err != nil {
+		return fmt.Errorf("saving the cursor to %s: %w", l.path, fserr.Describe(l.path, err))
 	}
 	l.slot ^= 1
 	l.hot = pos
 	return nil
 }
 
-// CheapSave implements poll.CheapSaver: Save is a copy into the page cache
-// (the mapping, or one pwrite where the file cannot be mapped), so the
-// cycle saves after every item, in the sink's report.
+// check fails once the lock file was deleted or replaced (the lease is
+// lost: the path now names another file, which another run may lock), and
+// writes the holder's note again into a lock file emptied by hand (the
+// lock holds: the run carries on). Called with mu.
+func (l *lease) check() error {
+	if l.lost != nil {
+		return l.lost
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(l.f.Fd()), &st); err != nil {
+		return fmt.Errorf("lease: fstat %s: %w", l.path, err)
+	}
+	if st.Nlink == 0 {
+		l.lost = fmt.Errorf("%w: the lock file %s was deleted or replaced under this run", poll.ErrLeaseLost, l.path)
+		return l.lost
+	}
+	if st.Size < noteOffset+int64(len(l.note)) {
+		if _, err := l.f.WriteAt(l.note, noteOffset); err != nil {
+			return fmt.Errorf("lease: %w", fserr.Describe(l.path, err))
+		}
+	}
+	return nil
+}
+
+// CheapSave implements poll.CheapSaver: Save is one pwrite into the page
+// cache (and one fstat), so the cycle saves after every item.
 func (l *lease) CheapSave() bool { return true }
 
 func (l *lease) Sync(ctx context.Context) error {
@@ -361,6 +453,9 @@ func (l *lease) SaveStats(ctx context.Context, st poll.Stats) error {
 	if l.released {
 		return errors.New("save after the lease was released")
 	}
+	if err := l.check(); err != nil {
+		return err
+	}
 	if !l.statsAnchored {
 		if err := l.d.SaveStats(ctx, l.conn, st); err != nil {
 			return err
@@ -393,11 +488,17 @@ func (l *lease) Release(ctx context.Context) error {
 	return errors.Join(err, l.unlock())
 }
 
+// Kill drops the lease as a killed process would: the locks go, nothing is
+// written (a test hook: see state/contract's Harness.Local).
+func (l *lease) Kill() {
+	l.mu.Lock()
+	l.released = true
+	l.mu.Unlock()
+	_ = l.unlock()
+}
+
 func (l *lease) unlock() error {
-	if l.m != nil {
-		_ = syscall.Munmap(l.m)
-		l.m = nil
-	}
+	l.anchor.unlock()
 	_ = syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	return l.f.Close()
 }

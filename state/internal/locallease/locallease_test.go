@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -73,7 +72,7 @@ func pos(c int64) poll.Position { return poll.Position{Cursor: c} }
 func TestHotCursorSurvivesWithoutSyncAndSyncsOnce(t *testing.T) {
 	d := &memDurable{c: map[string]int64{"a": 0}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
-	l, err := Acquire(d, p, "a", "run-1")
+	l, err := Acquire(d, p, "", "a", "run-1")
 	require.NoError(t, err)
 	_, _, err = l.Load(context.Background()) // as a cycle does
 	require.NoError(t, err)
@@ -83,7 +82,7 @@ func TestHotCursorSurvivesWithoutSyncAndSyncsOnce(t *testing.T) {
 	assert.Equal(t, 0, d.saves, "per-item saves stay in the lock file")
 	// Simulate a killed holder: drop the lock without Release.
 	l.(*lease).unlock()
-	l2, err := Acquire(d, p, "a", "run-2")
+	l2, err := Acquire(d, p, "", "a", "run-2")
 	require.NoError(t, err)
 	c, ok, err := l2.Load(context.Background())
 	require.NoError(t, err)
@@ -99,9 +98,8 @@ func TestHotCursorSurvivesWithoutSyncAndSyncsOnce(t *testing.T) {
 func TestTornSlotCostsAtMostOneItem(t *testing.T) {
 	d := &memDurable{c: map[string]int64{"a": 7}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
-	l, err := Acquire(d, p, "a", "r")
+	l, err := Acquire(d, p, "", "a", "r")
 	require.NoError(t, err)
-	require.NotNil(t, l.(*lease).m, "the slots are memory-mapped")
 	_, _, err = l.Load(context.Background())
 	require.NoError(t, err)
 	for i := int64(8); i <= 20; i++ {
@@ -112,7 +110,7 @@ func TestTornSlotCostsAtMostOneItem(t *testing.T) {
 	s0, ok0 := parseRecord(raw[:recordSize])
 	s1, ok1 := parseRecord(raw[recordSize:noteOffset])
 	require.True(t, ok0 && ok1)
-	assert.ElementsMatch(t, []int64{19, 20}, []int64{s0.Cursor, s1.Cursor}, "the mapping reached the file (page cache)")
+	assert.ElementsMatch(t, []int64{19, 20}, []int64{s0.Cursor, s1.Cursor}, "the pwrites reached the file (page cache)")
 	newest := 0
 	if s1.Cursor > s0.Cursor {
 		newest = 1
@@ -125,7 +123,7 @@ func TestTornSlotCostsAtMostOneItem(t *testing.T) {
 	_, err = f.WriteAt([]byte("cursor 9"), int64(newest*recordSize))
 	require.NoError(t, err)
 	f.Close()
-	l, err = Acquire(d, p, "a", "r2")
+	l, err = Acquire(d, p, "", "a", "r2")
 	require.NoError(t, err)
 	c, _, _ := l.Load(context.Background())
 	assert.Equal(t, int64(19), c.Cursor, "the other slot holds the previous cursor")
@@ -134,26 +132,23 @@ func TestTornSlotCostsAtMostOneItem(t *testing.T) {
 
 	// Both slots torn (power loss): the durable cursor wins.
 	require.NoError(t, os.WriteFile(p, bytes.Repeat([]byte("x"), noteOffset), 0o600))
-	l, err = Acquire(d, p, "a", "r3")
+	l, err = Acquire(d, p, "", "a", "r3")
 	require.NoError(t, err)
 	c, _, _ = l.Load(context.Background())
 	assert.Equal(t, int64(7), c.Cursor)
 	require.NoError(t, l.Release(context.Background()))
 }
 
-// Without a mapping, Save writes the slots with pwrite.
-func TestSaveWithoutMapping(t *testing.T) {
+// Save writes the slots with pwrite, alternately.
+func TestSaveWritesTheSlots(t *testing.T) {
 	d := &memDurable{c: map[string]int64{}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
-	l, err := Acquire(d, p, "a", "r")
+	l, err := Acquire(d, p, "", "a", "r")
 	require.NoError(t, err)
-	ll := l.(*lease)
-	require.NoError(t, syscall.Munmap(ll.m))
-	ll.m = nil
 	for i := int64(1); i <= 3; i++ {
 		require.NoError(t, l.Save(context.Background(), pos(i)))
 	}
-	ll.unlock()
+	l.(*lease).unlock()
 	f := mustOpen(t, p)
 	c, next := readSlots(f)
 	assert.Equal(t, int64(3), c.Cursor)
@@ -162,7 +157,7 @@ func TestSaveWithoutMapping(t *testing.T) {
 
 func BenchmarkSave(b *testing.B) {
 	d := &memDurable{c: map[string]int64{}}
-	l, err := Acquire(d, filepath.Join(b.TempDir(), "s.lock-a"), "a", "r")
+	l, err := Acquire(d, filepath.Join(b.TempDir(), "s.lock-a"), "", "a", "r")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -179,11 +174,11 @@ func BenchmarkSave(b *testing.B) {
 func TestHeldMessageNamesHolder(t *testing.T) {
 	d := &memDurable{c: map[string]int64{}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
-	l, err := Acquire(d, p, "a", "run-xyz")
+	l, err := Acquire(d, p, "", "a", "run-xyz")
 	require.NoError(t, err)
 	defer l.Release(context.Background())
 	require.NoError(t, l.Save(context.Background(), pos(5)))
-	_, err = Acquire(d, p, "a", "other")
+	_, err = Acquire(d, p, "", "a", "other")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "run-xyz")
 }
@@ -193,11 +188,11 @@ func TestHeldMessageNamesHolder(t *testing.T) {
 func TestHotSlotCarriesRefusals(t *testing.T) {
 	d := &memDurable{c: map[string]int64{}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
-	l, err := Acquire(d, p, "a", "r")
+	l, err := Acquire(d, p, "", "a", "r")
 	require.NoError(t, err)
 	require.NoError(t, l.Save(context.Background(), poll.Position{Cursor: 12, Refusals: 4}))
 	l.(*lease).unlock() // killed: no Release, nothing durable
-	l, err = Acquire(d, p, "a", "r2")
+	l, err = Acquire(d, p, "", "a", "r2")
 	require.NoError(t, err)
 	got, ok, err := l.Load(context.Background())
 	require.NoError(t, err)
@@ -214,7 +209,7 @@ func TestHotSlotCarriesRefusals(t *testing.T) {
 // hot cursor runs ahead of it.
 func TestFirstCursorIsDurableAtOnce(t *testing.T) {
 	d := &memDurable{c: map[string]int64{}}
-	l, err := Acquire(d, filepath.Join(t.TempDir(), "s.lock-a"), "a", "r")
+	l, err := Acquire(d, filepath.Join(t.TempDir(), "s.lock-a"), "", "a", "r")
 	require.NoError(t, err)
 	_, ok, err := l.Load(context.Background())
 	require.NoError(t, err)
@@ -232,14 +227,14 @@ func TestFirstCursorIsDurableAtOnce(t *testing.T) {
 func TestHotCursorWithoutDurableOneIsStale(t *testing.T) {
 	d := &memDurable{c: map[string]int64{"a": 3}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
-	l, err := Acquire(d, p, "a", "r")
+	l, err := Acquire(d, p, "", "a", "r")
 	require.NoError(t, err)
 	require.NoError(t, l.Save(context.Background(), pos(50)))
 	l.(*lease).unlock() // killed before a Sync: 50 only in the lock file
 	delete(d.c, "a")    // rm the state file
 
 	for range 2 {
-		l, err = Acquire(d, p, "a", "r2")
+		l, err = Acquire(d, p, "", "a", "r2")
 		require.NoError(t, err)
 		c, ok, err := l.Load(context.Background())
 		require.NoError(t, err)
@@ -254,18 +249,18 @@ func TestSetCursorAndResetLeaveNoHiddenCursor(t *testing.T) {
 	d := &memDurable{c: map[string]int64{"a": 3}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
 	ctx := context.Background()
-	l, err := Acquire(d, p, "a", "r")
+	l, err := Acquire(d, p, "", "a", "r")
 	require.NoError(t, err)
 	require.NoError(t, l.Save(ctx, poll.Position{Cursor: 50, Refusals: 2}))
 	l.(*lease).unlock() // killed: 50 hot, 3 durable
 
-	l, err = Acquire(d, p, "a", "operator")
+	l, err = Acquire(d, p, "", "a", "operator")
 	require.NoError(t, err)
 	require.NoError(t, l.(poll.CursorSetter).SetCursor(ctx, 5))
 	l.(*lease).unlock()
 	assert.Equal(t, int64(5), d.c["a"])
 
-	l, err = Acquire(d, p, "a", "run")
+	l, err = Acquire(d, p, "", "a", "run")
 	require.NoError(t, err)
 	c, ok, err := l.Load(ctx)
 	require.NoError(t, err)
@@ -275,7 +270,7 @@ func TestSetCursorAndResetLeaveNoHiddenCursor(t *testing.T) {
 	require.NoError(t, l.(poll.CursorSetter).ResetCursor(ctx))
 	l.(*lease).unlock()
 
-	l, err = Acquire(d, p, "a", "run")
+	l, err = Acquire(d, p, "", "a", "run")
 	require.NoError(t, err)
 	_, ok, err = l.Load(ctx)
 	require.NoError(t, err)
@@ -291,7 +286,7 @@ func TestInspectSeesHolderAndHotCursor(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, info.Lease.Held, "no lock file yet")
 
-	l, err := Acquire(d, p, "a", "run-holder")
+	l, err := Acquire(d, p, "", "a", "run-holder")
 	require.NoError(t, err)
 	require.NoError(t, l.Save(ctx, poll.Position{Cursor: 8, Refusals: 1}))
 	info, err = Inspect(p, poll.StateInfo{HasCursor: true, Cursor: 3})
@@ -300,7 +295,7 @@ func TestInspectSeesHolderAndHotCursor(t *testing.T) {
 	assert.Contains(t, info.Lease.Holder, "run-holder")
 	assert.Equal(t, int64(8), info.Cursor, "a run's progress not yet synced")
 	assert.Equal(t, 1, info.Refusals)
-	_, err = Acquire(d, p, "a", "other")
+	_, err = Acquire(d, p, "", "a", "other")
 	require.ErrorIs(t, err, poll.ErrLeaseHeld, "inspecting did not disturb the holder")
 
 	require.NoError(t, l.Release(ctx))
@@ -323,7 +318,7 @@ func mustOpen(t *testing.T, p string) *os.File {
 func runCycle(t *testing.T, d *memDurable, p string, move int64, st poll.Stats) poll.Stats {
 	t.Helper()
 	ctx := context.Background()
-	l, err := Acquire(d, p, "a", "r")
+	l, err := Acquire(d, p, "", "a", "r")
 	require.NoError(t, err)
 	_, _, err = l.Load(ctx)
 	require.NoError(t, err)
@@ -393,13 +388,13 @@ func TestHotStatsOnlyNextToDurableOnes(t *testing.T) {
 func TestNoteLeavesStatsIntact(t *testing.T) {
 	d := &memDurable{c: map[string]int64{"a": 1}, st: map[string]poll.Stats{"a": {Failures: 1}}}
 	p := filepath.Join(t.TempDir(), "s.lock-a")
-	l, err := Acquire(d, p, "a", strings.Repeat("long-owner-", 20))
+	l, err := Acquire(d, p, "", "a", strings.Repeat("long-owner-", 20))
 	require.NoError(t, err)
 	_, _, _ = l.Load(context.Background())
 	_, _ = l.LoadStats(context.Background())
 	require.NoError(t, l.SaveStats(context.Background(), poll.Stats{Failures: 6}))
 	require.NoError(t, l.Release(context.Background()))
-	l, err = Acquire(d, p, "a", "short")
+	l, err = Acquire(d, p, "", "a", "short")
 	require.NoError(t, err)
 	defer l.Release(context.Background())
 	assert.Equal(t, "short pid", readNote(l.(*lease).f)[:9])
