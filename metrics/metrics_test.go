@@ -109,7 +109,7 @@ func TestHealthAndReady(t *testing.T) {
 
 func TestServeAndShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done, err := Serve(ctx, "127.0.0.1", 0, NewHealth().Handler(nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	done, err := Serve(ctx, "127.0.0.1", 0, NewHealth().Handler(nil), slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	cancel()
 	select {

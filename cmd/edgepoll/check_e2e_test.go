@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/mosquittotest"
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
@@ -82,7 +83,7 @@ func TestCheckFailures(t *testing.T) {
 	mq := mosquittotest.Start(t, "allow_anonymous false\npassword_file /dev/null")
 	mqOpen := mosquittotest.Start(t, "allow_anonymous true")
 	sub := mosquittotest.Subscribe(t, mqOpen.Port, "edge/#", 1)
-	closed := strconv.Itoa(mosquittotest.FreePort(t))
+	closed := strconv.Itoa(testenv.FreePort(t))
 	ddb := dynalitetest.Start(t)
 
 	cases := []struct {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -20,13 +19,6 @@ import (
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 type daemonProc struct {
 	cmd  *exec.Cmd
 	logs *testenv.SyncBuffer
@@ -35,7 +27,7 @@ type daemonProc struct {
 }
 
 func startDaemonBin(t *testing.T, env []string, args ...string) *daemonProc {
-	d := &daemonProc{logs: &testenv.SyncBuffer{}, port: freePort(t), done: make(chan error, 1)}
+	d := &daemonProc{logs: &testenv.SyncBuffer{}, port: testenv.FreePort(t), done: make(chan error, 1)}
 	d.cmd = exec.Command(edgepollBin(t), append([]string{"--loop", "-p", fmt.Sprint(d.port), "--listen-addr", "127.0.0.1"}, args...)...)
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs

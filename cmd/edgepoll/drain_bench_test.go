@@ -65,7 +65,7 @@ func benchDrain(b *testing.B, rtt time.Duration, backend string) {
 		}
 	})
 	postOnly := sinktest.PlainHTTPLoop(b, url, payloads)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	state := func() string { return backend + ":" + filepath.Join(b.TempDir(), "state") }
 	if backend == "dynamodb" {
 		ddb := dynalitetest.Start(b)

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
@@ -124,7 +125,7 @@ func TestKafkaWrongBrokersFailFast(t *testing.T) {
 	web := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer web.Close()
 	for _, tc := range []struct{ name, broker, reason string }{
-		{"refused", "127.0.0.1:" + strconv.Itoa(freePort(t)), "connection_refused"},
+		{"refused", "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)), "connection_refused"},
 		{"http server", web.Listener.Addr().String(), "not_kafka"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgepoll/edgepoll/internal/mosquittotest"
+	"github.com/edgepoll/edgepoll/internal/testenv"
 )
 
 func TestMQTTModeEndToEnd(t *testing.T) {
@@ -25,7 +26,7 @@ func TestMQTTModeEndToEnd(t *testing.T) {
 
 	// A broker that is down: exit 1, fast.
 	start := time.Now()
-	r = runBin(t, e.vars(), "--mode", "mqtt", "-m", "127.0.0.1", "-q", strconv.Itoa(mosquittotest.FreePort(t)), "--topic", "t",
+	r = runBin(t, e.vars(), "--mode", "mqtt", "-m", "127.0.0.1", "-q", strconv.Itoa(testenv.FreePort(t)), "--topic", "t",
 		"--state", e.state("json"), "--mqtt-connect-timeout", "2s")
 	assert.Equal(t, 1, r.code, r.stderr)
 	assert.Less(t, time.Since(start), 10*time.Second)

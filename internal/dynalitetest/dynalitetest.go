@@ -98,7 +98,7 @@ func start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("dynalite: %v", err)
 	}
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	cmd := exec.Command(node, "-e", `require(process.argv[1])({createTableMs: 0, deleteTableMs: 0, updateTableMs: 0}).listen(+process.argv[2], "127.0.0.1")`,
 		filepath.Dir(cli), strconv.Itoa(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -158,13 +158,4 @@ func (s *Server) CreateTable(t testing.TB, name string) {
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 15*time.Second); err != nil {
 		t.Fatalf("waiting for table %s: %v", name, err)
 	}
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

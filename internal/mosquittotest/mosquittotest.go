@@ -32,20 +32,10 @@ type Broker struct {
 	logs testenv.SyncBuffer
 }
 
-// FreePort returns a free loopback port.
-func FreePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Start writes a config (a listener plus extra lines) and starts mosquitto.
 func Start(t testing.TB, extra string) *Broker {
 	bin := testenv.LookPath(t, "mosquitto", "apt-get install mosquitto (scripts/test-deps.sh)", "/usr/sbin/mosquitto")
-	b := &Broker{t: t, bin: bin, Port: FreePort(t)}
+	b := &Broker{t: t, bin: bin, Port: testenv.FreePort(t)}
 	dir := t.TempDir()
 	b.conf = filepath.Join(dir, "mosquitto.conf")
 	// max_queued_messages 0: the test subscribers must not lose QoS 1

@@ -99,7 +99,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		cfg.UserAgent = "edgepoll/" + poll.Version
 	}
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	rt := cfg.Transport
 	if rt == nil {

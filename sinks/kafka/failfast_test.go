@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks/sinktest"
 )
@@ -22,10 +22,7 @@ import (
 // run first if the sink waits for that timeout (the report then says
 // "canceled").
 func TestRefusedOrNotKafkaBrokersFailFast(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	refused := l.Addr().String()
-	l.Close()
+	refused := testenv.RefusedAddr(t)
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(web.Close)
 	for _, tc := range []struct{ name, addr, reason string }{

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/edgepoll/edgepoll/internal/testcerts"
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks/sinktest"
 )
@@ -173,9 +174,7 @@ func TestPermanentErrorIsSkippable(t *testing.T) {
 }
 
 func TestUnreachableBrokersFailInBoundedTime(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := testenv.RefusedAddr(t)
 	s := newSink(t, Config{Brokers: []string{addr}, Topic: topic, DeliveryTimeout: 2 * time.Second})
 	start := time.Now()
 	errs := sinktest.Send(t, s, sinktest.Events(5))
@@ -287,10 +286,7 @@ func BenchmarkKafka(b *testing.B) {
 // A failure names its underlying cause, as the bounded reason and in the
 // message, instead of one "not acknowledged in time" for every cause.
 func TestFailureNamesTheCause(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	refused := l.Addr().String()
-	l.Close()
+	refused := testenv.RefusedAddr(t)
 	notKafka, err := net.Listen("tcp", "127.0.0.1:0") // answers like an HTTP server
 	require.NoError(t, err)
 	t.Cleanup(func() { notKafka.Close() })

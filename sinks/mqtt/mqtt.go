@@ -23,7 +23,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -88,7 +87,7 @@ type connection struct {
 // with the broker's reason.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Port == 0 {
 		cfg.Port = 1883

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/mosquittotest"
 	"github.com/edgepoll/edgepoll/internal/testcerts"
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks/sinktest"
 )
@@ -121,7 +122,7 @@ func TestTLSAndClientCertificates(t *testing.T) {
 
 func TestUnreachableBrokerBounded(t *testing.T) {
 	start := time.Now()
-	_, err := New(context.Background(), Config{Host: "127.0.0.1", Port: mosquittotest.FreePort(t), Topic: topic, ConnectTimeout: time.Second}, nil)
+	_, err := New(context.Background(), Config{Host: "127.0.0.1", Port: testenv.FreePort(t), Topic: topic, ConnectTimeout: time.Second}, nil)
 	require.Error(t, err)
 	assert.Less(t, time.Since(start), 3*time.Second)
 	assert.Equal(t, "connection_refused", poll.ReasonOf(err))

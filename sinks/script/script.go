@@ -71,7 +71,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		cfg.MaxOutput = 4 << 10
 	}
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	token := newToken()
 	s := &Sink{cfg: cfg, env: scrubEnv(os.Environ(), cfg.Secrets, cfg.PassEnv), log: log, marker: MarkerEnv + "=" + token}

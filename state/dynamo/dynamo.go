@@ -35,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/edgepoll/edgepoll/state"
-	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -98,7 +97,7 @@ var Backend = state.Backend{Scheme: "dynamodb", Form: "dynamodb:TABLE",
 // Open checks the table exists and has the string partition key pk.
 func Open(ctx context.Context, table string, opt Options, log *slog.Logger) (*Store, error) {
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	if opt.LeaseTTL <= 0 {
 		opt.LeaseTTL = DefaultLeaseTTL

@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -81,7 +80,7 @@ var Backend = state.Backend{Scheme: "json", Form: "json:PATH",
 // present, parses. Temp files a killed run left behind are removed.
 func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	if err := locallease.CheckStatePath(path); err != nil {
 		return nil, err

@@ -14,7 +14,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -60,7 +59,7 @@ func needPath(path string) error {
 // permission denied, read-only file system).
 func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	if err := locallease.CheckStatePath(path); err != nil {
 		return nil, err
