@@ -22,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 
@@ -123,12 +124,25 @@ func InStateName(b state.Backend, rest string) string {
 // backend keeps itself (state.Backend.DeadLetter; a remote one connects on
 // first use: the state store checked it already, and a run that skips
 // nothing makes no call), else beside a local state file the file
-// PATH.deadletter.jsonl (records carry their connection). A remote backend
+// PATH.deadletter.jsonl (records carry their connection). A local backend
+// that keeps its own (SQLite: a table) still lists, replays and removes
+// the records an earlier version wrote to PATH.deadletter.jsonl; new ones
+// go to its own. A remote backend
 // that keeps none fails the first Append, so the item is not skipped.
 func OpenInState(ctx context.Context, b state.Backend, rest string, log *slog.Logger) (Store, error) {
 	switch {
 	case b.DeadLetter != nil && b.Local:
-		return b.DeadLetter(ctx, rest, log)
+		own, err := b.DeadLetter(ctx, rest, log)
+		if err != nil {
+			return nil, err
+		}
+		// The interim file of earlier versions keeps what they wrote.
+		legacy, err := OpenFile(rest + besideSuffix)
+		if err != nil {
+			own.Close()
+			return nil, err
+		}
+		return &withLegacy{Store: own, legacy: legacy}, nil
 	case b.DeadLetter != nil:
 		return &lazy{open: func(ctx context.Context) (Store, error) { return b.DeadLetter(ctx, rest, log) }}, nil
 	case b.Local:
@@ -137,6 +151,47 @@ func OpenInState(ctx context.Context, b state.Backend, rest string, log *slog.Lo
 	return &lazy{open: func(context.Context) (Store, error) {
 		return nil, fmt.Errorf("--dead-letter state: the %s state backend keeps no dead letter; set --dead-letter file:PATH, dynamodb:TABLE or none", b.Scheme)
 	}}, nil
+}
+
+// withLegacy is a backend's own dead letter together with the interim
+// PATH.deadletter.jsonl of earlier versions: appends go to the own one,
+// List returns both (the own record of an item wins), Remove removes from
+// both.
+type withLegacy struct {
+	Store
+	legacy *File
+}
+
+// Unwrap returns the backend's own dead letter.
+func (w *withLegacy) Unwrap() Store { return w.Store }
+
+func (w *withLegacy) List(ctx context.Context, conn string) ([]Record, error) {
+	own, err := w.Store.List(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	old, err := w.legacy.List(ctx, conn)
+	if err != nil || len(old) == 0 {
+		return own, err
+	}
+	have := map[int64]bool{}
+	for _, r := range own {
+		have[r.ID] = true
+	}
+	for _, r := range old {
+		if !have[r.ID] {
+			own = append(own, r)
+		}
+	}
+	sort.SliceStable(own, func(i, j int) bool { return own[i].ID < own[j].ID })
+	return own, nil
+}
+
+func (w *withLegacy) Remove(ctx context.Context, conn string, ids ...int64) error {
+	if err := w.Store.Remove(ctx, conn, ids...); err != nil {
+		return err
+	}
+	return w.legacy.Remove(ctx, conn, ids...)
 }
 
 // lazy opens its Store on first use (and again after a failed open).

@@ -93,7 +93,8 @@ func (f *File) append(b []byte) error {
 // Close implements poll.DeadLetter.
 func (f *File) Close() error { return nil }
 
-// List returns conn's records in item order. Lines that do not parse (a
+// List returns conn's records in item order, one per item (the latest line
+// of an item skipped again after a crash). Lines that do not parse (a
 // write torn by a crash) are left out.
 func (f *File) List(_ context.Context, conn string) ([]Record, error) {
 	lines, err := f.read()
@@ -101,10 +102,18 @@ func (f *File) List(_ context.Context, conn string) ([]Record, error) {
 		return nil, err
 	}
 	var out []Record
+	at := map[int64]int{} // an item skipped again (after a crash): its latest line
 	for _, l := range lines {
-		if rec, err := decode(l); err == nil && (rec.Connection == "" || rec.Connection == conn) {
-			out = append(out, rec)
+		rec, err := decode(l)
+		if err != nil || (rec.Connection != "" && rec.Connection != conn) {
+			continue
 		}
+		if i, ok := at[rec.ID]; ok {
+			out[i] = rec
+			continue
+		}
+		at[rec.ID] = len(out)
+		out = append(out, rec)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil

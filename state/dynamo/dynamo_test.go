@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
 	"github.com/edgepoll/edgepoll/state/contract"
 )
 
@@ -220,4 +221,17 @@ func TestDefaultLeaseIsShort(t *testing.T) {
 	s := open(t, freshTable(t), Options{})
 	assert.Equal(t, 15*time.Second, s.opt.LeaseTTL)
 	assert.Equal(t, 5*time.Second, s.opt.RenewEvery)
+}
+
+func TestDeadLetterContract(t *testing.T) {
+	contract.RunDeadLetter(t, contract.DeadLetterHarness{
+		Fresh: func(t *testing.T) string { return freshTable(t) },
+		Open: func(t *testing.T, table string) state.DeadLetter {
+			d, err := OpenDeadLetter(context.Background(), table, srv(t).StoreClient())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		},
+	})
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
 	"github.com/edgepoll/edgepoll/state/contract"
+	"github.com/edgepoll/edgepoll/state/deadletter"
 	"github.com/edgepoll/edgepoll/state/internal/filelock"
 )
 
@@ -220,4 +222,15 @@ func TestSaveGivesUpOnAHeldLock(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("SaveDurable ignored its context while the lock was held")
 	}
+}
+
+func TestDeadLetterContract(t *testing.T) {
+	contract.RunDeadLetter(t, contract.DeadLetterHarness{
+		Fresh: func(t *testing.T) string { return filepath.Join(t.TempDir(), "state.json") },
+		Open: func(t *testing.T, loc string) state.DeadLetter {
+			d, err := deadletter.OpenInState(context.Background(), Backend, loc, nil)
+			require.NoError(t, err)
+			return d
+		},
+	})
 }

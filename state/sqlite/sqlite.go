@@ -41,7 +41,7 @@ type Store struct {
 
 // Backend registers --state sqlite:PATH.
 var Backend = state.Backend{Scheme: "sqlite", Form: "sqlite:PATH", Validate: needPath,
-	Local: true, Exists: state.FileExists,
+	Local: true, Exists: state.FileExists, DeadLetter: openDeadLetter,
 	Open: func(ctx context.Context, path string, log *slog.Logger) (poll.Store, error) {
 		return Open(ctx, path, log)
 	}}
