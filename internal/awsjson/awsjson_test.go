@@ -65,10 +65,10 @@ func TestErrorsAndRetries(t *testing.T) {
 		status int
 		body   string
 	}{
-		{500, `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"boom"}`},
-		{400, `{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}`},
+		{500, `{"__type":"com.amazonaws.ssm#InternalServerError","message":"boom"}`},
+		{400, `{"__type":"com.amazonaws.ssm#ThrottlingException","message":"slow down"}`},
 		{200, `{}`},
-		{400, `{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","Message":"The conditional request failed"}`},
+		{400, `{"__type":"com.amazonaws.ssm#ParameterNotFound","Message":"no such parameter"}`},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a := answers[int(calls.Add(1)-1)%len(answers)]
@@ -76,48 +76,48 @@ func TestErrorsAndRetries(t *testing.T) {
 		_, _ = w.Write([]byte(a.body))
 	}))
 	defer srv.Close()
-	c := &Client{Service: DynamoDB, Endpoint: srv.URL, Region: "eu-west-1", Credentials: testCreds,
+	c := &Client{Service: SSM, Endpoint: srv.URL, Region: "eu-west-1", Credentials: testCreds,
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 5
 			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
 		})}
 	// A 5xx and a throttling error are retried.
-	require.NoError(t, c.Do(context.Background(), "UpdateItem", map[string]any{}, nil))
+	require.NoError(t, c.Do(context.Background(), "GetParameter", map[string]any{}, nil))
 	assert.Equal(t, int32(3), calls.Load())
-	// A failed condition is not.
-	err := c.Do(context.Background(), "UpdateItem", map[string]any{}, nil)
+	// A missing parameter is not.
+	err := c.Do(context.Background(), "GetParameter", map[string]any{}, nil)
 	var ae *APIError
 	require.ErrorAs(t, err, &ae)
-	assert.Equal(t, "ConditionalCheckFailedException", ae.Code)
-	assert.Equal(t, "ConditionalCheckFailedException: The conditional request failed", err.Error())
+	assert.Equal(t, "ParameterNotFound", ae.Code)
+	assert.Equal(t, "ParameterNotFound: no such parameter", err.Error())
 	assert.Equal(t, int32(4), calls.Load())
 
 	// Without a retryer: one attempt.
 	c.Retryer = nil
-	err = c.Do(context.Background(), "UpdateItem", map[string]any{}, nil)
+	err = c.Do(context.Background(), "GetParameter", map[string]any{}, nil)
 	require.ErrorAs(t, err, &ae)
 	assert.Equal(t, "InternalServerError", ae.Code)
 	assert.Equal(t, int32(5), calls.Load())
 }
 
 func TestCredentialsErrorIsReported(t *testing.T) {
-	c := &Client{Service: DynamoDB, Endpoint: "http://127.0.0.1:1", Region: "eu-west-1",
+	c := &Client{Service: SSM, Endpoint: "http://127.0.0.1:1", Region: "eu-west-1",
 		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
 			return aws.Credentials{}, errors.New("no credentials here")
 		})}
-	err := c.Do(context.Background(), "GetItem", map[string]any{}, nil)
+	err := c.Do(context.Background(), "GetParameter", map[string]any{}, nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no credentials here")
 }
 
 func TestEndpoint(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", "")
-	t.Setenv("AWS_ENDPOINT_URL_DYNAMODB", "")
+	t.Setenv("AWS_ENDPOINT_URL_SSM", "")
 	t.Setenv("AWS_USE_FIPS_ENDPOINT", "")
 	t.Setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "")
-	e, err := endpoint(DynamoDB, "eu-central-1", "")
+	e, err := endpoint(SSM, "eu-central-1", "")
 	require.NoError(t, err)
-	assert.Equal(t, "https://dynamodb.eu-central-1.amazonaws.com", e)
+	assert.Equal(t, "https://ssm.eu-central-1.amazonaws.com", e)
 	e, _ = endpoint(SecretsManager, "cn-north-1", "")
 	assert.Equal(t, "https://secretsmanager.cn-north-1.amazonaws.com.cn", e)
 	t.Setenv("AWS_USE_FIPS_ENDPOINT", "true")
@@ -148,15 +148,15 @@ func TestRetriesSpendTheQuota(t *testing.T) {
 		_, _ = w.Write([]byte(`{"__type":"InternalServerError"}`))
 	}))
 	defer srv.Close()
-	c := &Client{Service: DynamoDB, Endpoint: srv.URL, Region: "eu-west-1", Credentials: testCreds,
+	c := &Client{Service: SSM, Endpoint: srv.URL, Region: "eu-west-1", Credentials: testCreds,
 		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = 3
 			o.RetryCost = 5
 			o.RateLimiter = ratelimit.NewTokenRateLimit(10) // two retries' worth
 			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
 		})}
-	require.Error(t, c.Do(context.Background(), "GetItem", map[string]any{}, nil))
+	require.Error(t, c.Do(context.Background(), "GetParameter", map[string]any{}, nil))
 	assert.Equal(t, int32(3), calls.Load(), "two retries within the quota")
-	require.Error(t, c.Do(context.Background(), "GetItem", map[string]any{}, nil))
+	require.Error(t, c.Do(context.Background(), "GetParameter", map[string]any{}, nil))
 	assert.Equal(t, int32(4), calls.Load(), "quota spent: no retry")
 }

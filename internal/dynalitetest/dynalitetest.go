@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/edgepoll/edgepoll/internal/awsjson"
 	"github.com/edgepoll/edgepoll/internal/testenv"
 )
 
@@ -131,10 +130,7 @@ func start(t testing.TB) *Server {
 
 // StoreClient is a client for edgepoll's DynamoDB backend (state/dynamo's
 // Options.Client) talking to this server with the fake credentials.
-func (s *Server) StoreClient() *awsjson.Client {
-	return &awsjson.Client{Service: awsjson.DynamoDB, Endpoint: s.Endpoint, Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", "")}
-}
+func (s *Server) StoreClient() *dynamodb.Client { return s.Client }
 
 // CreateTable creates a table with the string partition key pk and waits
 // until it is active.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -228,9 +229,8 @@ func TestDynamoListFollowsPages(t *testing.T) {
 	srv := dynalitetest.Shared(t)
 	name := fmt.Sprintf("dl-%d", tables.Add(1))
 	srv.CreateTable(t, name)
-	c := srv.StoreClient()
 	var scans scanCounter
-	c.HTTP = &http.Client{Transport: &scans}
+	c := dynamodb.New(srv.StoreClient().Options(), func(o *dynamodb.Options) { o.HTTPClient = &http.Client{Transport: &scans} })
 	d, err := OpenDynamo(context.Background(), name, c)
 	require.NoError(t, err)
 	payload := `{"pad":"` + strings.Repeat("x", 8000) + `"}`

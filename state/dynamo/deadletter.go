@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/edgepoll/edgepoll/internal/awsjson"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/state"
 )
@@ -16,12 +18,12 @@ import (
 // the attribute "record" (plus id and connection for readers).
 type DeadLetter struct {
 	table string
-	c     *awsjson.Client
+	c     *dynamodb.Client
 }
 
 // OpenDeadLetter checks the table (string partition key pk). c nil: region,
 // credentials and endpoint as for --state dynamodb:TABLE.
-func OpenDeadLetter(ctx context.Context, table string, c *awsjson.Client) (*DeadLetter, error) {
+func OpenDeadLetter(ctx context.Context, table string, c *dynamodb.Client) (*DeadLetter, error) {
 	c, err := Connect(ctx, table, c)
 	if err != nil {
 		return nil, fmt.Errorf("dead letter: %v", err)
@@ -42,15 +44,12 @@ func (d *DeadLetter) Append(ctx context.Context, conn string, rec poll.DeadLette
 	if err != nil {
 		return fmt.Errorf("dead letter: %v", err)
 	}
-	err = d.c.Do(ctx, "PutItem", struct {
-		TableName string
-		Item      Item
-	}{d.table, Item{
+	_, err = d.c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(d.table), Item: Item{
 		"pk":         Str(deadPK(conn, rec.ID)),
 		"id":         Num(rec.ID),
 		"connection": Str(conn),
 		"record":     Str(string(b)),
-	}}, nil)
+	}})
 	if err != nil {
 		return fmt.Errorf("dead letter dynamodb %s: %v", d.table, err)
 	}
@@ -64,27 +63,23 @@ func (d *DeadLetter) Close() error { return nil }
 // them in item order.
 func (d *DeadLetter) List(ctx context.Context, conn string) ([]poll.DeadLetterRecord, error) {
 	var out []poll.DeadLetterRecord
-	in := struct {
-		TableName                 string
-		ConsistentRead            bool
-		FilterExpression          string
-		ExpressionAttributeValues Item
-		ExclusiveStartKey         Item `json:",omitempty"`
-	}{d.table, true, "begins_with(pk, :p)", Item{":p": Str(deadPrefix(conn))}, nil}
+	in := &dynamodb.ScanInput{
+		TableName:                 aws.String(d.table),
+		ConsistentRead:            aws.Bool(true),
+		FilterExpression:          aws.String("begins_with(pk, :p)"),
+		ExpressionAttributeValues: Item{":p": Str(deadPrefix(conn))},
+	}
 	for {
-		var page struct {
-			Items            []Item
-			LastEvaluatedKey Item
-		}
-		if err := d.c.Do(ctx, "Scan", in, &page); err != nil {
+		page, err := d.c.Scan(ctx, in)
+		if err != nil {
 			return nil, fmt.Errorf("dead letter dynamodb %s: %v", d.table, err)
 		}
 		for _, item := range page.Items {
-			s := item["record"].S
-			if s == nil {
+			s, ok := getStr(item, "record")
+			if !ok {
 				continue
 			}
-			if rec, err := state.DecodeDeadLetter([]byte(*s)); err == nil {
+			if rec, err := state.DecodeDeadLetter([]byte(s)); err == nil {
 				out = append(out, rec)
 			}
 		}
@@ -100,10 +95,7 @@ func (d *DeadLetter) List(ctx context.Context, conn string) ([]poll.DeadLetterRe
 // Remove deletes conn's records of these ids.
 func (d *DeadLetter) Remove(ctx context.Context, conn string, ids ...int64) error {
 	for _, id := range ids {
-		err := d.c.Do(ctx, "DeleteItem", struct {
-			TableName string
-			Key       Item
-		}{d.table, Item{"pk": Str(deadPK(conn, id))}}, nil)
+		_, err := d.c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(d.table), Key: key(deadPK(conn, id))})
 		if err != nil {
 			return fmt.Errorf("dead letter dynamodb %s: %v", d.table, err)
 		}

@@ -24,31 +24,35 @@
 // holder that missed two renewals in a row is reported as stalled
 // (poll.LeaseInfo.Stalled) until the lease expires. Single-item conditions are used throughout (no transactions), so the
 // backend works with DynamoDB, DynamoDB Local and dynalite alike.
-// Throttling and transient errors are retried by the SDK's standard retryer.
-// The operations are plain signed JSON requests (internal/awsjson), not the
-// SDK's generated client, whose tables cost every run of edgepoll ~1 ms of
-// start-up and the binary ~2.5 MB.
+// The calls go through the SDK's generated client (service/dynamodb) on the
+// shared AWS configuration (internal/awscfg): its retryer with its retry
+// quota retries throttling and transient errors, it checks the answers'
+// CRC32 checksums, and a failed condition is the typed
+// *types.ConditionalCheckFailedException.
 package dynamo
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/edgepoll/edgepoll/state"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/edgepoll/edgepoll/internal/awsjson"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/edgepoll/edgepoll/internal/awscfg"
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/state"
 )
 
 // Options configures the backend.
 type Options struct {
-	// Client to use; nil resolves region, credentials and endpoint
-	// (AWS_ENDPOINT_URL_DYNAMODB) with awsjson.New and the standard retryer.
-	Client *awsjson.Client
+	// Client to use; nil: NewClient (the shared AWS configuration).
+	Client *dynamodb.Client
 	// LeaseTTL: a lease not renewed for this long may be taken over.
 	// Default DefaultLeaseTTL: several renewals long, short enough that a
 	// killed run (a Lambda timeout or OOM, a killed pod) blocks the next
@@ -73,7 +77,7 @@ const (
 // Store is a DynamoDB poll.Store.
 type Store struct {
 	table string
-	c     *awsjson.Client
+	c     *dynamodb.Client
 	opt   Options
 	log   *slog.Logger
 }
@@ -128,28 +132,47 @@ func ValidTableName(s string) bool {
 	return true
 }
 
-// Connect returns c, or when c is nil a client from awsjson.New (region,
-// credentials, AWS_ENDPOINT_URL_DYNAMODB) with the standard retryer, after checking that table exists and has the string
-// partition key pk. The dead letter's DynamoDB backend uses it too.
-func Connect(ctx context.Context, table string, c *awsjson.Client) (*awsjson.Client, error) {
+// DefaultAttempts is how many times a call is tried (throttling, 5xx,
+// connection errors) unless AWS_MAX_ATTEMPTS / max_attempts says otherwise.
+const DefaultAttempts = 5
+
+// NewClient is the DynamoDB client on the shared AWS configuration
+// (awscfg.Load): its region, credentials, HTTP client and endpoint
+// (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, the profile's endpoint_url);
+// the SDK's standard retryer (adaptive with AWS_RETRY_MODE=adaptive) with
+// AWS_MAX_ATTEMPTS / max_attempts attempts, else DefaultAttempts.
+func NewClient(ctx context.Context) (*dynamodb.Client, error) {
+	cfg, err := awscfg.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if cfg.Retryer == nil && cfg.RetryMaxAttempts == 0 {
+			o.RetryMaxAttempts = DefaultAttempts
+		}
+	}), nil
+}
+
+// Connect returns c, or when c is nil a client from NewClient, after
+// checking that table exists and has the string partition key pk. The dead
+// letter's DynamoDB backend uses it too.
+func Connect(ctx context.Context, table string, c *dynamodb.Client) (*dynamodb.Client, error) {
 	if c == nil {
 		var err error
-		if c, err = awsjson.New(ctx, awsjson.DynamoDB, 5); err != nil {
+		if c, err = NewClient(ctx); err != nil {
 			return nil, fmt.Errorf("dynamodb: %v", err)
 		}
 	}
-	var out struct {
-		Table struct {
-			KeySchema []struct{ AttributeName, KeyType string }
-		}
-	}
-	if err := c.Do(ctx, "DescribeTable", map[string]string{"TableName": table}, &out); err != nil {
+	out, err := c.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+	if err != nil {
 		return nil, fmt.Errorf("dynamodb table %s: %v", table, err)
 	}
 	ok := false
-	for _, k := range out.Table.KeySchema {
-		if k.AttributeName == "pk" && k.KeyType == "HASH" {
-			ok = true
+	if out.Table != nil {
+		for _, k := range out.Table.KeySchema {
+			if aws.ToString(k.AttributeName) == "pk" && k.KeyType == types.KeyTypeHash {
+				ok = true
+			}
 		}
 	}
 	if !ok {
@@ -161,57 +184,63 @@ func Connect(ctx context.Context, table string, c *awsjson.Client) (*awsjson.Cli
 // Close implements poll.Store.
 func (s *Store) Close() error { return nil }
 
-// Attr is a DynamoDB attribute value of the two types edgepoll uses.
-type Attr struct {
-	S *string `json:"S,omitempty"`
-	N *string `json:"N,omitempty"`
+// Item is a DynamoDB item (or key).
+type Item = map[string]types.AttributeValue
+
+// Str and Num are attribute values of the two types edgepoll uses.
+func Str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+func Num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
-
-// Item is a DynamoDB item (or key) in the JSON protocol's form.
-type Item map[string]Attr
-
-// Str and Num are attribute values.
-func Str(s string) Attr { return Attr{S: &s} }
-func Num(n int64) Attr  { v := strconv.FormatInt(n, 10); return Attr{N: &v} }
 
 func key(pk string) Item { return Item{"pk": Str(pk)} }
 
 func getNum(it Item, name string) int64 {
-	if v := it[name].N; v != nil {
-		n, _ := strconv.ParseInt(*v, 10, 64)
+	if v, ok := it[name].(*types.AttributeValueMemberN); ok {
+		n, _ := strconv.ParseInt(v.Value, 10, 64)
 		return n
 	}
 	return 0
 }
 
-func isConditionFailed(err error) bool {
-	var ae *awsjson.APIError
-	return errors.As(err, &ae) && ae.Code == "ConditionalCheckFailedException"
+func getStr(it Item, name string) (string, bool) {
+	v, ok := it[name].(*types.AttributeValueMemberS)
+	if !ok {
+		return "", false
+	}
+	return v.Value, true
 }
 
-// update is an UpdateItem request.
+// isConditionFailed: the write's condition did not hold.
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+// update is an UpdateItem request on the store's table.
 type update struct {
-	TableName                 string
 	Key                       Item
 	UpdateExpression          string
 	ConditionExpression       string
-	ExpressionAttributeNames  map[string]string `json:",omitempty"`
-	ExpressionAttributeValues Item              `json:",omitempty"`
+	ExpressionAttributeNames  map[string]string
+	ExpressionAttributeValues Item
 }
 
 func (s *Store) update(ctx context.Context, u update) error {
-	u.TableName = s.table
-	return s.c.Do(ctx, "UpdateItem", u, nil)
+	_, err := s.c.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       u.Key,
+		UpdateExpression:          aws.String(u.UpdateExpression),
+		ConditionExpression:       aws.String(u.ConditionExpression),
+		ExpressionAttributeNames:  u.ExpressionAttributeNames,
+		ExpressionAttributeValues: u.ExpressionAttributeValues,
+	})
+	return err
 }
 
 func (s *Store) get(ctx context.Context, pk string) (Item, error) {
-	var out struct{ Item Item }
-	in := struct {
-		TableName      string
-		Key            Item
-		ConsistentRead bool
-	}{s.table, key(pk), true}
-	if err := s.c.Do(ctx, "GetItem", in, &out); err != nil {
+	out, err := s.c.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(pk), ConsistentRead: aws.Bool(true)})
+	if err != nil {
 		return nil, fmt.Errorf("dynamodb %s: %v", s.table, err)
 	}
 	return out.Item, nil
@@ -231,14 +260,8 @@ func (s *Store) Acquire(ctx context.Context, conn, owner string) (poll.Lease, er
 	gen := max(getNum(litem, "gen"), getNum(cur, "gen")) + 1
 	now := s.opt.Now()
 	exp := now.Add(s.opt.LeaseTTL)
-	err = s.c.Do(ctx, "PutItem", struct {
-		TableName                 string
-		Item                      Item
-		ConditionExpression       string
-		ExpressionAttributeNames  map[string]string
-		ExpressionAttributeValues Item
-	}{
-		TableName: s.table,
+	_, err = s.c.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
 		Item: Item{
 			"pk": Str(lpk), "owner": Str(owner), "gen": Num(gen),
 			"expires_at":  Num(exp.UnixMilli()),
@@ -247,14 +270,14 @@ func (s *Store) Acquire(ctx context.Context, conn, owner string) (poll.Lease, er
 			"acquired_at": Str(now.UTC().Format(time.RFC3339Nano)),
 			"ttl":         Num(exp.Add(7 * 24 * time.Hour).Unix()),
 		},
-		ConditionExpression:       "attribute_not_exists(pk) OR attribute_not_exists(#o) OR expires_at < :now OR #o = :me",
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR attribute_not_exists(#o) OR expires_at < :now OR #o = :me"),
 		ExpressionAttributeNames:  map[string]string{"#o": "owner"},
 		ExpressionAttributeValues: Item{":now": Num(now.UnixMilli()), ":me": Str(owner)},
-	}, nil)
+	})
 	if isConditionFailed(err) {
 		holder := "another run"
-		if o := litem["owner"].S; o != nil {
-			holder = *o
+		if o, ok := getStr(litem, "owner"); ok {
+			holder = o
 		}
 		return nil, fmt.Errorf("%w (held by %s)", poll.ErrLeaseHeld, holder)
 	}
@@ -356,14 +379,14 @@ func statsOf(item Item) poll.Stats {
 }
 
 func getTime(item Item, name string) time.Time {
-	if v := item[name].S; v != nil {
-		t, _ := time.Parse(time.RFC3339Nano, *v)
+	if v, ok := getStr(item, name); ok {
+		t, _ := time.Parse(time.RFC3339Nano, v)
 		return t
 	}
 	return time.Time{}
 }
 
-func timeAttr(t time.Time) Attr {
+func timeAttr(t time.Time) types.AttributeValue {
 	if t.IsZero() {
 		return Str("")
 	}
@@ -524,13 +547,13 @@ func (s *Store) Inspect(ctx context.Context, conn string) (poll.StateInfo, error
 // leaseInfo reads a lease item: held while not expired; stalled when held
 // and its holder has not renewed it for stallRenewals of its intervals.
 func (s *Store) leaseInfo(li Item) poll.LeaseInfo {
-	o := li["owner"].S
+	o, ok := getStr(li, "owner")
 	exp := time.UnixMilli(getNum(li, "expires_at"))
 	now := s.opt.Now()
-	if o == nil || !exp.After(now) {
+	if !ok || !exp.After(now) {
 		return poll.LeaseInfo{}
 	}
-	info := poll.LeaseInfo{Held: true, Holder: *o, ExpiresAt: exp.UTC()}
+	info := poll.LeaseInfo{Held: true, Holder: o, ExpiresAt: exp.UTC()}
 	if ms := getNum(li, "renewed_at"); ms > 0 {
 		info.RenewedAt = time.UnixMilli(ms).UTC()
 		every := time.Duration(getNum(li, "renew_ms")) * time.Millisecond

@@ -235,3 +235,19 @@ func TestDeadLetterContract(t *testing.T) {
 		},
 	})
 }
+
+// A write whose condition fails is the SDK's typed error, recognised by
+// type (errors.As), not by a message.
+func TestConditionFailureIsTyped(t *testing.T) {
+	s := open(t, freshTable(t), Options{})
+	err := s.update(context.Background(), update{
+		Key:                       key("cursor#typed"),
+		UpdateExpression:          "SET gen = :g",
+		ConditionExpression:       "attribute_exists(gen)",
+		ExpressionAttributeValues: Item{":g": Num(1)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	require.ErrorAs(t, err, &ccf)
+	assert.True(t, isConditionFailed(err))
+	assert.False(t, isConditionFailed(errors.New("ConditionalCheckFailedException")), "a message is not the type")
+}
