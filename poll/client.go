@@ -116,6 +116,9 @@ type Query struct {
 	ClusterID       string
 	InstanceID      string
 	LastProcessedID int64
+	// Limit > 0 asks for at most Limit items (below the client's page
+	// size); 0: the page size.
+	Limit int
 }
 
 // Batch is one poll's answer.
@@ -157,6 +160,9 @@ func pollErr(reason string, format string, args ...any) error {
 // the poll ("too_large"), naming the id it follows.
 func (c *Client) Poll(ctx context.Context, q Query) (Batch, error) {
 	limit := int(c.limit.Load())
+	if q.Limit > 0 && q.Limit < limit {
+		limit = q.Limit
+	}
 	for {
 		b, ans, err := c.pollOnce(ctx, q, limit)
 		if !ans.overLimit {

@@ -38,6 +38,14 @@ type Invocation struct {
 	// fails (Kind "deadline") instead of reporting success. Lambda sets it:
 	// an invocation that could do nothing must never look successful.
 	RequireProgress bool
+	// FinalAck (one-shot runs, Lambda invocations): with HA, a run that
+	// delivered or skipped items its polls have not acknowledged yet ends
+	// with one more poll (limit 1) carrying last-processed-id, delivering
+	// nothing from its answer, so the next run, of this instance or of any
+	// other, is not handed the run's last batch again. A daemon's next
+	// cycle acknowledges it instead. Its failure is logged at WARN and
+	// counted (Observer.Polled), not the cycle's error.
+	FinalAck bool
 }
 
 // withDefaults fills in the defaults of the zero fields.
@@ -171,6 +179,7 @@ type run struct {
 	syncing    syncer
 	prefetch   *prefetched
 	cursor     int64 // polls fetch the items after it
+	acked      int64 // with HA: the last-processed-id a leader's answered poll carried
 	refusals   int   // the refusal streak at the persisted cursor
 	polledOK   bool  // a poll was answered
 }
@@ -325,7 +334,11 @@ func (r *run) poll() (batch Batch, badItem error, err error) {
 		batch, err, start = p.batch, p.err, p.start
 	} else {
 		r.stopPrefetch() // the batch was not fully handled: discard it
-		batch, err = r.c.Client.Poll(r.soft, r.query())
+		q := r.query()
+		batch, err = r.c.Client.Poll(r.soft, q)
+		if err == nil && batch.Role == "leader" {
+			r.acked = q.LastProcessedID
+		}
 	}
 	r.prefetch = nil
 	r.sum.Polls++
@@ -333,11 +346,7 @@ func (r *run) poll() (batch Batch, badItem error, err error) {
 		badItem, err = err, nil
 	}
 	if err != nil {
-		reason := "error"
-		var pe *PollError
-		if errors.As(err, &pe) {
-			reason = pe.Reason
-		}
+		reason := pollReason(err)
 		r.obs.Polled(reason, 0, time.Since(start))
 		if Reason(reason) == ReasonCanceled && r.soft.Err() != nil {
 			r.sum.Stopped = true
@@ -445,7 +454,8 @@ func (r *run) stopPrefetch() {
 
 // close ends the cycle: the prefetch is dropped, the last Sync waited for,
 // the run's statistics saved and the lease released (within a fresh
-// persist budget). It returns the cycle's error.
+// persist budget), then, with FinalAck, the last items acknowledged. It
+// returns the cycle's error.
 func (r *run) close() error {
 	r.stopPrefetch()
 	if serr := r.syncing.wait(); serr != nil && r.err == nil {
@@ -462,7 +472,45 @@ func (r *run) close() error {
 	if err := r.lease.Release(pctx); err != nil {
 		r.log.Warn("releasing the lease failed", "err", err)
 	}
+	r.finalAck()
 	return r.err
+}
+
+// finalAck acknowledges, with one last poll, the items the run handled
+// after its last answered poll (Invocation.FinalAck). It asks for one item
+// (the smallest answer) and delivers nothing from the answer: the next run
+// is handed it again. It runs last, once the cursor was persisted and the
+// lease released (a Lambda invocation's persist budget is not spent on
+// it), within PersistTimeout and the hard limit.
+func (r *run) finalAck() {
+	if !r.inv.FinalAck || r.c.HA == nil || r.cursor <= r.acked || r.hard.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.hard, r.inv.PersistTimeout)
+	defer cancel()
+	q := r.query()
+	q.Limit = 1
+	start := time.Now()
+	batch, err := r.c.Client.Poll(ctx, q)
+	r.sum.Polls++
+	if err != nil {
+		r.obs.Polled(pollReason(err), 0, time.Since(start))
+		r.log.Warn("the final poll acknowledging this run's last items failed: the next run may deliver them again",
+			"last_processed_id", q.LastProcessedID, "err", err)
+		return
+	}
+	r.obs.Polled("ok", 0, time.Since(start))
+	r.acked = q.LastProcessedID
+	r.log.Debug("final poll: last items acknowledged", "last_processed_id", q.LastProcessedID, "role", batch.Role)
+}
+
+// pollReason is a failed poll's bounded reason (PollError.Reason).
+func pollReason(err error) string {
+	var pe *PollError
+	if errors.As(err, &pe) {
+		return pe.Reason
+	}
+	return "error"
 }
 
 // saveStats records the cycle's outcome in the store (failure streak, last

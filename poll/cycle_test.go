@@ -1,12 +1,16 @@
 package poll_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -490,4 +494,72 @@ func TestCycleDeliversItemsBeforeAnUnusableOne(t *testing.T) {
 		assert.Equal(t, int64(12), f.store.cursors[f.cycle.Conn])
 	}
 	assert.Equal(t, []int64{11, 12}, sink.ids(), "delivered once; nothing after the bad item")
+}
+
+// pollResults records the results of the polls the cycle reports.
+type pollResults struct{ results []string }
+
+func (o *pollResults) Polled(result string, _ int, _ time.Duration) {
+	o.results = append(o.results, result)
+}
+func (o *pollResults) Item(poll.Outcome, string, time.Duration) {}
+func (o *pollResults) Cursor(int64)                             {}
+func (o *pollResults) Role(string)                              {}
+func (o *pollResults) DeadLettered()                            {}
+
+// With HA, a one-shot run (Invocation.FinalAck) acknowledges its last
+// items with a final poll (limit 1, last-processed-id, nothing delivered
+// from its answer), so the next run of a new instance (a random
+// --instance-id every run) is not handed them again. A failed final poll
+// is a WARN and a counted poll, not the cycle's error. A daemon's cycle
+// (no FinalAck) and a run that handled nothing new make no final poll.
+func TestCycleHAFinalAck(t *testing.T) {
+	sink := &scriptedSink{}
+	f := newFixture(t, poll.OneByOne(sink), 5)
+	f.api.SetLeaderTTL(0) // every new instance takes over at once
+	obs := &pollResults{}
+	instance := func(id string) *poll.Cycle {
+		return &poll.Cycle{Client: f.cycle.Client, Sink: poll.OneByOne(sink), Store: f.store, Conn: f.cycle.Conn,
+			HA: &poll.HA{ClusterID: "prod", InstanceID: id}, Observer: obs}
+	}
+	var logs bytes.Buffer
+	oneShot := poll.Invocation{Owner: "test", FinalAck: true, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	run := func(id string, inv poll.Invocation) (poll.Summary, []ilerttest.Request) {
+		n := len(f.api.Requests())
+		sum, err := instance(id).Run(context.Background(), inv)
+		require.NoError(t, err)
+		return sum, f.api.Requests()[n:]
+	}
+
+	sum, reqs := run("run-1", oneShot)
+	assert.Equal(t, seq(1, 5), sink.ids())
+	require.Len(t, reqs, 2, "the poll, then the final poll")
+	assert.Equal(t, map[string]string{"limit": "1", "cluster-id": "prod", "instance-id": "run-1", "last-processed-id": "5"}, reqs[1].Query)
+	assert.Equal(t, 2, sum.Polls)
+	assert.Equal(t, 5, sum.Delivered, "nothing from the final poll's answer")
+
+	f.api.Push(testKey, ilerttest.AlertEvents(2)...)
+	_, reqs = run("run-2", oneShot)
+	assert.NotContains(t, reqs[0].Query, "last-processed-id", "a new instance")
+	assert.Equal(t, seq(1, 7), sink.ids(), "the next run, a new instance, delivers only what is new")
+	require.Len(t, reqs, 2)
+	assert.Equal(t, "7", reqs[1].Query["last-processed-id"])
+
+	_, reqs = run("run-3", oneShot)
+	assert.Len(t, reqs, 1, "nothing handled: no final poll")
+
+	f.api.Push(testKey, ilerttest.AlertEvents(1)...)
+	f.api.Fail(ilerttest.Fault{}, ilerttest.Fault{Status: http.StatusServiceUnavailable})
+	obs.results = nil
+	sum, reqs = run("run-4", oneShot)
+	assert.Equal(t, seq(1, 8), sink.ids())
+	assert.Len(t, reqs, 2)
+	assert.Equal(t, []string{"ok", "status_503"}, obs.results, "the failed final poll is counted")
+	assert.Equal(t, 2, sum.Polls)
+	assert.Contains(t, logs.String(), `level=WARN msg="the final poll acknowledging this run's last items failed`)
+	assert.Contains(t, logs.String(), "last_processed_id=8")
+
+	_, reqs = run("daemon", poll.Invocation{Owner: "daemon"})
+	assert.Equal(t, append(seq(1, 8), 8), sink.ids(), "the unacknowledged item is handed to the next instance")
+	assert.Len(t, reqs, 1, "a daemon's next cycle acknowledges: no final poll")
 }

@@ -73,7 +73,7 @@ type CLI struct {
 	PollInterval    Seconds `name:"poll-interval" aliases:"edge_poll_interval" default:"10s" help:"Wait between cycles (5s..120s; plain seconds or a duration)." group:"Daemon"`
 	StandbyInterval Seconds `name:"standby-interval" aliases:"edge_standby_interval" default:"10s" help:"HA standby poll interval (5s..120s)." group:"Daemon"`
 	ClusterID       string  `name:"cluster-id" aliases:"edge_cluster_id" help:"Enable server-managed HA in this cluster." group:"Daemon"`
-	InstanceID      string  `name:"instance-id" aliases:"edge_instance_id" help:"HA instance id (default: random). Its own progress (the last-processed-id it acknowledges) is kept in the state store per cluster and instance: give scheduled one-shot runs a stable one." group:"Daemon"`
+	InstanceID      string  `name:"instance-id" aliases:"edge_instance_id" help:"HA instance id (default: random). Its own progress (the last-processed-id it acknowledges) is kept in the state store per cluster and instance; a one-shot run acknowledges its last items with a final poll. Give scheduled one-shot runs a stable one (ilert keeps its role)." group:"Daemon"`
 	Port            int     `name:"port" short:"p" help:"With --loop: serve /health, /ready and /metrics on this port." group:"Daemon" process:""`
 	ListenAddr      string  `name:"listen-addr" help:"With --port: address to listen on (default: all interfaces)." group:"Daemon" process:""`
 	MetricsFile     string  `name:"metrics-file" help:"One-shot: write Prometheus metrics in the node-exporter textfile format to this file at the end of the run." type:"path" group:"Daemon" process:""`

@@ -267,10 +267,12 @@ type lambdaInvocation struct {
 }
 
 // poll is what the invocation passes to a cycle that logs to log: its
-// request id as the lease owner, its persist budget, and the rule that an
-// invocation that could do nothing fails.
+// request id as the lease owner, its persist budget, the rule that an
+// invocation that could do nothing fails, and (one-shot) with HA the final
+// poll that acknowledges its last items: the next invocation may run in
+// another container, a new instance.
 func (inv lambdaInvocation) poll(log *slog.Logger) poll.Invocation {
-	return poll.Invocation{Owner: inv.owner, Log: log, PersistTimeout: inv.persist, RequireProgress: true}
+	return poll.Invocation{Owner: inv.owner, Log: log, PersistTimeout: inv.persist, RequireProgress: true, FinalAck: true}
 }
 
 // newLambdaInvocation reads ctx's request id and deadline; an invocation

@@ -480,3 +480,27 @@ func TestLambdaKilledInvocationDoesNotHideStall(t *testing.T) {
 	}
 	checkAtLeastOnceInOrder(t, r.tg.got(), 320, 3)
 }
+
+// A Lambda HA invocation is one-shot: it acknowledges its last batch with
+// a final poll (limit=1, last-processed-id), so the next invocation in a
+// fresh execution environment (a new, random instance) delivers nothing
+// the first delivered (16.3).
+func TestLambdaHAInvocationAcknowledges(t *testing.T) {
+	r := newLambdaRig(t, 5, "EDGEPOLL_CLUSTER_ID=prod")
+	r.env.api.SetLeaderTTL(0) // the next environment's new instance takes over at once
+	s := summaryOf(t, r.rt.invoke(t, "ha-1", 30*time.Second))
+	require.Equal(t, 5, s.Delivered)
+	assert.Equal(t, 2, s.Polls, "the poll, then the final poll")
+	reqs := r.env.api.Requests()
+	final := reqs[len(reqs)-1].Query
+	assert.Equal(t, "5", final["last-processed-id"])
+	assert.Equal(t, "1", final["limit"])
+
+	require.NoError(t, r.proc.Process.Kill())
+	_ = r.proc.Wait()
+	r.start(t) // a cold start: a new instance
+	r.env.api.Push(e2eKey, ilerttest.AlertEvents(2)...)
+	s = summaryOf(t, r.rt.invoke(t, "ha-2", 30*time.Second))
+	assert.Equal(t, 2, s.Delivered)
+	assert.Equal(t, []int64{1, 2, 3, 4, 5, 6, 7}, r.tg.got(), "the next invocation delivers only what is new")
+}

@@ -288,3 +288,28 @@ func TestIlagentDefaultFileForConfigConnections(t *testing.T) {
 	assert.Equal(t, []int64{1, 2, 3}, rig.tg.ids("conn-01"), "no row for its key: nothing to import")
 	assert.Regexp(t, `level=WARN msg="[^"]*reference agent's cursor[^"]*" connection=conn-00 file=./ilagent.db3 cursor=2`, r.stderr)
 }
+
+// A one-shot HA run without --instance-id (a new, random instance every
+// run) acknowledges its last batch with a final poll (limit=1,
+// last-processed-id), so the next such run delivers nothing the first
+// delivered (16.3).
+func TestHAOneShotRandomInstanceAcknowledges(t *testing.T) {
+	e := newEnv(t, 5)
+	e.api.SetLeaderTTL(0) // each run's new instance takes over at once
+	tg := newTarget(t)
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--cluster-id", "prod"}
+	r := runBin(t, e.vars(), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, []int64{1, 2, 3, 4, 5}, tg.got())
+	reqs := e.api.Requests()
+	final := reqs[len(reqs)-1].Query
+	assert.Equal(t, "5", final["last-processed-id"], "the final poll acknowledges the run's last item")
+	assert.Equal(t, "1", final["limit"])
+
+	e.api.Push(e2eKey, ilerttest.AlertEvents(2)...)
+	n := len(e.api.Requests())
+	r = runBin(t, e.vars(), args...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.NotEqual(t, final["instance-id"], e.api.Requests()[n].Query["instance-id"], "a new instance")
+	assert.Equal(t, []int64{1, 2, 3, 4, 5, 6, 7}, tg.got(), "the next run delivers only what is new")
+}

@@ -100,16 +100,18 @@ func (a *app) close() {
 }
 
 // invocation is what this process passes to each of the connection's
-// cycles outside Lambda: its run id as the lease owner, its logger.
+// cycles outside Lambda: its run id as the lease owner, its logger, and
+// for a one-shot run the final poll that acknowledges its last items with
+// HA (a daemon's next cycle acknowledges them).
 func (a *app) invocation() poll.Invocation {
-	return poll.Invocation{Owner: a.owner, Log: a.log}
+	return poll.Invocation{Owner: a.owner, Log: a.log, FinalAck: !a.cli.Loop}
 }
 
 // warnRandomInstance: a one-shot HA run without --instance-id is a new
 // instance each time.
 func (a *app) warnRandomInstance() {
 	if a.cycle.HA != nil && a.cli.InstanceID == "" {
-		a.log.Warn("--cluster-id without --instance-id: this run is a new HA instance with a random id; give every scheduled run the same --instance-id so the server keeps its role and cursor",
+		a.log.Warn("--cluster-id without --instance-id: this run is a new HA instance with a random id; give every scheduled run the same --instance-id so the server keeps its role across runs",
 			"instance", a.cycle.HA.InstanceID)
 	}
 }
