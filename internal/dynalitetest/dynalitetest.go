@@ -4,12 +4,15 @@
 package dynalitetest
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
-	"net"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -97,27 +100,22 @@ func start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("dynalite: %v", err)
 	}
-	port := testenv.FreePort(t)
-	cmd := exec.Command(node, "-e", `require(process.argv[1])({createTableMs: 0, deleteTableMs: 0, updateTableMs: 0}).listen(+process.argv[2], "127.0.0.1")`,
-		filepath.Dir(cli), strconv.Itoa(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting dynalite: %v", err)
-	}
-	s := &Server{cmd: cmd}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
+	// The port is free when picked but another process (another test
+	// binary on the machine) may take it before dynalite listens: the
+	// server says when it listens, or exits on EADDRINUSE and is started
+	// again on another port, so a test never talks to someone else's.
+	var s *Server
+	var addr string
+	for try := 1; s == nil; try++ {
+		port := testenv.FreePort(t)
+		addr = fmt.Sprintf("127.0.0.1:%d", port)
+		var err error
+		if s, err = listen(node, filepath.Dir(cli), port); err != nil {
+			if try == 5 {
+				t.Fatalf("dynalite on %s: %v", addr, err)
+			}
+			s = nil
 		}
-		if time.Now().After(deadline) {
-			s.Kill()
-			t.Fatalf("dynalite did not listen on %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	s.Endpoint = "http://" + addr
 	s.Client = dynamodb.New(dynamodb.Options{
@@ -126,6 +124,39 @@ func start(t testing.TB) *Server {
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "test-secret", ""),
 	})
 	return s
+}
+
+// listen starts dynalite on 127.0.0.1:port and waits until it listens.
+func listen(node, module string, port int) (*Server, error) {
+	cmd := exec.Command(node, "-e", `const s = require(process.argv[1])({createTableMs: 0, deleteTableMs: 0, updateTableMs: 0});
+s.on("error", e => { console.error(e.message); process.exit(3) });
+s.listen(+process.argv[2], "127.0.0.1", () => console.log("listening"))`, module, strconv.Itoa(port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting dynalite: %v", err)
+	}
+	s := &Server{cmd: cmd}
+	ready := make(chan bool, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		ready <- strings.TrimSpace(line) == "listening"
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case ok := <-ready:
+		if ok {
+			return s, nil
+		}
+	case <-time.After(20 * time.Second):
+	}
+	s.Kill()
+	return nil, fmt.Errorf("dynalite did not listen: %s", strings.TrimSpace(stderr.String()))
 }
 
 // StoreClient is a client for edgepoll's DynamoDB backend (state/dynamo's

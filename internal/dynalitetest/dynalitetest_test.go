@@ -3,7 +3,9 @@ package dynalitetest
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,5 +54,30 @@ func TestListensOnLoopbackOnly(t *testing.T) {
 		if addr != "0100007F"+want {
 			t.Errorf("dynalite listens on %s (hex), not 127.0.0.1", addr)
 		}
+	}
+}
+
+// A port taken between FreePort and dynalite's listen (another process) is
+// reported as not listening, never mistaken for a running server: Start
+// then tries another port.
+func TestTakenPortIsNotOurs(t *testing.T) {
+	bin := testenv.LookPath(t, "dynalite", "bash scripts/test-deps.sh", ".tools/dynalite/node_modules/.bin/dynalite")
+	node := testenv.LookPath(t, "node", "apt-get install nodejs (scripts/test-deps.sh)")
+	cli, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	s, err := listen(node, filepath.Dir(cli), l.Addr().(*net.TCPAddr).Port)
+	if err == nil {
+		s.Kill()
+		t.Fatal("dynalite reported listening on a port someone else holds")
+	}
+	if !strings.Contains(err.Error(), "EADDRINUSE") {
+		t.Fatalf("error %q does not name EADDRINUSE", err)
 	}
 }
