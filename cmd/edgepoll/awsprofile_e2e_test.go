@@ -97,12 +97,7 @@ func awsProfileRun(t *testing.T, home, config string, extraEnv ...string) *fakeA
 	require.NoError(t, os.WriteFile(cfgFile, []byte(config), 0o600))
 	e := newEnv(t, 3)
 	tg := newTarget(t)
-	tg.setStatus(func(id int64) int {
-		if id == 2 {
-			return http.StatusUnprocessableEntity
-		}
-		return http.StatusOK
-	})
+	tg.setStatus(answer(http.StatusUnprocessableEntity, 2))
 	env := baseEnv(append([]string{"ILERT_API_HOST=" + e.apiSv.URL, "HOME=" + home, "AWS_CONFIG_FILE=" + cfgFile,
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, ".aws", "credentials"), "AWS_PROFILE=ops",
 		"AWS_ENDPOINT_URL_DYNAMODB=" + f.srv.URL, "AWS_ENDPOINT_URL_SSM=" + f.srv.URL, "AWS_EC2_METADATA_DISABLED=true"}, extraEnv...)...)

@@ -60,12 +60,7 @@ func TestDeadLetterListAndReplay(t *testing.T) {
 
 			// The target is fixed, but item 5 still fails (503): replay
 			// delivers 2 and 4, stops at 5 with exit 1, 5 stays.
-			tg.setStatus(func(id int64) int {
-				if id == 5 {
-					return http.StatusServiceUnavailable
-				}
-				return http.StatusOK
-			})
+			tg.setStatus(answer(http.StatusServiceUnavailable, 5))
 			res = r.run(t, append([]string{"dead-letter", "replay"}, run...)...)
 			assert.Equal(t, 1, res.code, res.stderr)
 			assert.Equal(t, []int64{1, 3, 6, 2, 4}, tg.got())
@@ -108,12 +103,7 @@ func TestDeadLetterOnByDefault(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			r := newStateRig(t, backend, 6, ddb)
 			tg := newTarget(t)
-			tg.setStatus(func(id int64) int {
-				if id == 2 || id == 4 {
-					return http.StatusNotFound
-				}
-				return http.StatusOK
-			})
+			tg.setStatus(answer(http.StatusNotFound, 2, 4))
 			run := []string{"--mode", "http", "--http-url", tg.srv.URL}
 			res := r.run(t, run...)
 			require.Equal(t, 0, res.code, res.stderr)

@@ -321,12 +321,7 @@ func itemIDs(t *testing.T, msgs []*paho.Publish) []int64 {
 func TestMetricsFileOfOneShotRun(t *testing.T) {
 	e := newEnv(t, 7)
 	tg := newTarget(t)
-	tg.setStatus(func(id int64) int {
-		if id == 3 {
-			return http.StatusBadRequest
-		}
-		return http.StatusOK
-	})
+	tg.setStatus(answer(http.StatusBadRequest, 3))
 	prom := filepath.Join(e.dir, "edgepoll.prom")
 	r := runBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--metrics-file", prom)
 	require.Equal(t, 0, r.code, r.stderr)
@@ -355,6 +350,19 @@ func (tg *target) setStatus(f func(id int64) int) {
 	tg.mu.Lock()
 	defer tg.mu.Unlock()
 	tg.status = f
+}
+
+// answer is a setStatus that answers code to the items ids, 200 to the
+// others.
+func answer(code int, ids ...int64) func(id int64) int {
+	return func(id int64) int {
+		for _, i := range ids {
+			if id == i {
+				return code
+			}
+		}
+		return http.StatusOK
+	}
 }
 
 // edgepoll_cursor is the stored cursor from the first cycle on, also of a

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -609,14 +608,7 @@ connections:
 	d := startDaemonBin(t, r.vars(), "--config", cfg)
 	require.Eventually(t, func() bool { return strings.Contains(d.logs.String(), "connection setup failed; retrying") }, 30*time.Second, 20*time.Millisecond)
 	require.Eventually(t, func() bool { return len(r.tg.ids("conn-00")) == r.items }, 30*time.Second, 20*time.Millisecond)
-	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case err := <-d.done:
-		require.NoError(t, err, d.logs.String())
-		d.done <- err
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not stop after SIGTERM while a connection's setup was being retried")
-	}
+	d.stopGracefully(t) // also while a connection's setup is being retried
 	assert.Empty(t, r.tg.ids("conn-01"))
 }
 

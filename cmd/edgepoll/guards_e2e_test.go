@@ -160,12 +160,7 @@ func TestSkipStreakAcrossRuns(t *testing.T) {
 func TestUnwritableDeadLetterKeepsTheItem(t *testing.T) {
 	e := newEnv(t, 8)
 	tg := newTarget(t)
-	tg.setStatus(func(id int64) int {
-		if id == 3 {
-			return http.StatusBadRequest
-		}
-		return http.StatusOK
-	})
+	tg.setStatus(answer(http.StatusBadRequest, 3))
 	dl := filepath.Join(e.dir, "dead.jsonl")
 	require.NoError(t, os.Mkdir(dl+".lock", 0o700)) // every write fails, even as root
 	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--dead-letter", "file:" + dl}

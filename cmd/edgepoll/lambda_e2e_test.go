@@ -213,12 +213,7 @@ func TestLambdaShortDeadlineStopsEarlyAndPersists(t *testing.T) {
 
 func TestLambdaFailedCycleIsInvocationError(t *testing.T) {
 	r := newLambdaRig(t, 10)
-	r.tg.setStatus(func(id int64) int {
-		if id == 4 {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusOK
-	})
+	r.tg.setStatus(answer(http.StatusServiceUnavailable, 4))
 	res := r.rt.invoke(t, "fail-1", 30*time.Second)
 	require.False(t, res.ok)
 	var e struct{ ErrorMessage, ErrorType string }
@@ -399,12 +394,7 @@ func TestLambdaSummaryCarriesStreak(t *testing.T) {
 // letter is refused at init.
 func TestLambdaDeadLetterInDynamoDB(t *testing.T) {
 	r := newLambdaRig(t, 4, "EDGEPOLL_DEAD_LETTER=dynamodb:edgepoll-state")
-	r.tg.setStatus(func(id int64) int {
-		if id == 2 {
-			return http.StatusUnprocessableEntity
-		}
-		return http.StatusOK
-	})
+	r.tg.setStatus(answer(http.StatusUnprocessableEntity, 2))
 	s := summaryOf(t, r.rt.invoke(t, "dl-1", 30*time.Second))
 	assert.Equal(t, 3, s.Delivered)
 	assert.Equal(t, 1, s.Skipped)

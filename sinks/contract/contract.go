@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/sinks"
 )
 
 // Target is one fresh target and a sink on it (the suite closes the sink).
@@ -61,6 +62,20 @@ type Harness struct {
 	// seconds) while the target is broken (Break). Otherwise Check (if any) is only
 	// required to pass on a working target.
 	CheckSeesBreak bool
+}
+
+// Open validates a target's configuration and opens its sink, as edgepoll
+// does (a Harness's New builds the sink with it).
+func Open(t *testing.T, tg sinks.Target, sh sinks.Shared, env sinks.Env) poll.Sink {
+	t.Helper()
+	if err := tg.Validate(sh); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	s, err := tg.Open(context.Background(), sh, env)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
 }
 
 // Events returns n events with item ids from..from+n-1, alert ids cycling

@@ -2,7 +2,6 @@ package http_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -89,13 +88,7 @@ func TestContract(t *testing.T) {
 			t.Cleanup(c.stop)
 			o := edgehttp.Registration.New().(*edgehttp.Options)
 			o.URL, o.Method, o.Timeout = "http://"+c.addr+"/hook", "POST", 10*time.Second
-			if err := o.Validate(sinks.Shared{}); err != nil {
-				t.Fatal(err)
-			}
-			s, err := o.Open(context.Background(), sinks.Shared{}, sinks.Env{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := contract.Open(t, o, sinks.Shared{}, sinks.Env{})
 			return contract.Target{
 				Sink: s,
 				Received: func() []string {

@@ -70,13 +70,7 @@ func TestContract(t *testing.T) {
 			o := kafka.Registration.New().(*kafka.Options)
 			o.Brokers, o.DeliveryTimeout = c.ListenAddrs()[0], 3*time.Second
 			sh := sinks.Shared{Topic: contractTopic}
-			if err := o.Validate(sh); err != nil {
-				t.Fatal(err)
-			}
-			s, err := o.Open(context.Background(), sh, sinks.Env{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := contract.Open(t, o, sh, sinks.Env{})
 			return contract.Target{
 				Sink: s,
 				Received: func() []string {

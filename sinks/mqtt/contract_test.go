@@ -1,17 +1,13 @@
-package mqtt_test
+package mqtt
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/paho"
-
 	"github.com/edgepoll/edgepoll/internal/mosquittotest"
 	"github.com/edgepoll/edgepoll/sinks"
 	"github.com/edgepoll/edgepoll/sinks/contract"
-	"github.com/edgepoll/edgepoll/sinks/mqtt"
 )
 
 const contractTopic = "edge/contract"
@@ -36,42 +32,27 @@ func (s *subscribers) items() []string {
 	var out []string
 	for _, sub := range s.subs {
 		for _, p := range sub.Got() {
-			out = append(out, itemOf(p))
+			out = append(out, itemID(p))
 		}
 	}
 	return out
 }
 
-func itemOf(p *paho.Publish) string {
-	for _, u := range p.Properties.User {
-		if u.Key == "X-ilert-Edge-Item-Id" {
-			return u.Value
-		}
-	}
-	return ""
-}
-
 // The target is a real mosquitto, QoS 1 (every item acknowledged); Break
 // kills the broker (Check sees it) until repair starts it again on the
-// same port; Hang freezes it (SIGSTOP). Refused is nil: mosquitto refuses no single publish
-// permanently (0x95, 0x99) — over message_size_limit it drops the
-// connection, which fails the item and its neighbours retryably.
+// same port; Hang freezes it (SIGSTOP). Refused is nil: mosquitto refuses
+// no single publish permanently (0x95, 0x99); over message_size_limit it
+// drops the connection, which fails the item and its neighbours retryably.
 func TestContract(t *testing.T) {
 	contract.Run(t, contract.Harness{
 		New: func(t *testing.T) contract.Target {
 			b := mosquittotest.Start(t, "allow_anonymous true")
 			subs := &subscribers{}
 			subs.add(t, b.Port)
-			o := mqtt.Registration.New().(*mqtt.Options)
+			o := Registration.New().(*Options)
 			o.Host, o.Port, o.QoS, o.ConnectTimeout = "127.0.0.1", b.Port, 1, 5*time.Second
 			sh := sinks.Shared{Topic: contractTopic}
-			if err := o.Validate(sh); err != nil {
-				t.Fatal(err)
-			}
-			s, err := o.Open(context.Background(), sh, sinks.Env{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := contract.Open(t, o, sh, sinks.Env{})
 			return contract.Target{
 				Sink:     s,
 				Received: subs.items,

@@ -1,7 +1,6 @@
 package script_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,13 +28,7 @@ func TestContract(t *testing.T) {
 			}
 			o := script.Registration.New().(*script.Options)
 			o.Path, o.Timeout = p, 20*time.Second
-			if err := o.Validate(sinks.Shared{}); err != nil {
-				t.Fatal(err)
-			}
-			s, err := o.Open(context.Background(), sinks.Shared{}, sinks.Env{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := contract.Open(t, o, sinks.Shared{}, sinks.Env{})
 			chmod := func(m os.FileMode) {
 				if err := os.Chmod(p, m); err != nil {
 					t.Fatal(err)

@@ -3,7 +3,6 @@ package stdout_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"sync"
@@ -65,10 +64,7 @@ func TestContract(t *testing.T) {
 			}
 			t.Cleanup(func() { f.Close() })
 			w := &switchedOutput{out: f, file: f, full: full}
-			s, err := stdout.Registration.New().Open(context.Background(), sinks.Shared{}, sinks.Env{Stdout: w})
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := contract.Open(t, stdout.Registration.New(), sinks.Shared{}, sinks.Env{Stdout: w})
 			return contract.Target{
 				Sink:     s,
 				Received: func() []string { return w.lines(t) },
