@@ -180,6 +180,7 @@ type run struct {
 	prefetch   *prefetched
 	cursor     int64 // polls fetch the items after it
 	acked      int64 // with HA: the last-processed-id a leader's answered poll carried
+	moved      bool  // this run moved the cursor (FinalAck: only then)
 	refusals   int   // the refusal streak at the persisted cursor
 	polledOK   bool  // a poll was answered
 }
@@ -420,7 +421,7 @@ func (r *run) deliver(items []Event) error {
 	b := newBatch(r, items)
 	err := b.deliver()
 	if saved := b.saved; saved.Cursor > r.cursor {
-		r.cursor, r.refusals = saved.Cursor, saved.Refusals
+		r.cursor, r.refusals, r.moved = saved.Cursor, saved.Refusals, true
 		r.sum.Cursor, r.sum.Refusals = r.cursor, r.refusals
 		r.c.mu.Lock()
 		r.c.lastProcessed = r.cursor
@@ -483,7 +484,7 @@ func (r *run) close() error {
 // lease released (a Lambda invocation's persist budget is not spent on
 // it), within PersistTimeout and the hard limit.
 func (r *run) finalAck() {
-	if !r.inv.FinalAck || r.c.HA == nil || r.cursor <= r.acked || r.hard.Err() != nil {
+	if !r.inv.FinalAck || r.c.HA == nil || !r.moved || r.cursor <= r.acked || r.hard.Err() != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.hard, r.inv.PersistTimeout)

@@ -547,6 +547,11 @@ func TestCycleHAFinalAck(t *testing.T) {
 
 	_, reqs = run("run-3", oneShot)
 	assert.Len(t, reqs, 1, "nothing handled: no final poll")
+	f.api.Fail(ilerttest.Fault{Status: http.StatusServiceUnavailable})
+	n := len(f.api.Requests())
+	_, err := instance("run-2").Run(context.Background(), oneShot)
+	require.Error(t, err)
+	assert.Len(t, f.api.Requests()[n:], 1, "a run that handled nothing (its poll failed) makes no final poll for its stored progress")
 
 	f.api.Push(testKey, ilerttest.AlertEvents(1)...)
 	f.api.Fail(ilerttest.Fault{}, ilerttest.Fault{Status: http.StatusServiceUnavailable})
