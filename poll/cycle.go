@@ -70,14 +70,12 @@ type Cycle struct {
 	// Conn is the connection id (ConnectionID of the key; CursorID when
 	// several connections share the key).
 	Conn string
-	// Inherit are the state keys a connection without a cursor of its own
-	// starts from, the furthest of their cursors (fan-out: the key's plain
-	// ConnectionID and the CursorIDs of the other connections on the key),
-	// so that adding a connection to a shared key replays nothing. Read
-	// through the Store's Inspector; ignored with HA.
-	Inherit []string
 	// HA enables server-managed HA (nil: off).
 	HA *HA
+	// FanOut, when several connections share this one's connector key
+	// (Conn is then its CursorID): their shared polls and where one without
+	// a cursor of its own starts. nil: none. Ignored with HA.
+	FanOut *FanOut
 	// MaxPolls per cycle; default MaxPollsPerCycle.
 	MaxPolls int
 	// DeadLetter, if set, receives every item skipped as non-retryable,
@@ -224,7 +222,7 @@ func (r *run) stopped(err error) bool {
 func (r *run) acquire() bool {
 	ctx, cancel := r.storeCtx()
 	defer cancel()
-	lease, err := r.c.Store.Acquire(ctx, r.c.LeaseConn(), r.inv.Owner)
+	lease, err := r.takeLease(ctx)
 	switch {
 	case r.stopped(err):
 		return false
@@ -245,6 +243,12 @@ func (r *run) acquire() bool {
 func (r *run) load() bool {
 	ctx, cancel := r.storeCtx()
 	defer cancel()
+	if err := r.fanOutStart(ctx); err != nil {
+		if !r.stopped(err) {
+			r.err = &CycleError{Kind: KindState, Reason: ReasonLoad, Err: err}
+		}
+		return false
+	}
 	pos, has, err := r.lease.Load(ctx)
 	if r.stopped(err) {
 		return false
@@ -252,14 +256,6 @@ func (r *run) load() bool {
 	if err != nil {
 		r.err = &CycleError{Kind: KindState, Reason: ReasonLoad, Err: fmt.Errorf("loading the cursor: %w", err)}
 		return false
-	}
-	if !has {
-		if pos, has, err = r.inherit(ctx); err != nil {
-			if !r.stopped(err) {
-				r.err = &CycleError{Kind: KindState, Reason: ReasonLoad, Err: err}
-			}
-			return false
-		}
 	}
 	if !has {
 		r.c.warnFresh(r.log)
@@ -336,7 +332,7 @@ func (r *run) poll() (batch Batch, badItem error, err error) {
 	} else {
 		r.stopPrefetch() // the batch was not fully handled: discard it
 		q := r.query()
-		batch, err = r.c.Client.Poll(r.soft, q)
+		batch, err = r.c.polls().Poll(r.soft, r.c.Client, q)
 		if err == nil && batch.Role == "leader" {
 			r.acked = q.LastProcessedID
 		}
@@ -579,7 +575,7 @@ func (c *Cycle) prefetch(ctx context.Context, after int64) *prefetched {
 	p := &prefetched{after: after, start: time.Now(), done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(p.done)
-		p.batch, p.err = c.Client.Poll(ctx, Query{AfterID: after})
+		p.batch, p.err = c.polls().Poll(ctx, c.Client, Query{AfterID: after})
 	}()
 	return p
 }

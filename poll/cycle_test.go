@@ -30,6 +30,8 @@ type memStore struct {
 	saves    []int64
 	syncs    int
 	failAt   int64 // Save of this cursor fails
+	// onAcquire, if set, is called by every Acquire that took the lease.
+	onAcquire func(conn string)
 }
 
 func newMemStore() *memStore {
@@ -38,11 +40,15 @@ func newMemStore() *memStore {
 
 func (s *memStore) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if h, ok := s.held[conn]; ok {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("held by %s: %w", h, poll.ErrLeaseHeld)
 	}
 	s.held[conn] = owner
+	s.mu.Unlock()
+	if s.onAcquire != nil {
+		s.onAcquire(conn)
+	}
 	return &memLease{s: s, conn: conn}, nil
 }
 func (s *memStore) Close() error { return nil }

@@ -2,7 +2,10 @@ package poll
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 )
 
 // CursorID is the state key of connection name when several connections
@@ -15,38 +18,150 @@ func CursorID(connectorKey, name string) string {
 	return ConnectionID(connectorKey) + "." + name
 }
 
-// inherit is the position a connection without a cursor of its own starts
-// from: the furthest cursor stored under the state keys of Cycle.Inherit
-// (the key's plain cursor, the other connections on the key), read without
-// their leases. It is saved at once as the connection's own cursor, so a
-// later cycle never inherits again from a cursor that moved meanwhile (the
-// items in between would be missed). false: none of them has a cursor.
-func (r *run) inherit(ctx context.Context) (Position, bool, error) {
-	if len(r.c.Inherit) == 0 || r.c.HA != nil {
-		return Position{}, false, nil
+// FanOut is what the Cycles of the connections sharing one connector key
+// share in one process: their polls (Polls) and where a connection without
+// a cursor of its own starts.
+//
+// That start is fixed once per process, at the first cycle of any of them,
+// before any moves: the furthest cursor stored under Plain (the key's cursor
+// from before it was shared) and Members. Every member without a cursor of
+// its own is given it as its own at once (through its lease; one whose lease
+// is held takes it at its own first cycle). So going from one connection on
+// the key to several, or adding one, replays nothing; and a member that
+// starts after its siblings moved (--max-parallel) still misses nothing,
+// because the start was fixed before they moved. Later in the process a
+// member without a cursor (state reset) starts from none, as any
+// connection. Ignored with HA.
+type FanOut struct {
+	// Plain is the key's ConnectionID; Members the CursorIDs of the
+	// connections on it (the Cycle's Conn among them).
+	Plain   string
+	Members []string
+	// Polls are shared by the members whose cursors agree.
+	Polls SharedPolls
+
+	mu      sync.Mutex
+	fixed   bool
+	start   Position
+	from    string          // the state key start came from ("": none had a cursor)
+	applied map[string]bool // members that have their start (or had a cursor)
+}
+
+// polls is c's SharedPolls, nil without fan-out.
+func (c *Cycle) polls() *SharedPolls {
+	if c.FanOut == nil || c.HA != nil {
+		return nil
 	}
-	insp, ok := r.c.Store.(Inspector)
+	return &c.FanOut.Polls
+}
+
+// takeLease takes the cycle's lease. The first cycle in the process of a
+// fan-out member takes it under the FanOut's lock: the sibling that fixes
+// the start holds the lock while it holds the others' leases to seed them,
+// so it never makes a cycle of this process find its lease held.
+func (r *run) takeLease(ctx context.Context) (Lease, error) {
+	f := r.c.FanOut
+	if f == nil || r.c.HA != nil {
+		return r.c.Store.Acquire(ctx, r.c.LeaseConn(), r.inv.Owner)
+	}
+	f.mu.Lock()
+	if f.applied[r.c.Conn] {
+		f.mu.Unlock()
+		return r.c.Store.Acquire(ctx, r.c.LeaseConn(), r.inv.Owner)
+	}
+	defer f.mu.Unlock()
+	return r.c.Store.Acquire(ctx, r.c.LeaseConn(), r.inv.Owner)
+}
+
+// fanOutStart gives the cycle's connection its start if it has no cursor
+// of its own and this is its first cycle in the process (see FanOut).
+func (r *run) fanOutStart(ctx context.Context) error {
+	f := r.c.FanOut
+	if f == nil || r.c.HA != nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.applied[r.c.Conn] {
+		return nil
+	}
+	if f.applied == nil {
+		f.applied = map[string]bool{}
+	}
+	if !f.fixed {
+		if err := f.fix(ctx, r.c.Store); err != nil {
+			return err
+		}
+		f.seedOthers(ctx, r.c.Store, r.c.Conn, r.inv.Owner, r.log)
+	}
+	if err := f.give(ctx, r.lease, r.c.Conn, r.log); err != nil {
+		return err
+	}
+	f.applied[r.c.Conn] = true
+	return nil
+}
+
+// fix reads the start: the furthest cursor stored for the key; f.mu held.
+func (f *FanOut) fix(ctx context.Context, st Store) error {
+	insp, ok := st.(Inspector)
 	if !ok {
-		return Position{}, false, nil
+		f.fixed = true
+		return nil
 	}
-	var best Position
-	from := ""
-	for _, id := range r.c.Inherit {
+	for _, id := range append([]string{f.Plain}, f.Members...) {
 		info, err := insp.Inspect(ctx, id)
 		if err != nil {
-			return Position{}, false, fmt.Errorf("reading the cursor of %s: %w", id, err)
+			return fmt.Errorf("reading the cursor of %s: %w", id, err)
 		}
-		if info.HasCursor && (from == "" || info.Cursor > best.Cursor) {
-			best, from = Position{Cursor: info.Cursor}, id
+		if info.HasCursor && (f.from == "" || info.Cursor > f.start.Cursor) {
+			f.start, f.from = Position{Cursor: info.Cursor}, id
 		}
 	}
-	if from == "" {
-		return Position{}, false, nil
+	f.fixed = true
+	return nil
+}
+
+// seedOthers gives the start to the other members now, through their
+// leases; one whose lease is held (a cycle of this process waiting for
+// f.mu, or another process) takes it at its own first cycle. f.mu held.
+func (f *FanOut) seedOthers(ctx context.Context, st Store, self, owner string, log *slog.Logger) {
+	if f.from == "" {
+		return
 	}
-	if err := r.lease.Save(ctx, best); err != nil {
-		return Position{}, false, fmt.Errorf("saving the inherited cursor: %w", err)
+	for _, m := range f.Members {
+		if m == self || f.applied[m] {
+			continue
+		}
+		l, err := st.Acquire(ctx, m, owner)
+		if err != nil {
+			if !errors.Is(err, ErrLeaseHeld) {
+				log.Debug("fan-out: could not seed a connection's cursor yet; it takes it at its first cycle", "state_key", m, "err", err)
+			}
+			continue
+		}
+		err = f.give(ctx, l, m, log)
+		if rerr := l.Release(ctx); err == nil {
+			err = rerr
+		}
+		if err == nil {
+			f.applied[m] = true
+		}
 	}
-	r.log.Info("no cursor of its own yet: starting from the cursor stored for its connector key (nothing is replayed)",
-		"cursor", best.Cursor, "from", from)
-	return best, true, nil
+}
+
+// give saves the start as member conn's cursor through its lease l if it
+// has none; f.mu held.
+func (f *FanOut) give(ctx context.Context, l Lease, conn string, log *slog.Logger) error {
+	if f.from == "" {
+		return nil
+	}
+	if _, has, err := l.Load(ctx); err != nil || has {
+		return err
+	}
+	if err := l.Save(ctx, f.start); err != nil {
+		return fmt.Errorf("saving the cursor it starts from: %w", err)
+	}
+	log.Info("fan-out: no cursor of its own yet; starting from the cursor stored for its connector key (nothing replayed)",
+		"state_key", conn, "cursor", f.start.Cursor, "from", f.from)
+	return nil
 }

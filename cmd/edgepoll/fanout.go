@@ -2,15 +2,23 @@ package main
 
 import (
 	"strings"
+	"sync"
 
 	"github.com/edgepoll/edgepoll/poll"
 )
 
 // keyShare is what a --config connection that shares its connector key with
-// others (fan-out) knows of the sharing: its own name and the others'.
+// others (fan-out) knows of the sharing: its own name and its group.
 type keyShare struct {
 	name  string
-	peers []string
+	group *shareGroup
+}
+
+// shareGroup is the connections of one file on one connector key.
+type shareGroup struct {
+	names []string
+	mu    sync.Mutex
+	fan   *poll.FanOut // built by the first connection set up
 }
 
 // keyIdentity names where connection fc's connector key comes from, so
@@ -55,29 +63,33 @@ func shareKey(fc *fleetConn, out []*fleetConn, keys map[string][]int) error {
 			"or give each its own edge connection)", fc.Label(), keyKeyEnv, strings.Join(labels, ", "))
 	}
 	conns := append(append([]*fleetConn(nil), out...), fc)
+	g := &shareGroup{}
 	for _, j := range all {
-		share := &keyShare{name: conns[j].Name}
-		for _, k := range all {
-			if k != j {
-				share.peers = append(share.peers, conns[k].Name)
-			}
-		}
-		conns[j].CLI.share = share
+		g.names = append(g.names, conns[j].Name)
+	}
+	for _, j := range all {
+		conns[j].CLI.share = &keyShare{name: conns[j].Name, group: g}
 	}
 	return nil
 }
 
-// stateKeys are connection cli's state key for connector key and the keys
-// a connection without a cursor of its own inherits from: the plain
-// poll.ConnectionID and nothing, or for a connection that shares its key
-// its own poll.CursorID and the key's plain id and the other sharers' ids.
-func stateKeys(cli *CLI, key string) (conn string, inherit []string) {
+// stateKeys are connection cli's state key for connector key and, for a
+// connection that shares its key, what it shares with the others in this
+// process (nil otherwise): the plain poll.ConnectionID for one alone, its
+// poll.CursorID when shared.
+func stateKeys(cli *CLI, key string) (conn string, fan *poll.FanOut) {
 	if cli.share == nil {
 		return poll.ConnectionID(key), nil
 	}
-	inherit = []string{poll.ConnectionID(key)}
-	for _, p := range cli.share.peers {
-		inherit = append(inherit, poll.CursorID(key, p))
+	conn = poll.CursorID(key, cli.share.name)
+	g := cli.share.group
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.fan == nil {
+		g.fan = &poll.FanOut{Plain: poll.ConnectionID(key), Polls: poll.SharedPolls{Sharers: len(g.names)}}
+		for _, n := range g.names {
+			g.fan.Members = append(g.fan.Members, poll.CursorID(key, n))
+		}
 	}
-	return poll.CursorID(key, cli.share.name), inherit
+	return conn, g.fan
 }

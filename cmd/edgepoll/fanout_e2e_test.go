@@ -142,6 +142,33 @@ func TestFanOutOneKeySeveralTargets(t *testing.T) {
 			for _, n := range []string{"tickets", "down", "audit"} {
 				assert.Contains(t, res.stdout, "connection  "+poll.CursorID(fanKey, n)+"\ncursor      13")
 			}
+
+			// A new target that should get the whole queue: its cursor is
+			// set to 0 before its first run (docs/feeding.md).
+			cfg = r.config(t, state, "tickets", "down", "audit", "full")
+			res = r.run(t, cfg, "state", "set-cursor", "0", "--connection", "full")
+			require.Equal(t, 0, res.code, res.stderr)
+			res = r.run(t, cfg)
+			require.Equal(t, 0, res.code, res.stderr)
+			assert.Equal(t, seq(1, 13), r.tg.ids("full"))
+			assert.Equal(t, []int64{13}, r.tg.ids("audit"))
 		})
 	}
+}
+
+// TestFanOutFreshStartOneAtATime: three targets on one key start on an
+// empty state one after the other (--max-parallel 1): the later ones start
+// where the key was when the run began, not where the first one got to;
+// each gets every item, in order, and the polls of the pages they agree on
+// are shared (the fake API counts them).
+func TestFanOutFreshStartOneAtATime(t *testing.T) {
+	r := newFanRig(t)
+	r.api.Push(fanKey, ilerttest.AlertEvents(250)...)
+	cfg := r.config(t, "sqlite:"+filepath.Join(r.dir, "state.db"), "a", "b", "c")
+	res := r.run(t, cfg, "--max-parallel", "1")
+	require.Equal(t, 0, res.code, res.stderr)
+	for _, n := range []string{"a", "b", "c"} {
+		assert.Equal(t, seq(1, 250), r.tg.ids(n), n)
+	}
+	assert.Len(t, r.api.Requests(), 3, "one poll per page (after-id 0, 100, 200) for the three")
 }

@@ -41,12 +41,12 @@ func newApp(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, 
 		dead = dl
 	}
 	a := &app{cli: cli, log: log, owner: owner, key: key, client: client, store: store, dead: dead}
-	conn, inherit := stateKeys(cli, key)
+	conn, fan := stateKeys(cli, key)
 	a.cycle = &poll.Cycle{
 		Client:    client,
 		Store:     store,
 		Conn:      conn,
-		Inherit:   inherit,
+		FanOut:    fan,
 		SkipLimit: cli.SkipLimit,
 		StateName: cli.State,
 	}

@@ -537,7 +537,7 @@ func Run(t *testing.T, h Harness) {
 	})
 
 	t.Run("NewSharerStartsFromTheKeysCursor", func(t *testing.T) {
-		sharerCycleContract(t, h.Fresh(t), open, acquire)
+		sharerCycleContract(t, h.Fresh, open, acquire)
 	})
 
 	t.Run("AcquireRace", func(t *testing.T) {

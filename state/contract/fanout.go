@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
@@ -32,12 +33,16 @@ func (c *collector) got() []int64 {
 }
 
 // sharerCycleContract runs real cycles (fake ilert API on 127.0.0.1) of
-// connections sharing one connector key through the backend at loc: one
-// without a cursor of its own starts from the furthest cursor stored for
-// the key (plain or another sharer's), read while the plain lease is held
-// elsewhere, and keeps it as its own at once, so a later cycle misses
-// nothing that its siblings delivered meanwhile.
-func sharerCycleContract(t *testing.T, loc string, open func(*testing.T, string) poll.Store,
+// connections sharing one connector key (poll.FanOut: one per simulated
+// process) through the backend:
+//   - going from the key's plain cursor (held elsewhere throughout, read
+//     without its lease) to several connections, they start from it; one
+//     whose lease is held when the first cycle seeds the others gets the
+//     same start at its own first cycle, though its siblings moved since;
+//   - a connection added later (a new process) starts from the furthest
+//     cursor stored for the key, keeps it as its own at once and then
+//     misses nothing its siblings delivered meanwhile.
+func sharerCycleContract(t *testing.T, fresh func(*testing.T) string, open func(*testing.T, string) poll.Store,
 	acquire func(*testing.T, poll.Store, string, string) poll.Lease) {
 	ctx := context.Background()
 	api := ilerttest.New(keyA)
@@ -48,60 +53,65 @@ func sharerCycleContract(t *testing.T, loc string, open func(*testing.T, string)
 	if err != nil {
 		t.Fatal(err)
 	}
+	loc := fresh(t)
 	s := open(t, loc)
-	plain := acquire(t, open(t, loc), connA, "pre-fan-out-run") // held throughout
+	plain := acquire(t, open(t, loc), connA, "pre-fan-out-run")
 	defer plain.Release(ctx)
-	if err := plain.Save(ctx, poll.Position{Cursor: 3}); err != nil {
+	if err := plain.Save(ctx, poll.Position{Cursor: 2}); err != nil {
 		t.Fatal(err)
 	}
-	dash := acquire(t, s, poll.CursorID(keyA, "dash"), "dash")
-	if err := dash.Save(ctx, poll.Position{Cursor: 4}); err != nil {
-		t.Fatal(err)
-	}
-	_ = dash.Release(ctx)
-
-	sharer := func(name string, siblings ...string) (*poll.Cycle, *collector) {
-		c := &collector{}
-		inherit := []string{connA}
-		for _, sib := range siblings {
-			inherit = append(inherit, poll.CursorID(keyA, sib))
+	process := func(names ...string) *poll.FanOut {
+		f := &poll.FanOut{Plain: connA}
+		for _, n := range names {
+			f.Members = append(f.Members, poll.CursorID(keyA, n))
 		}
-		return &poll.Cycle{Client: client, Store: s, Sink: poll.OneByOne(c), Conn: poll.CursorID(keyA, name), Inherit: inherit}, c
+		// Polls shared only while in flight: this suite pushes items
+		// between cycles a few milliseconds apart.
+		f.Polls.Sharers, f.Polls.Fresh = len(names), time.Nanosecond
+		return f
 	}
-	run := func(c *poll.Cycle) poll.Summary {
+	got := map[string]*collector{}
+	cycle := func(f *poll.FanOut, name string) *poll.Cycle {
+		if got[name] == nil {
+			got[name] = &collector{}
+		}
+		return &poll.Cycle{Client: client, Store: s, Sink: poll.OneByOne(got[name]), Conn: poll.CursorID(keyA, name), FanOut: f}
+	}
+	run := func(c *poll.Cycle) {
 		t.Helper()
-		sum, err := c.Run(ctx, poll.Invocation{Owner: "contract"})
-		if err != nil {
+		if _, err := c.Run(ctx, poll.Invocation{Owner: "contract"}); err != nil {
 			t.Fatalf("cycle of %s: %v", c.Conn, err)
 		}
-		return sum
 	}
-	cursor := func(conn string) int64 {
+	want := func(name string, ids ...int64) {
 		t.Helper()
-		info, err := s.(poll.Inspector).Inspect(ctx, conn)
-		if err != nil || !info.HasCursor {
-			t.Fatalf("Inspect(%s) = %+v, %v", conn, info, err)
+		if g := got[name].got(); !slices.Equal(g, ids) {
+			t.Fatalf("%s delivered %v; want %v", name, g, ids)
 		}
-		return info.Cursor
 	}
 
-	tickets, tc := sharer("tickets", "dash")
-	run(tickets)
-	if got := tc.got(); !slices.Equal(got, []int64{5}) {
-		t.Fatalf("a new sharer delivered %v; want [5] (from the furthest cursor of the key, 4)", got)
-	}
-	late, lc := sharer("late", "dash", "tickets")
-	api.Push(keyA, ilerttest.AlertEvents(0)...)
-	if sum := run(late); sum.Delivered != 0 || cursor(late.Conn) != 5 {
-		t.Fatalf("a sharer added later: %+v, cursor %d; want nothing replayed and the cursor 5 kept as its own", sum, cursor(late.Conn))
-	}
-	api.Push(keyA, ilerttest.AlertEvents(1)...) // id 6
-	run(tickets)
-	run(late) // tickets is at 6 now: late must not start from there again
-	if got := lc.got(); !slices.Equal(got, []int64{6}) {
-		t.Fatalf("the later sharer delivered %v; want [6]", got)
-	}
-	if cursor(connA) != 3 {
-		t.Fatalf("the key's plain cursor moved to %d; the sharers keep their own", cursor(connA))
+	p1 := process("tickets", "dash", "audit")
+	held := acquire(t, open(t, loc), poll.CursorID(keyA, "audit"), "elsewhere")
+	run(cycle(p1, "tickets")) // fixes the start (2), seeds dash; audit is held
+	_ = held.Release(ctx)
+	run(cycle(p1, "dash"))
+	run(cycle(p1, "audit"))
+	want("tickets", 3, 4, 5)
+	want("dash", 3, 4, 5)
+	want("audit", 3, 4, 5)
+
+	api.Push(keyA, ilerttest.AlertEvents(1)...) // 6
+	run(cycle(p1, "tickets"))
+	p2 := process("tickets", "dash", "audit", "late")
+	late := cycle(p2, "late")
+	run(late)                                   // starts from 6 (tickets), nothing replayed
+	api.Push(keyA, ilerttest.AlertEvents(1)...) // 7
+	run(cycle(p2, "tickets"))
+	run(late) // tickets is at 7 now: late must not start from there
+	want("late", 7)
+	want("tickets", 3, 4, 5, 6, 7)
+	info, err := s.(poll.Inspector).Inspect(ctx, connA)
+	if err != nil || info.Cursor != 2 {
+		t.Fatalf("the key's plain cursor: %+v, %v; want 2 (the sharers keep their own)", info, err)
 	}
 }
