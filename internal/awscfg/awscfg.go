@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 )
 
 // HTTPTimeout bounds one HTTP exchange with AWS (connecting, the request and
@@ -51,7 +53,8 @@ func Load(ctx context.Context) (aws.Config, error) {
 		return cached.cfg, nil
 	}
 	cfg, err := config.LoadDefaultConfig(ctx,
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(HTTPTimeout)))
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(HTTPTimeout)),
+		config.WithLogger(sdkLogger))
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %v", err)
 	}
@@ -61,6 +64,17 @@ func Load(ctx context.Context) (aws.Config, error) {
 	cached.ok, cached.env, cached.cfg = true, env, cfg
 	return cfg, nil
 }
+
+// sdkLogger sends the SDK's own log lines (a response body that failed its
+// checksum, a clock-skew warning) to edgepoll's log (slog.Default: text or
+// JSON on stderr) instead of the SDK's plain lines on stderr.
+var sdkLogger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+	level := slog.LevelWarn
+	if c == logging.Debug {
+		level = slog.LevelDebug
+	}
+	slog.Default().Log(context.Background(), level, "AWS SDK: "+fmt.Sprintf(format, v...))
+})
 
 // awsEnv is the part of the environment the configuration depends on.
 func awsEnv() string {

@@ -26,9 +26,10 @@
 // backend works with DynamoDB, DynamoDB Local and dynalite alike.
 // The calls go through the SDK's generated client (service/dynamodb) on the
 // shared AWS configuration (internal/awscfg): its retryer with its retry
-// quota retries throttling and transient errors, it checks the answers'
-// CRC32 checksums, and a failed condition is the typed
-// *types.ConditionalCheckFailedException.
+// quota retries throttling and transient errors, and a failed condition is
+// the typed *types.ConditionalCheckFailedException. (The client also checks
+// each answer's CRC32, but aws-sdk-go-v2 only logs a mismatch as a warning
+// when the body is closed; the answer is used.)
 package dynamo
 
 import (
