@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -171,4 +172,31 @@ func TestFanOutFreshStartOneAtATime(t *testing.T) {
 		assert.Equal(t, seq(1, 250), r.tg.ids(n), n)
 	}
 	assert.Len(t, r.api.Requests(), 3, "one poll per page (after-id 0, 100, 200) for the three")
+}
+
+// TestFanOutDaemonTargetDownDelaysOnlyItself: in --loop, while one target
+// is down (connection refused) the other keeps delivering every item as it
+// arrives, and /ready names the one that is not ready; once it is back it
+// catches up in order, nothing lost, nothing twice, without a restart.
+func TestFanOutDaemonTargetDownDelaysOnlyItself(t *testing.T) {
+	r := newFanRig(t)
+	r.api.Push(fanKey, ilerttest.AlertEvents(30)...)
+	cfg := r.config(t, "sqlite:"+filepath.Join(r.dir, "state.db")+"\npoll-interval: 5s", "tickets", "down")
+	d := startDaemonBin(t, baseEnv("ILERT_API_HOST="+r.apiSv.URL, "FAN_KEY="+fanKey), "--config", cfg)
+
+	require.Eventually(t, func() bool { return len(r.tg.ids("tickets")) == 30 }, 20*time.Second, 20*time.Millisecond)
+	r.api.Push(fanKey, ilerttest.AlertEvents(5)...) // 31..35 while down is still down
+	require.Eventually(t, func() bool { return len(r.tg.ids("tickets")) == 35 }, 20*time.Second, 20*time.Millisecond,
+		"the target that is up keeps delivering")
+	code, body := d.get(t, "/ready")
+	assert.Equal(t, 503, code)
+	assert.Contains(t, body, `"name":"down","ready":false`)
+
+	r.up(t)
+	require.Eventually(t, func() bool { return len(r.down.ids("down")) >= 35 }, 60*time.Second, 50*time.Millisecond,
+		"the target that was down catches up")
+	d.stopGracefully(t)
+	assert.Equal(t, seq(1, 35), r.down.ids("down"), "in order, nothing lost, nothing twice")
+	assert.Equal(t, seq(1, 35), r.tg.ids("tickets"))
+	assert.NotContains(t, d.logs.String(), fanKey)
 }
