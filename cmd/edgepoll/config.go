@@ -83,7 +83,7 @@ type CLI struct {
 	LogFormat string           `name:"log-format" default:"text" help:"Log format on stderr: text or json." predictor:"one-of:text,json" group:"Logging" process:""`
 	Version   kong.VersionFlag `name:"version" env:"-" help:"Print the version and exit."`
 
-	Config      string `name:"config" env:"EDGEPOLL_CONFIG" help:"YAML file declaring several edge connections, each with its own key (key-env) and target; every flag's long name is a key (see README)." type:"path" group:"Connections"`
+	Config      string `name:"config" env:"EDGEPOLL_CONFIG" help:"YAML file declaring several connections, each with its key (key-env; several may share one: fan-out) and target; every flag's long name is a key (see docs/configuration.md)." type:"path" group:"Connections"`
 	MaxParallel int    `name:"max-parallel" default:"4" help:"With --config: how many connections run a cycle at the same time." process:"" group:"Connections"`
 	Connection  string `name:"connection" help:"With --config: only this connection of the file (for a run, state and check commands)." placeholder:"NAME" process:"" group:"Connections"`
 
