@@ -111,6 +111,15 @@ func demo(bin string, n int) error {
 	return demoTo(os.Stdout, bin, n, "")
 }
 
+// demoRun is the demo in progress: edgepoll's command line and where it
+// prints.
+type demoRun struct {
+	w         io.Writer
+	bin       string
+	env, args []string
+	recv      *receiver
+}
+
 // demoTo runs the demo, printing to w; the state goes to a new directory
 // under parent ("" = the system's temporary directory) and is kept.
 func demoTo(w io.Writer, bin string, n int, parent string) error {
@@ -134,73 +143,70 @@ func demoTo(w io.Writer, bin string, n int, parent string) error {
 		return err
 	}
 	state := "sqlite:" + filepath.Join(dir, "edgepoll.db")
-	env := []string{"ILERT_API_HOST=" + apiSrv.URL, "ILERT_EDGE_CONNECTOR_KEY=" + demoKey}
-	args := []string{"--mode", "http", "--http-url", recvSrv.URL + "/webhook", "--state", state}
-
-	run := func(title string, wantCode int) error {
-		fmt.Fprintf(w, "\n# %s\n$ %s %s %s\n", title, strings.Join(env, " "), bin, strings.Join(args, " "))
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdout = w
-		var logs strings.Builder
-		cmd.Stderr = &logs
-		err := cmd.Run()
-		for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-			if l != "" {
-				fmt.Fprintln(w, "  edgepoll log:", l)
-			}
-		}
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			return fmt.Errorf("running edgepoll: %v", err)
-		}
-		fmt.Fprintf(w, "  exit code %d\n", code)
-		if code != wantCode {
-			return fmt.Errorf("edgepoll exited %d, want %d", code, wantCode)
-		}
-		return nil
-	}
-	want := func(total int, what string) error {
-		if got := recv.count(); got != total {
-			return fmt.Errorf("%s: receiver has %d events, want %d", what, got, total)
-		}
-		return nil
-	}
+	d := &demoRun{w: w, bin: bin, recv: recv,
+		env:  []string{"ILERT_API_HOST=" + apiSrv.URL, "ILERT_EDGE_CONNECTOR_KEY=" + demoKey},
+		args: []string{"--mode", "http", "--http-url", recvSrv.URL + "/webhook", "--state", state}}
 
 	fmt.Fprintf(w, "fake ilert API on %s with %d queued alert events; receiver on %s\n", apiSrv.URL, n, recvSrv.URL)
 	fmt.Fprintln(w, "(the fake API and the receiver live only as long as the demo: the edgepoll commands below show what ran;\n copied after the demo has ended they fail, as nothing listens on those ports any more)")
-	if err := run("first cycle: delivers every queued event in order", 0); err != nil {
-		return err
+	steps := []struct {
+		before   func()
+		title    string
+		wantCode int
+		total    int
+		what     string
+	}{
+		{nil, "first cycle: delivers every queued event in order", 0, n, "first cycle"},
+		{nil, "second cycle: the cursor was persisted, nothing is redelivered", 0, n, "second cycle"},
+		{func() {
+			api.Push(demoKey, lifecycles(n, 3)...) // the same alerts' story goes on
+			recv.setDown(true)
+		}, "three new events arrive, but the receiver is down (503): the cycle fails (exit 1), the cursor stays before them", 1, n, "while down"},
+		{func() { recv.setDown(false) }, "the receiver is back: the next cycle retries from the same place, nothing is lost", 0, n + 3, "after the retry"},
 	}
-	if err := want(n, "first cycle"); err != nil {
-		return err
-	}
-	if err := run("second cycle: the cursor was persisted, nothing is redelivered", 0); err != nil {
-		return err
-	}
-	if err := want(n, "second cycle"); err != nil {
-		return err
-	}
-	api.Push(demoKey, lifecycles(n, 3)...) // the same alerts' story goes on
-	recv.setDown(true)
-	if err := run("three new events arrive, but the receiver is down (503): the cycle fails (exit 1), the cursor stays before them", 1); err != nil {
-		return err
-	}
-	if err := want(n, "while down"); err != nil {
-		return err
-	}
-	recv.setDown(false)
-	if err := run("the receiver is back: the next cycle retries from the same place, nothing is lost", 0); err != nil {
-		return err
-	}
-	if err := want(n+3, "after the retry"); err != nil {
-		return err
+	for _, st := range steps {
+		if st.before != nil {
+			st.before()
+		}
+		if err := d.run(st.title, st.wantCode); err != nil {
+			return err
+		}
+		if got := recv.count(); got != st.total {
+			return fmt.Errorf("%s: receiver has %d events, want %d", st.what, got, st.total)
+		}
 	}
 	fmt.Fprintf(w, "\ndemo ok: %d events delivered exactly once, in order; a failed delivery was retried with nothing lost.\n", n+3)
 	fmt.Fprintf(w, "The fake API and the receiver have stopped: the cycle commands above no longer work.\n")
 	fmt.Fprintf(w, "The state is kept in %s. This command reads only the state file, and works now:\n  ILERT_EDGE_CONNECTOR_KEY=%s %s state show --state %s\n", dir, demoKey, bin, state)
 	fmt.Fprintf(w, "and remove it with:\n  rm -r %s\n", dir)
+	return nil
+}
+
+// run runs one edgepoll cycle, printing its command line, logs and exit
+// code; an exit code other than wantCode is an error.
+func (d *demoRun) run(title string, wantCode int) error {
+	w := d.w
+	fmt.Fprintf(w, "\n# %s\n$ %s %s %s\n", title, strings.Join(d.env, " "), d.bin, strings.Join(d.args, " "))
+	cmd := exec.Command(d.bin, d.args...)
+	cmd.Env = append(os.Environ(), d.env...)
+	cmd.Stdout = w
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	err := cmd.Run()
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if l != "" {
+			fmt.Fprintln(w, "  edgepoll log:", l)
+		}
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		return fmt.Errorf("running edgepoll: %v", err)
+	}
+	fmt.Fprintf(w, "  exit code %d\n", code)
+	if code != wantCode {
+		return fmt.Errorf("edgepoll exited %d, want %d", code, wantCode)
+	}
 	return nil
 }

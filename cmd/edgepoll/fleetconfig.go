@@ -166,6 +166,17 @@ func fileError(format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...)}
 }
 
+// fileLoader reads one --config file: what its steps share.
+type fileLoader struct {
+	base     *CLI
+	n        flagNamer
+	path     string
+	schema   fleetSchema
+	cp       *connParser
+	defaults []yamlEntry     // top-level keys that are per-connection defaults
+	topSet   map[string]bool // the flags those set
+}
+
 // loadFleet reads and validates the --config file. base is the parsed
 // command line (k its parser, n its namer). Precedence for each connection:
 // its own keys, then the command line and environment, then the file's top
@@ -173,43 +184,97 @@ func fileError(format string, args ...any) error {
 // --max-parallel, logging) are read from the top level into base. Nothing
 // secret is ever part of an error.
 func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
-	path := base.Config
-	cfgFlag := n.name("config")
-	b, err := os.ReadFile(path)
+	l := &fileLoader{base: base, n: n, path: base.Config, schema: newFleetSchema(k), topSet: map[string]bool{}}
+	root, err := l.read()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.refuseCommandLineSecrets(); err != nil {
+		return nil, err
+	}
+	conns, err := l.topLevel(root)
+	if err != nil {
+		return nil, err
+	}
+	if l.cp, err = newConnParser(); err != nil {
+		return nil, err
+	}
+	out := make([]*fleetConn, 0, len(conns.Content))
+	seen := newUniqueness()
+	for i, node := range conns.Content {
+		fc, err := l.conn(i, node)
+		if err == nil {
+			err = seen.check(fc, out)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fc)
+	}
+	// Every script target withholds every secret of every connection.
+	var all []string
+	for _, fc := range out {
+		all = append(all, fc.CLI.secrets...)
+		all = append(all, fc.Key)
+	}
+	for _, fc := range out {
+		fc.CLI.secrets = all
+	}
+	base.secrets = all
+	if base.Connection == "" {
+		return out, nil
+	}
+	for _, fc := range out {
+		if fc.Name == base.Connection {
+			return []*fleetConn{fc}, nil
+		}
+	}
+	return nil, fileError("%s: %q is not a connection of %s", n.name("connection"), base.Connection, l.path)
+}
+
+// read reads and parses the file: its root mapping.
+func (l *fileLoader) read() (*yaml.Node, error) {
+	cfgFlag := l.n.name("config")
+	b, err := os.ReadFile(l.path)
 	if err != nil {
 		return nil, fileError("%s: %v", cfgFlag, sinks.ShortPathErr(err))
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, fileError("%s: %s: %v", cfgFlag, path, err)
+		return nil, fileError("%s: %s: %v", cfgFlag, l.path, err)
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, fileError("%s: %s: empty file (want a mapping with connections:)", cfgFlag, path)
+		return nil, fileError("%s: %s: empty file (want a mapping with connections:)", cfgFlag, l.path)
 	}
-	schema := newFleetSchema(k)
+	return doc.Content[0], nil
+}
 
-	if s, ok := n.given("secret-from"); ok {
-		return nil, fileError("%s: with --config, give secret-from per connection in the file", s)
+// refuseCommandLineSecrets: a secret from the command line or the
+// environment would go to every connection's target: with --config each
+// connection names its own.
+func (l *fileLoader) refuseCommandLineSecrets() error {
+	if s, ok := l.n.given("secret-from"); ok {
+		return fileError("%s: with --config, give secret-from per connection in the file", s)
 	}
-	// A secret from the command line or the environment would go to every
-	// connection's target: with --config each connection names its own.
-	for name, f := range schema.flags {
-		if s, ok := n.given(name); ok && f.secret {
-			return nil, fileError("%s: with --config, a secret is given per connection in the file as %s%s: VARIABLE", s, name, envSuffix)
+	for name, f := range l.schema.flags {
+		if s, ok := l.n.given(name); ok && f.secret {
+			return fileError("%s: with --config, a secret is given per connection in the file as %s%s: VARIABLE", s, name, envSuffix)
 		}
 	}
+	return nil
+}
 
-	top, err := mappingEntries(doc.Content[0], path+": ")
+// topLevel reads the top-level keys: process settings into base (unless
+// the command line or environment gave them), the others kept as every
+// connection's defaults. It returns the list of connections.
+func (l *fileLoader) topLevel(root *yaml.Node) (*yaml.Node, error) {
+	top, err := mappingEntries(root, l.path+": ")
 	if err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}
-	var (
-		conns    *yaml.Node
-		defaults []yamlEntry // top-level keys that are per-connection defaults
-		topSet   = map[string]bool{}
-	)
+	var conns *yaml.Node
 	for _, e := range top {
-		where := path + ": " + e.key
+		where := l.path + ": " + e.key
 		switch e.key {
 		case keyConns:
 			conns = e.value
@@ -217,12 +282,12 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 		case keyName, keyKeyEnv, keyKey:
 			return nil, fileError("%s: belongs to each connection, not to the top level", where)
 		}
-		name, viaEnv, problem := schema.check(e.key)
+		name, viaEnv, problem := l.schema.check(e.key)
 		if problem != "" {
 			return nil, fileError("%s: %s", where, problem)
 		}
-		if f := schema.flags[name]; f.process {
-			if _, given := n.given(name); given {
+		if f := l.schema.flags[name]; f.process {
+			if _, given := l.n.given(name); given {
 				continue // the command line or environment wins
 			}
 			v, err := scalar(e.value)
@@ -239,63 +304,46 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 				return nil, fileError("%s: %v", where, err)
 			}
 		}
-		topSet[name] = true
-		defaults = append(defaults, e)
+		l.topSet[name] = true
+		l.defaults = append(l.defaults, e)
 	}
 	if conns == nil || conns.Kind != yaml.SequenceNode || len(conns.Content) == 0 {
-		return nil, fileError("%s: %s: at least one connection is required (a list of entries with name and key-env)", path, keyConns)
+		return nil, fileError("%s: %s: at least one connection is required (a list of entries with name and key-env)", l.path, keyConns)
 	}
+	return conns, nil
+}
 
-	cp, err := newConnParser()
-	if err != nil {
-		return nil, err
+// uniqueness refuses two connections with one name or one dead-letter file,
+// and a connector key shared other than as shareKey allows.
+type uniqueness struct {
+	names, deadFiles map[string]int
+	keys             map[string][]int // the connections of each connector key (fan-out: shareKey)
+}
+
+func newUniqueness() uniqueness {
+	return uniqueness{names: map[string]int{}, keys: map[string][]int{}, deadFiles: map[string]int{}}
+}
+
+// check checks fc, the next connection after those before.
+func (u uniqueness) check(fc *fleetConn, before []*fleetConn) error {
+	i := len(before)
+	if j, dup := u.names[fc.Name]; dup {
+		return fileError("%s: %s: %q is also the name of %s", fc.Label(), keyName, fc.Name, before[j].Label())
 	}
-	out := make([]*fleetConn, 0, len(conns.Content))
-	names := map[string]int{}
-	keys := map[string][]int{}
-	deadFiles := map[string]int{}
-	for i, node := range conns.Content {
-		fc, err := loadConn(i, node, base, n, cp, schema, defaults, path, topSet)
-		if err != nil {
-			return nil, err
-		}
-		if j, dup := names[fc.Name]; dup {
-			return nil, fileError("%s: %s: %q is also the name of %s", fc.Label(), keyName, fc.Name, out[j].Label())
-		}
-		names[fc.Name] = i
-		if err := shareKey(fc, out, keys); err != nil {
-			return nil, err
-		}
-		// A dead-letter file holds no connection: replaying a shared one
-		// would send one connection's items to another's target.
-		if p, ok := deadletter.LocalFile(fc.CLI.DeadLetter); ok {
-			abs, _ := filepath.Abs(p)
-			if j, dup := deadFiles[abs]; dup {
-				return nil, fileError("%s: dead-letter: %s is also the dead letter of %s: give each connection its own file (a dynamodb:TABLE may be shared)", fc.Label(), p, out[j].Label())
-			}
-			deadFiles[abs] = i
-		}
-		out = append(out, fc)
+	u.names[fc.Name] = i
+	if err := shareKey(fc, before, u.keys); err != nil {
+		return err
 	}
-	// Every script target withholds every secret of every connection.
-	var all []string
-	for _, fc := range out {
-		all = append(all, fc.CLI.secrets...)
-		all = append(all, fc.Key)
-	}
-	for _, fc := range out {
-		fc.CLI.secrets = all
-	}
-	base.secrets = all
-	if base.Connection != "" {
-		for _, fc := range out {
-			if fc.Name == base.Connection {
-				return []*fleetConn{fc}, nil
-			}
+	// A dead-letter file holds no connection: replaying a shared one
+	// would send one connection's items to another's target.
+	if p, ok := deadletter.LocalFile(fc.CLI.DeadLetter); ok {
+		abs, _ := filepath.Abs(p)
+		if j, dup := u.deadFiles[abs]; dup {
+			return fileError("%s: dead-letter: %s is also the dead letter of %s: give each connection its own file (a dynamodb:TABLE may be shared)", fc.Label(), p, before[j].Label())
 		}
-		return nil, fileError("%s: %q is not a connection of %s", n.name("connection"), base.Connection, path)
+		u.deadFiles[abs] = i
 	}
-	return out, nil
+	return nil
 }
 
 // connParser parses the command line again for each connection of the
@@ -350,65 +398,114 @@ func secretValues(k *kong.Kong) []string {
 	return out
 }
 
-// loadConn builds and validates connection i.
-func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, cp *connParser, schema fleetSchema, defaults []yamlEntry, path string, topSet map[string]bool) (*fleetConn, error) {
+// conn builds and validates connection i: the command line and
+// environment parsed again into fresh target configurations, then the
+// file's top-level defaults and the connection's own keys on top.
+func (l *fileLoader) conn(i int, node *yaml.Node) (*fleetConn, error) {
 	anon := fmt.Sprintf("%s[%d]: ", keyConns, i)
 	entries, err := mappingEntries(node, anon)
 	if err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}
 	fc := &fleetConn{Index: i}
+	if fc.Name, err = connName(entries, anon); err != nil {
+		return nil, err
+	}
+	c := &connLoad{fileLoader: l, fc: fc, prefix: fc.Label() + ": ", set: map[string]bool{}, secretEnv: map[string]string{}}
+	cli, ck := l.cp.cli, l.cp.k
+	if _, err := ck.Parse(l.n.args); err != nil {
+		return nil, fmt.Errorf("internal error: %v", err)
+	}
+	cli.noTarget = l.base.noTarget
+	if err := c.apply(entries); err != nil {
+		return nil, err
+	}
+	if err := c.secrets(); err != nil {
+		return nil, err
+	}
+	if err := c.key(cli); err != nil {
+		return nil, err
+	}
+	// secret-from in the file: this connection's secrets from AWS.
+	if len(cli.SecretFrom) > 0 && !cli.noTarget {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := resolveSecretFrom(ctx, ck, cli.SecretFrom)
+		cancel()
+		if err != nil {
+			return nil, fileError("%s%v", c.prefix, strings.TrimPrefix(err.Error(), "--"))
+		}
+	}
+	names := &fileNames{path: l.path, prefix: c.prefix, conn: c.set, top: l.topSet}
+	if err := cli.validate(flagNamer{args: l.n.args, flags: l.n.flags, file: names}); err != nil {
+		return nil, err
+	}
+	cli.secrets = secretValues(ck)
+	fc.CLI = cli.clone()
+	fc.CLI.key = fc.Key
+	return fc, nil
+}
+
+// connName is the name of a connection entry, checked.
+func connName(entries []yamlEntry, anon string) (string, error) {
+	name := ""
 	for _, e := range entries {
 		if e.key == keyName {
 			v, err := scalar(e.value)
 			if err != nil {
-				return nil, fileError("%s%s: %v", anon, keyName, err)
+				return "", fileError("%s%s: %v", anon, keyName, err)
 			}
-			fc.Name = v
+			name = v
 		}
 	}
-	if fc.Name == "" {
-		return nil, fileError("%s%s: is required", anon, keyName)
+	if name == "" {
+		return "", fileError("%s%s: is required", anon, keyName)
 	}
-	if !connNamePattern().MatchString(fc.Name) {
-		return nil, fileError("%s%s: %q must match [a-z0-9][a-z0-9-]{0,62}", anon, keyName, fc.Name)
+	if !connNamePattern().MatchString(name) {
+		return "", fileError("%s%s: %q must match [a-z0-9][a-z0-9-]{0,62}", anon, keyName, name)
 	}
-	prefix := fc.Label() + ": "
+	return name, nil
+}
 
-	// The connection's configuration: the command line and environment
-	// parsed again into fresh target configurations, then the file on top.
-	cli, ck, flags := cp.cli, cp.k, cp.flags
-	if _, err := ck.Parse(n.args); err != nil {
-		return nil, fmt.Errorf("internal error: %v", err)
+// connLoad is one connection being read.
+type connLoad struct {
+	*fileLoader
+	fc        *fleetConn
+	prefix    string            // "connections[1] (noc): "
+	set       map[string]bool   // keys set in the connection's entry
+	secretEnv map[string]string // secret flag -> the variable that holds it
+}
+
+// set1 sets the flag of one entry (where names it in errors); a secret's
+// -env form is noted for secrets.
+func (c *connLoad) set1(e yamlEntry, where string) error {
+	name, viaEnv, problem := c.schema.check(e.key)
+	if problem != "" {
+		return fileError("%s%s: %s", where, e.key, problem)
 	}
-	cli.noTarget = base.noTarget
-	connSet := map[string]bool{}
-	secretEnv := map[string]string{} // flag -> variable
-	apply := func(e yamlEntry, where string) error {
-		name, viaEnv, problem := schema.check(e.key)
-		if problem != "" {
-			return fileError("%s%s: %s", where, e.key, problem)
-		}
-		v, err := scalar(e.value)
-		if err != nil {
-			return fileError("%s%s: %v", where, e.key, err)
-		}
-		if viaEnv {
-			secretEnv[name] = v
-			return nil
-		}
-		if err := setFlag(flags[name], v); err != nil {
-			return fileError("%s%s: %v", where, e.key, err)
-		}
+	v, err := scalar(e.value)
+	if err != nil {
+		return fileError("%s%s: %v", where, e.key, err)
+	}
+	if viaEnv {
+		c.secretEnv[name] = v
 		return nil
 	}
-	for _, e := range defaults {
-		name, _, _ := schema.check(e.key)
-		if _, given := n.given(name); given {
+	if err := setFlag(c.cp.flags[name], v); err != nil {
+		return fileError("%s%s: %v", where, e.key, err)
+	}
+	return nil
+}
+
+// apply sets the top-level defaults the command line and environment did
+// not give, then the connection's own entries.
+func (c *connLoad) apply(entries []yamlEntry) error {
+	for _, e := range c.defaults {
+		name, _, _ := c.schema.check(e.key)
+		if _, given := c.n.given(name); given {
 			continue
 		}
-		if err := apply(e, path+": "); err != nil {
-			return nil, err
+		if err := c.set1(e, c.path+": "); err != nil {
+			return err
 		}
 	}
 	for _, e := range entries {
@@ -418,72 +515,66 @@ func loadConn(i int, node *yaml.Node, base *CLI, n flagNamer, cp *connParser, sc
 		case keyKeyEnv:
 			v, err := scalar(e.value)
 			if err != nil {
-				return nil, fileError("%s%s: %v", prefix, e.key, err)
+				return fileError("%s%s: %v", c.prefix, e.key, err)
 			}
-			fc.KeyEnv = v
+			c.fc.KeyEnv = v
 			continue
 		case keyKey:
-			return nil, fileError("%s%s: a connector key is not accepted literally in the file; name the environment variable that holds it: %s: VARIABLE", prefix, keyKey, keyKeyEnv)
+			return fileError("%s%s: a connector key is not accepted literally in the file; name the environment variable that holds it: %s: VARIABLE", c.prefix, keyKey, keyKeyEnv)
 		case keyConns:
-			return nil, fileError("%s%s: unknown key", prefix, e.key)
+			return fileError("%s%s: unknown key", c.prefix, e.key)
 		}
-		if name, _, problem := schema.check(e.key); problem == "" && schema.flags[name].process {
-			return nil, fileError("%s%s: is a setting of the whole process: set it at the top level of the file or on the command line", prefix, e.key)
+		if name, _, problem := c.schema.check(e.key); problem == "" && c.schema.flags[name].process {
+			return fileError("%s%s: is a setting of the whole process: set it at the top level of the file or on the command line", c.prefix, e.key)
 		}
-		if err := apply(e, prefix); err != nil {
-			return nil, err
+		if err := c.set1(e, c.prefix); err != nil {
+			return err
 		}
-		name, _, _ := schema.check(e.key)
-		connSet[name] = true
+		name, _, _ := c.schema.check(e.key)
+		c.set[name] = true
 	}
+	return nil
+}
 
-	// Secrets from the variables the file names.
-	envNames := make([]string, 0, len(secretEnv))
-	for name := range secretEnv {
+// secrets sets the secret flags from the variables the file names.
+func (c *connLoad) secrets() error {
+	envNames := make([]string, 0, len(c.secretEnv))
+	for name := range c.secretEnv {
 		envNames = append(envNames, name)
 	}
 	sort.Strings(envNames)
 	for _, name := range envNames {
-		where := prefix + name + envSuffix
-		if !connSet[name] && topSet[name] {
-			where = path + ": " + name + envSuffix
+		where := c.prefix + name + envSuffix
+		if !c.set[name] && c.topSet[name] {
+			where = c.path + ": " + name + envSuffix
 		}
-		val, ok := os.LookupEnv(secretEnv[name])
+		val, ok := os.LookupEnv(c.secretEnv[name])
 		if !ok || val == "" {
-			return nil, fileError("%s: the environment variable %s is not set", where, secretEnv[name])
+			return fileError("%s: the environment variable %s is not set", where, c.secretEnv[name])
 		}
-		if err := setFlag(flags[name], val); err != nil {
-			return nil, fileError("%s: the value of %s is not valid", where, secretEnv[name])
+		if err := setFlag(c.cp.flags[name], val); err != nil {
+			return fileError("%s: the value of %s is not valid", where, c.secretEnv[name])
 		}
 	}
+	return nil
+}
 
-	if cli.ConnectorKeyParameter == "" && cli.ConnectorKeySecret == "" {
-		if fc.KeyEnv == "" {
-			return nil, fileError("%s%s: is required (the environment variable that holds this connection's connector key)", prefix, keyKeyEnv)
+// key reads the connector key from key-env, unless it comes from SSM or
+// Secrets Manager (connector-key-parameter/-secret).
+func (c *connLoad) key(cli *CLI) error {
+	fc := c.fc
+	if cli.ConnectorKeyParameter != "" || cli.ConnectorKeySecret != "" {
+		if fc.KeyEnv != "" {
+			return fileError("%s%s: and connector-key-parameter/connector-key-secret are mutually exclusive", c.prefix, keyKeyEnv)
 		}
-		fc.Key = os.Getenv(fc.KeyEnv)
-		if fc.Key == "" {
-			return nil, fileError("%s%s: the environment variable %s is not set", prefix, keyKeyEnv, fc.KeyEnv)
-		}
-	} else if fc.KeyEnv != "" {
-		return nil, fileError("%s%s: and connector-key-parameter/connector-key-secret are mutually exclusive", prefix, keyKeyEnv)
+		return nil
 	}
-
-	// secret-from in the file: this connection's secrets from AWS.
-	if len(cli.SecretFrom) > 0 && !cli.noTarget {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		err := resolveSecretFrom(ctx, ck, cli.SecretFrom)
-		cancel()
-		if err != nil {
-			return nil, fileError("%s%v", prefix, strings.TrimPrefix(err.Error(), "--"))
-		}
+	if fc.KeyEnv == "" {
+		return fileError("%s%s: is required (the environment variable that holds this connection's connector key)", c.prefix, keyKeyEnv)
 	}
-	names := &fileNames{path: path, prefix: prefix, conn: connSet, top: topSet}
-	if err := cli.validate(flagNamer{args: n.args, flags: n.flags, file: names}); err != nil {
-		return nil, err
+	fc.Key = os.Getenv(fc.KeyEnv)
+	if fc.Key == "" {
+		return fileError("%s%s: the environment variable %s is not set", c.prefix, keyKeyEnv, fc.KeyEnv)
 	}
-	cli.secrets = secretValues(ck)
-	fc.CLI = cli.clone()
-	fc.CLI.key = fc.Key
-	return fc, nil
+	return nil
 }
