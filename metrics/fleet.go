@@ -49,6 +49,17 @@ func NewFleet(names, sinks []string) *Fleet {
 	return f
 }
 
+// HealthOnly is the health of n connections without metrics (each
+// Metrics entry nil): a daemon that serves no endpoints keeps no
+// Prometheus series, only what its heartbeats follow.
+func HealthOnly(n int) *Fleet {
+	f := &Fleet{names: make([]string, n), Metrics: make([]*Metrics, n), Health: make([]*Health, n)}
+	for i := range f.Health {
+		f.Health[i] = NewHealth()
+	}
+	return f
+}
+
 // WriteTextfile writes every connection's metrics (one-shot --metrics-file).
 func (f *Fleet) WriteTextfile(path string) error {
 	if f.one {

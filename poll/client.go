@@ -41,9 +41,8 @@ type ClientConfig struct {
 	// MaxResponseBytes caps the body of a poll response; larger is a failed
 	// poll. Default 32 MiB (100 items of webhook payloads are far smaller).
 	MaxResponseBytes int64
-	// Transport overrides the HTTP transport (tests). Default: a dedicated
-	// transport with the timeouts above and proxy settings from the
-	// environment.
+	// Transport is the HTTP transport (shared by several clients, or a
+	// test's). Default: a dedicated NewTransport with the timeouts above.
 	Transport http.RoundTripper
 }
 
@@ -84,15 +83,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	rt := cfg.Transport
 	if rt == nil {
-		rt = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			TLSHandshakeTimeout:   cfg.ConnectTimeout,
-			ResponseHeaderTimeout: cfg.Timeout,
-			MaxIdleConnsPerHost:   2,
-			IdleConnTimeout:       90 * time.Second,
-			ForceAttemptHTTP2:     true,
-		}
+		rt = NewTransport(cfg.ConnectTimeout, cfg.Timeout, 2)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	c := &Client{
@@ -103,6 +94,30 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	c.limit.Store(BatchLimit)
 	return c, nil
+}
+
+// NewTransport is the HTTP transport of a client to the ilert API:
+// connectTimeout bounds connecting (and the TLS handshake), timeout the
+// wait for a response's headers; proxy settings from the environment;
+// at most maxIdlePerHost idle connections kept. Several clients may share
+// one (a --config run: one pool of connections to the API for all
+// connections, sized by --max-parallel). Zero durations: the defaults.
+func NewTransport(connectTimeout, timeout time.Duration, maxIdlePerHost int) *http.Transport {
+	if connectTimeout <= 0 {
+		connectTimeout = 10 * time.Second
+	}
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   connectTimeout,
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConnsPerHost:   maxIdlePerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
 }
 
 // Query selects what one poll asks for.

@@ -109,7 +109,7 @@ func (d *Daemon) Run(soft, hard context.Context) error {
 		if !d.Slots.Take(soft) {
 			break
 		}
-		sum, err := d.Cycle.RunUntil(soft, hard, d.Invocation)
+		sum, err := d.cycle(soft, hard)
 		d.Slots.Put()
 		rep := CycleReport{Summary: sum, Err: err, Ready: err == nil, Polling: true, Wait: d.Interval}
 		switch {
@@ -149,6 +149,23 @@ func (d *Daemon) Run(soft, hard context.Context) error {
 		}
 	}
 	return nil
+}
+
+// cycle runs one cycle. With Slots (one of many daemons) it runs on a
+// goroutine of its own, so that the daemon's goroutine, waiting most of the
+// time, keeps a small stack: the stacks a cycle grows are held only by the
+// cycles in flight.
+func (d *Daemon) cycle(soft, hard context.Context) (sum Summary, err error) {
+	if d.Slots == nil {
+		return d.Cycle.RunUntil(soft, hard, d.Invocation)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sum, err = d.Cycle.RunUntil(soft, hard, d.Invocation)
+	}()
+	<-done
+	return sum, err
 }
 
 // HeartbeatInterval is how often the daemon pings the ilert heartbeat.

@@ -18,9 +18,10 @@ type FleetMember struct {
 	// Invocation is passed to the member's cycle.
 	Invocation Invocation
 	// Open, if set, runs in the member's worker right before its cycle (to
-	// build the sink on demand). An error fails this member's cycle only,
+	// build the sink, or the whole connection, on demand) and returns the
+	// cycle to run (nil: Cycle). An error fails this member's cycle only,
 	// as a CycleError of KindOpen.
-	Open func(ctx context.Context) error
+	Open func(ctx context.Context) (*Cycle, error)
 }
 
 // FleetResult is what one member's cycle did.
@@ -106,12 +107,17 @@ func runMember(soft, hard context.Context, m FleetMember) (r FleetResult) {
 		r.Summary.Stopped = true
 		return r
 	}
+	cycle := m.Cycle
 	if m.Open != nil {
-		if err := m.Open(hard); err != nil {
+		c, err := m.Open(hard)
+		if err != nil {
 			r.Err = &CycleError{Kind: KindOpen, Reason: ReasonOpen, Err: err}
 			return r
 		}
+		if c != nil {
+			cycle = c
+		}
 	}
-	r.Summary, r.Err = m.Cycle.RunUntil(soft, hard, m.Invocation)
+	r.Summary, r.Err = cycle.RunUntil(soft, hard, m.Invocation)
 	return r
 }

@@ -50,7 +50,7 @@ func newFleetFixture(t *testing.T, n, items int) *fleetFixture {
 			Name:       fmt.Sprintf("c%d", i),
 			Cycle:      &poll.Cycle{Client: client, Sink: poll.OneByOne(sink), Store: store, Conn: poll.ConnectionID(key)},
 			Invocation: poll.Invocation{Owner: "test"},
-			Open:       func(context.Context) error { f.active.Add(1); return nil },
+			Open:       func(context.Context) (*poll.Cycle, error) { f.active.Add(1); return nil, nil },
 		})
 	}
 	return f
@@ -80,7 +80,7 @@ func TestFleetFailureStaysWithItsMember(t *testing.T) {
 	f := newFleetFixture(t, 4, 20)
 	f.sinks[1].fail = map[int64]error{1: poll.Retryable("http_503", errors.New("503"))}
 	broken := errors.New("no broker")
-	f.members[2].Open = func(context.Context) error { f.active.Add(1); return broken }
+	f.members[2].Open = func(context.Context) (*poll.Cycle, error) { f.active.Add(1); return nil, broken }
 	var mu sync.Mutex
 	var doneOrder []string
 	res := poll.RunFleetOnce(context.Background(), context.Background(), f.members, 1, func(i int, r poll.FleetResult) {

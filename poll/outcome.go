@@ -34,6 +34,9 @@ type Observer interface {
 	DeadLettered()
 }
 
+// NoObserver observes nothing.
+var NoObserver Observer = nopObserver{}
+
 type nopObserver struct{}
 
 func (nopObserver) Polled(string, int, time.Duration)   {}

@@ -83,6 +83,31 @@ func Deferred(build func(ctx context.Context) (Sink, error)) Sink {
 	return &deferred{build: build}
 }
 
+// Releasable is s (nil: not built yet), built again by build after
+// Release: a Deferred sink that a daemon of many connections lets go after
+// each cycle, so an idle connection holds no connection to its target.
+func Releasable(s Sink, build func(ctx context.Context) (Sink, error)) Sink {
+	return &deferred{build: build, s: s}
+}
+
+// Release closes what a Releasable or Deferred sink built, if anything, and
+// forgets it: the next Send builds it again. Other sinks are left as they
+// are. It must not run concurrently with Send.
+func Release(s Sink) error {
+	d, ok := s.(*deferred)
+	if !ok {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.s == nil {
+		return nil
+	}
+	err := d.s.Close()
+	d.s = nil
+	return err
+}
+
 type deferred struct {
 	mu    sync.Mutex
 	build func(ctx context.Context) (Sink, error)

@@ -46,8 +46,10 @@ func (*runCmd) needsTarget() bool { return true }
 func (*runCmd) run(e *cmdEnv) int {
 	r := newRunner(e.cli, runID(), e.log, e.stdout)
 	defer r.close()
-	if err := r.setupAll(e.ctx); err != nil {
-		return fail(e.stderr, err)
+	if r.single || e.cli.Loop { // a one-shot run of a file sets each connection up when its cycle starts
+		if err := r.setupAll(e.ctx); err != nil {
+			return fail(e.stderr, err)
+		}
 	}
 	if e.cli.Loop {
 		return r.loop(e.ctx)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -66,6 +67,9 @@ func (r *runner) startAll(ctx, hard context.Context, fm *metrics.Fleet, wg *sync
 		}
 		d := a.daemon(ctx, fm.Metrics[i], fm.Health[i])
 		d.Slots = slots
+		if !r.single {
+			a.releaseAfterCycles(d, r.stdout)
+		}
 		if r.single {
 			a.log.Info("edgepoll daemon started", a.daemonAttrs()...)
 		} else {
@@ -145,6 +149,22 @@ func serve(cli *CLI, handler http.Handler, log *slog.Logger) (stop func(), ok bo
 	return func() { stopServing(); <-done }, true
 }
 
+// releaseAfterCycles lets a's sink go after each of d's cycles and builds
+// it again when a cycle has something to deliver: an idle connection of a
+// file holds no connection to its target (a single connection keeps its).
+func (a *app) releaseAfterCycles(d *poll.Daemon, stdout io.Writer) {
+	cli, log := a.cli, a.log
+	a.sink = poll.Releasable(a.sink, func(ctx context.Context) (poll.Sink, error) { return newSink(ctx, cli, log, stdout) })
+	a.cycle.Sink = a.sink
+	onCycle := d.OnCycle
+	d.OnCycle = func(rep poll.CycleReport) {
+		onCycle(rep)
+		if err := poll.Release(a.sink); err != nil {
+			a.log.Warn("closing the sink", "err", err)
+		}
+	}
+}
+
 func (a *app) daemonAttrs() []any {
 	attrs := []any{"mode", a.cli.Mode, "interval", a.cli.PollInterval.D()}
 	if a.cycle.HA != nil {
@@ -153,11 +173,15 @@ func (a *app) daemonAttrs() []any {
 	return attrs
 }
 
-// daemon wires the connection's daemon: its cycles report to m and health
+// daemon wires the connection's daemon: its cycles report to m (if any) and health
 // and are logged; its heartbeat (-b), if any, pings from the first
 // successful cycle on while health is ready, until ctx ends.
 func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.Health) *poll.Daemon {
-	a.cycle.Observer = health.Observe(m) // /ready follows the cycle in progress
+	obs := poll.NoObserver // no metrics without -p
+	if m != nil {
+		obs = m
+	}
+	a.cycle.Observer = health.Observe(obs) // /ready follows the cycle in progress
 	firstSuccess := make(chan struct{})
 	var firstOnce sync.Once
 	if a.cli.Heartbeat != "" {
@@ -166,7 +190,9 @@ func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.He
 			Healthy: health.Ready,
 			Ping:    func(ctx context.Context) error { return a.client.Heartbeat(ctx, a.cli.Heartbeat) },
 			OnPing: func(err error) {
-				m.Heartbeat(err)
+				if m != nil {
+					m.Heartbeat(err)
+				}
 				if err != nil {
 					a.log.Warn("heartbeat ping failed", "err", err)
 				}
@@ -180,7 +206,9 @@ func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.He
 		Interval:        a.cli.PollInterval.D(),
 		StandbyInterval: a.cli.StandbyInterval.D(),
 		OnCycle: func(rep poll.CycleReport) {
-			m.Cycle(rep)
+			if m != nil {
+				m.Cycle(rep)
+			}
 			health.SetReady(rep.Ready, rep.Polling, rep.ReadyError)
 			if rep.Ready {
 				firstOnce.Do(func() { close(firstSuccess) })

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -32,14 +34,20 @@ type runner struct {
 	// or store could not be had); the others run regardless, and a daemon
 	// retries it (retrySetup).
 	broken []error
-	mu     sync.Mutex // guards stores: a daemon sets connections up concurrently
+	mu     sync.Mutex // guards stores and deads: connections are set up concurrently
 	stores map[string]poll.Store
+	deads  map[string]poll.DeadLetter // by --dead-letter and --state
+	// transport carries every connection's requests to the ilert API: one
+	// pool of connections, as many idle as --max-parallel cycles use.
+	transport *http.Transport
 }
 
 // newRunner is the runner of cli's connections (its --config file, else the
 // connection its flags give).
 func newRunner(cli *CLI, owner string, log *slog.Logger, stdout io.Writer) *runner {
-	r := &runner{cli: cli, log: log, stdout: stdout, owner: owner, conns: cli.fleet, stores: map[string]poll.Store{}}
+	r := &runner{cli: cli, log: log, stdout: stdout, owner: owner, conns: cli.fleet,
+		stores: map[string]poll.Store{}, deads: map[string]poll.DeadLetter{},
+		transport: poll.NewTransport(0, 0, max(2, cli.MaxParallel))}
 	if r.conns == nil {
 		r.single, r.conns = true, []*fleetConn{{CLI: cli}}
 	} else {
@@ -55,10 +63,12 @@ type keyError struct{ error }
 
 func (e keyError) Unwrap() error { return e.error }
 
-// setupAll prepares every connection. A single connection is set up whole
-// (its sink too) and its error returned: it ends the process. A connection
-// of a file whose key or store cannot be had fails on its own when it runs;
-// its sink is built by its worker when its cycle starts.
+// setupAll prepares every connection (a daemon's, a Lambda function's; a
+// one-shot run of a file sets each up when its cycle starts). A single
+// connection is set up whole (its sink too) and its error returned: it
+// ends the process. A connection of a file whose key or store cannot be
+// had fails on its own when it runs; its sink is built by its worker when
+// its cycle starts.
 func (r *runner) setupAll(ctx context.Context) error {
 	if r.single {
 		a, err := r.setup(ctx, 0, nil)
@@ -86,9 +96,10 @@ func (r *runner) connLog(i int) *slog.Logger {
 	return r.log.With("connection", r.conns[i].Name)
 }
 
-// setup builds connection i: its key, its store (opened once for the
-// connections naming the same --state) and its app. With storeErr, a store
-// that failed to open for an earlier connection is not tried again.
+// setup builds connection i: its key, its store and dead letter (opened
+// once for the connections naming the same --state and --dead-letter) and
+// its app. With storeErr (guarded by mu), a store that failed to open for
+// an earlier connection is not tried again.
 func (r *runner) setup(ctx context.Context, i int, storeErr map[string]error) (*app, error) {
 	cli := r.conns[i].CLI
 	key, err := connectorKey(ctx, cli)
@@ -102,8 +113,12 @@ func (r *runner) setup(ctx context.Context, i int, storeErr map[string]error) (*
 	if err != nil {
 		return nil, err
 	}
+	dead, err := r.deadLetter(ctx, cli)
+	if err != nil {
+		return nil, err
+	}
 	log := r.connLog(i)
-	a, err := newApp(ctx, cli, key, r.owner, log, store)
+	a, err := newApp(cli, key, r.owner, log, store, dead, r.transport)
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +132,27 @@ func (r *runner) setup(ctx context.Context, i int, storeErr map[string]error) (*
 		}
 	}
 	return a, nil
+}
+
+// deadLetter returns the open dead letter of cli's --dead-letter (nil for
+// none), opening it if need be.
+func (r *runner) deadLetter(ctx context.Context, cli *CLI) (poll.DeadLetter, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := cli.DeadLetter + "\x00" + cli.State
+	if d, ok := r.deads[id]; ok {
+		return d, nil
+	}
+	dl, err := openDeadLetterStore(ctx, cli)
+	if err != nil {
+		return nil, fmt.Errorf("--dead-letter: %w", err)
+	}
+	var d poll.DeadLetter
+	if dl != nil {
+		d = dl
+	}
+	r.deads[id] = d
+	return d, nil
 }
 
 // store returns the open store of cli's --state, opening it if need be.
@@ -185,6 +221,14 @@ func (r *runner) close() {
 			r.log.Warn("closing the state store", "state", state, "err", err)
 		}
 	}
+	for _, d := range r.deads {
+		if d != nil {
+			if err := d.Close(); err != nil {
+				r.log.Warn("closing the dead letter", "err", err)
+			}
+		}
+	}
+	r.transport.CloseIdleConnections()
 }
 
 // members are the connections as the poll fleet runner sees them; a
@@ -195,18 +239,48 @@ func (r *runner) members() []poll.FleetMember {
 		ms[i].Name = r.conns[i].Name
 		if a == nil {
 			err := r.broken[i]
-			ms[i].Open = func(context.Context) error { return err }
+			ms[i].Open = func(context.Context) (*poll.Cycle, error) { return nil, err }
 			continue
 		}
 		ms[i].Cycle, ms[i].Invocation = a.cycle, a.invocation()
-		ms[i].Open = func(ctx context.Context) error { return a.openSink(ctx, r.stdout, r.cli.Loop) }
+		ms[i].Open = func(ctx context.Context) (*poll.Cycle, error) { return nil, a.openSink(ctx, r.stdout, r.cli.Loop) }
+	}
+	return ms
+}
+
+// lazyMembers are the connections of a one-shot run of a file: each is set
+// up in its worker when its cycle starts (observed by fm, if set) and let
+// go when it ended (once), so what the run holds follows --max-parallel,
+// not the number of connections.
+func (r *runner) lazyMembers(fm *metrics.Fleet) []poll.FleetMember {
+	storeErr := map[string]error{}
+	ms := make([]poll.FleetMember, len(r.conns))
+	for i, fc := range r.conns {
+		ms[i].Name, ms[i].Invocation = fc.Name, poll.Invocation{Owner: r.owner, Log: r.connLog(i)}
+		ms[i].Open = func(ctx context.Context) (*poll.Cycle, error) {
+			a, err := r.setup(ctx, i, storeErr)
+			if err != nil {
+				r.broken[i] = err
+				return nil, err
+			}
+			r.apps[i] = a
+			if fm != nil {
+				a.cycle.Observer = fm.Metrics[i]
+			}
+			a.warnRandomInstance()
+			return a.cycle, a.openSink(ctx, r.stdout, false)
+		}
 	}
 	return ms
 }
 
 // metrics are the connections' metrics: for a file's connections each
-// labelled with its name.
+// labelled with its name. A daemon without -p serves none: it keeps only
+// the connections' health.
 func (r *runner) metrics(process bool) *metrics.Fleet {
+	if process && r.cli.Port == 0 {
+		return metrics.HealthOnly(len(r.conns))
+	}
 	if r.single {
 		return metrics.NewOne(r.cli.Mode, process)
 	}
@@ -223,33 +297,35 @@ func (r *runner) metrics(process bool) *metrics.Fleet {
 // 1 when any failed. For a file's connections the summary line names each
 // connection's outcome.
 func (r *runner) once(ctx context.Context) int {
-	members := r.members()
-	codes := make([]int, len(members))
 	var fm *metrics.Fleet
 	if r.cli.MetricsFile != "" {
 		fm = r.metrics(false)
-		for i, a := range r.apps {
-			if a != nil {
-				a.cycle.Observer = fm.Metrics[i]
-			}
-		}
 	}
-	for _, a := range r.apps {
-		if a != nil {
-			a.warnRandomInstance()
+	members := r.lazyMembers(fm)
+	if r.single { // set up already (setupAll)
+		members = r.members()
+		if fm != nil {
+			r.apps[0].cycle.Observer = fm.Metrics[0]
 		}
+		r.apps[0].warnRandomInstance()
 	}
+	codes := make([]int, len(members))
 	results := poll.RunFleetOnce(ctx, context.Background(), members, r.cli.MaxParallel, func(i int, res poll.FleetResult) {
-		if a := r.apps[i]; a != nil {
-			var m *metrics.Metrics
-			if fm != nil {
-				m = fm.Metrics[i]
-			}
-			codes[i] = a.finishOnce(res.Summary, res.Err, res.Took, m)
+		a := r.apps[i]
+		if a == nil {
+			r.log.Error("cycle failed", "connection", res.Name, "err", res.Err)
+			codes[i] = exitFailed
 			return
 		}
-		r.log.Error("cycle failed", "connection", res.Name, "err", res.Err)
-		codes[i] = exitFailed
+		var m *metrics.Metrics
+		if fm != nil {
+			m = fm.Metrics[i]
+		}
+		codes[i] = a.finishOnce(res.Summary, res.Err, res.Took, m)
+		if !r.single {
+			a.close()
+			r.apps[i] = nil
+		}
 	})
 	if fm != nil {
 		if err := fm.WriteTextfile(r.cli.MetricsFile); err != nil {

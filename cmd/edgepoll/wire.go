@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
@@ -14,7 +14,8 @@ import (
 )
 
 // app is one configured connection: client, sink, store and cycle (the
-// store belongs to the runner: one per --state for all connections).
+// store and the dead letter belong to the runner: one of each per --state
+// and --dead-letter for all connections).
 type app struct {
 	cli    *CLI
 	log    *slog.Logger
@@ -27,18 +28,13 @@ type app struct {
 	dead   poll.DeadLetter // nil with --dead-letter none
 }
 
-// newApp builds the client, the dead letter and the cycle of one connection
-// on store; the sink comes with openSink.
-func newApp(ctx context.Context, cli *CLI, key, owner string, log *slog.Logger, store poll.Store) (*app, error) {
-	client, err := poll.NewClient(poll.ClientConfig{BaseURL: cli.APIURL, Key: key})
+// newApp builds the client (on the shared transport rt) and the cycle of
+// one connection on store and dead (nil: none); the sink comes with
+// openSink. The store and the dead letter belong to the runner.
+func newApp(cli *CLI, key, owner string, log *slog.Logger, store poll.Store, dead poll.DeadLetter, rt http.RoundTripper) (*app, error) {
+	client, err := poll.NewClient(poll.ClientConfig{BaseURL: cli.APIURL, Key: key, Transport: rt})
 	if err != nil {
 		return nil, &UsageError{Msg: "--api-url: " + err.Error()}
-	}
-	var dead poll.DeadLetter
-	if dl, err := openDeadLetterStore(ctx, cli); err != nil {
-		return nil, fmt.Errorf("--dead-letter: %w", err)
-	} else if dl != nil {
-		dead = dl
 	}
 	a := &app{cli: cli, log: log, owner: owner, key: key, client: client, store: store, dead: dead}
 	conn, fan := stateKeys(cli, key)
@@ -90,11 +86,6 @@ func (a *app) close() {
 	if a.sink != nil {
 		if err := a.sink.Close(); err != nil {
 			a.log.Warn("closing the sink", "err", err)
-		}
-	}
-	if a.dead != nil {
-		if err := a.dead.Close(); err != nil {
-			a.log.Warn("closing the dead letter", "err", err)
 		}
 	}
 }
