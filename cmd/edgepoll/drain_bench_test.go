@@ -85,7 +85,7 @@ func benchDrain(b *testing.B, rtt time.Duration, backend string) {
 		cli := newCLI()
 		cli.APIURL, cli.Mode, cli.State = apiSrv.URL, "http", state()
 		*cli.targets["http"].(*httpsink.Options) = httpsink.Options{URL: url, Method: "POST", Timeout: 10 * time.Second}
-		cli.key = key
+		cli.key, cli.DeadLetter = key, "state" // the default (newCLI applies no defaults)
 		r := newRunner(cli, "bench", log, io.Discard)
 		defer r.close()
 		if err := r.setupAll(context.Background()); err != nil {

@@ -132,3 +132,33 @@ func recIDs(recs []poll.DeadLetterRecord) []int64 {
 	}
 	return out
 }
+
+// The per-item-commit alternative (benchmark only) commits every Save: a
+// kill (no Sync, no Release) keeps the last one.
+func TestCommitEveryItemCommitsEachSave(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "state.db")
+	s, err := CommitEveryItemBackend.Open(ctx, p, nil)
+	require.NoError(t, err)
+	defer s.Close()
+	l, err := s.Acquire(ctx, "c", "bench")
+	require.NoError(t, err)
+	for c := int64(1); c <= 3; c++ {
+		require.NoError(t, l.Save(ctx, poll.Position{Cursor: c}))
+	}
+	plain, err := Open(ctx, p, nil)
+	require.NoError(t, err)
+	defer plain.Close()
+	got, ok, err := plain.LoadDurable(ctx, "c")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, int64(3), got.Cursor)
+	require.NoError(t, l.Sync(ctx))
+	require.NoError(t, l.Release(ctx))
+}
+
+func BenchmarkSaveCommitEveryItem(b *testing.B) {
+	contract.BenchSave(b, "sqlite-commit", func(path string) (poll.Store, error) {
+		return CommitEveryItemBackend.Open(context.Background(), path, nil)
+	})
+}
