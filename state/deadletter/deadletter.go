@@ -2,8 +2,7 @@
 // (--dead-letter), so that no item is ever lost silently, and gives them
 // back for `edgepoll dead-letter list|replay`.
 //
-// Two backends implement poll.DeadLetter; --dead-letter state (the default)
-// uses the one the state backend keeps itself (OpenInState):
+// Two backends here implement poll.DeadLetter:
 //
 //   - file:PATH appends one JSON line per skipped item and fsyncs it (and,
 //     when it created the file, its directory) before Append returns:
@@ -13,6 +12,10 @@
 //   - dynamodb:TABLE puts one item per skipped item under a key of its own,
 //     pk "deadletter#<connection>#<item id, 20 digits>", so records sort in
 //     item order per connection; the state table will do.
+//
+// --dead-letter state (the default) uses the state backend's own: SQLite a
+// table of the state database (state/sqlite.DeadLetter), DynamoDB the state
+// table, JSON the file PATH.deadletter.jsonl beside the state file.
 //
 // A record never holds a secret: the connection is the hash of the key,
 // the error is the sink's message (no URL credentials, no auth value).
