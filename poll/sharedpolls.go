@@ -43,9 +43,9 @@ type SharedPolls struct {
 
 type sharedPoll struct {
 	done  chan struct{}
-	at    time.Time // when it was answered
 	batch Batch
 	err   error
+	at    time.Time        // when it was answered (zero: in flight)
 	taken map[*Client]bool // the connections (by client) it was handed to
 }
 
@@ -56,13 +56,22 @@ func (s *SharedPolls) Asked() int {
 	return s.asked
 }
 
+// Held is how many answers s holds for connections still to take them.
+func (s *SharedPolls) Held() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.polls)
+}
+
 // Poll answers q for a connection polling with c: shared when it can be.
 func (s *SharedPolls) Poll(ctx context.Context, c *Client, q Query) (Batch, error) {
 	if s == nil || q.ClusterID != "" {
 		return c.Poll(ctx, q)
 	}
 	s.mu.Lock()
-	s.expire(time.Now())
+	if p := s.polls[q.AfterID]; p != nil && s.stale(p, time.Now()) {
+		s.drop(q.AfterID, p) // its timer has not run yet
+	}
 	if p := s.polls[q.AfterID]; p != nil {
 		s.mu.Unlock()
 		select {
@@ -86,8 +95,16 @@ func (s *SharedPolls) Poll(ctx context.Context, c *Client, q Query) (Batch, erro
 	b, err := c.Poll(ctx, q)
 	s.mu.Lock()
 	p.batch, p.err, p.at = b, err, time.Now()
-	if err != nil && s.polls[q.AfterID] == p {
-		delete(s.polls, q.AfterID) // a failure is this connection's own
+	if err != nil {
+		s.drop(q.AfterID, p) // a failure is this connection's own
+	} else {
+		// Dropped when it is no longer fresh, so that its payloads are not
+		// held for a connection that does not come (its target is behind).
+		time.AfterFunc(s.keep(b.Full), func() {
+			s.mu.Lock()
+			s.drop(q.AfterID, p)
+			s.mu.Unlock()
+		})
 	}
 	s.mu.Unlock()
 	close(p.done)
@@ -116,28 +133,35 @@ func (s *SharedPolls) take(c *Client, after int64, p *sharedPoll) (Batch, bool) 
 		return Batch{}, false
 	}
 	p.taken[c] = true // a connection may take it twice (a discarded prefetch)
-	if len(p.taken) >= s.Sharers && s.polls[after] == p {
-		delete(s.polls, after)
+	if len(p.taken) >= s.Sharers {
+		s.drop(after, p)
 	}
 	b := p.batch
 	b.Items = slices.Clone(b.Items)
 	return b, true
 }
 
-// expire drops the answers older than Fresh; s.mu is held.
-func (s *SharedPolls) expire(now time.Time) {
+// keep is how long an answer is handed out (see Fresh).
+func (s *SharedPolls) keep(full bool) time.Duration {
 	fresh := s.Fresh
 	if fresh <= 0 {
 		fresh = DefaultShareFresh
 	}
-	full := max(fresh, FullPageFresh)
-	for after, p := range s.polls {
-		keep := fresh
-		if p.batch.Full {
-			keep = full
-		}
-		if !p.at.IsZero() && now.Sub(p.at) > keep {
-			delete(s.polls, after)
-		}
+	if full {
+		return max(fresh, FullPageFresh)
+	}
+	return fresh
+}
+
+// stale reports whether the answer p is no longer handed out at now.
+func (s *SharedPolls) stale(p *sharedPoll, now time.Time) bool {
+	return !p.at.IsZero() && now.Sub(p.at) > s.keep(p.batch.Full)
+}
+
+// drop forgets p, the answer after after, unless a newer poll replaced it;
+// s.mu is held.
+func (s *SharedPolls) drop(after int64, p *sharedPoll) {
+	if s.polls[after] == p {
+		delete(s.polls, after)
 	}
 }

@@ -155,3 +155,25 @@ func TestFanOutStartConcurrent(t *testing.T) {
 	}
 	assert.Equal(t, int64(50), store.cursors[fan.Plain], "the plain cursor is left as it was")
 }
+
+// TestSharedPollsNotHeldForAConnectionThatDoesNotCome: a page is dropped
+// once every connection took it, or when it is no longer fresh when one
+// does not come (its target is behind): its payloads are not held on.
+func TestSharedPollsNotHeldForAConnectionThatDoesNotCome(t *testing.T) {
+	_, store, shared, cycles, _ := sharers(t, 3, 5)
+	for _, c := range cycles {
+		store.cursors[c.Conn] = 0
+	}
+	runAll(cycles)
+	assert.Equal(t, 0, shared.Held(), "all three took it")
+
+	api, store, shared, cycles, _ := sharers(t, 3, 5)
+	shared.Fresh = 20 * time.Millisecond
+	for _, c := range cycles {
+		store.cursors[c.Conn] = 0
+	}
+	store.cursors[cycles[2].Conn] = 3 // its cursor differs: it never asks for after-id 0
+	runAll(cycles[:2])                // the page is kept for the third while fresh (not asserted: a timing)
+	require.Eventually(t, func() bool { return shared.Held() == 0 }, 5*time.Second, 5*time.Millisecond, "dropped once stale")
+	assert.Len(t, api.Requests(), 1)
+}

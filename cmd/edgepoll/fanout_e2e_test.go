@@ -200,3 +200,58 @@ func TestFanOutDaemonTargetDownDelaysOnlyItself(t *testing.T) {
 	assert.Equal(t, seq(1, 35), r.tg.ids("tickets"))
 	assert.NotContains(t, d.logs.String(), fanKey)
 }
+
+// TestFanOutEachConnectionItsOwnRoute: three connections on one key with
+// their own filter and transform; a transform that fails on some items
+// dead-letters them under its connection only (the default dead letter,
+// kept in the state store per connection), the others get them.
+func TestFanOutEachConnectionItsOwnRoute(t *testing.T) {
+	r := newFanRig(t)
+	payloads := ilerttest.AlertEvents(12)
+	r.api.Push(fanKey, payloads...)
+	p := filepath.Join(r.dir, "routes.yaml")
+	u := r.tg.srv.URL
+	require.NoError(t, os.WriteFile(p, []byte("mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\nconnections:\n"+
+		"  - name: tickets\n    key-env: FAN_KEY\n    http-url: "+u+"/tickets\n    filter: '.eventType == \"alert-created\"'\n"+
+		"  - name: dashboards\n    key-env: FAN_KEY\n    http-url: "+u+"/dashboards\n"+
+		"  - name: automation\n    key-env: FAN_KEY\n    http-url: "+u+"/automation\n"+
+		"    transform: 'if .eventType == \"alert-resolved\" then error(\"no resolutions\") else {k: .eventType} end'\n"), 0o644))
+	res := r.run(t, p)
+	require.Equal(t, 0, res.code, res.stderr)
+
+	var created, resolved, rest []int64
+	for i, pl := range payloads {
+		id := int64(i + 1)
+		switch {
+		case strings.Contains(string(pl), `"alert-created"`):
+			created = append(created, id)
+			rest = append(rest, id)
+		case strings.Contains(string(pl), `"alert-resolved"`):
+			resolved = append(resolved, id)
+		default:
+			rest = append(rest, id)
+		}
+	}
+	require.NotEmpty(t, resolved)
+	assert.Equal(t, created, r.tg.ids("tickets"))
+	assert.Equal(t, seq(1, 12), r.tg.ids("dashboards"))
+	assert.Equal(t, rest, r.tg.ids("automation"))
+
+	res = r.run(t, p, "dead-letter", "list", "--connection", "automation")
+	require.Equal(t, 0, res.code, res.stderr)
+	var listed []int64
+	for _, line := range strings.Split(strings.TrimSpace(res.stdout), "\n") {
+		var id int64
+		var reason string
+		_, err := fmt.Sscanf(line, "%d\t%s", &id, &reason)
+		require.NoError(t, err, line)
+		assert.Equal(t, "transform", reason)
+		listed = append(listed, id)
+	}
+	assert.Equal(t, resolved, listed)
+	for _, n := range []string{"tickets", "dashboards"} {
+		res = r.run(t, p, "dead-letter", "list", "--connection", n)
+		require.Equal(t, 0, res.code, res.stderr)
+		assert.Empty(t, strings.TrimSpace(res.stdout), n)
+	}
+}

@@ -294,6 +294,8 @@ func TestFleetConfigErrorsExit2NamingConnectionAndKey(t *testing.T) {
 		{"no name", "mode: stdout\nconnections:\n  - key-env: K1\n", nil, "connections[0]: name: is required"},
 		{"same key twice with HA", "mode: stdout\ncluster-id: c1\nconnections:\n  - name: a\n    key-env: K1\n  - name: b\n    key-env: K2\n  - name: c\n    key-env: K1\n",
 			nil, "connections[2] (c): key-env: the same connector key as connections[0] (a): with cluster-id (HA)"},
+		{"same key, HA on one of them", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n    cluster-id: c1\n  - name: b\n    key-env: K1\n",
+			nil, "connections[1] (b): key-env: the same connector key as connections[0] (a): with cluster-id (HA)"},
 		{"key given twice", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n    key-env: K2\n", nil, "key-env: given twice"},
 		{"process setting in a connection", "mode: stdout\nconnections:\n  - name: a\n    key-env: K1\n    loop: true\n", nil, "connections[0] (a): loop: "},
 		{"no connections", "mode: stdout\n", nil, ": connections: "},
