@@ -164,3 +164,40 @@ func TestLockFileEmptiedOrDeletedUnderARun(t *testing.T) {
 		}
 	}
 }
+
+// A daemon whose lock file is deleted under it loses the lease for that
+// cycle (logged "lease lost"), takes it again at the next one (a new lock
+// file) and finishes the drain: nothing is lost, the item in flight at most
+// is delivered again, and no two deliveries overlap.
+func TestDaemonGoesOnAfterItsLockFileIsDeleted(t *testing.T) {
+	const n = 8
+	e := newEnv(t, n)
+	tg := newGatedTarget(t)
+	state := e.state("sqlite")
+	d := startDaemonBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", state, "--poll-interval", "5s")
+	select {
+	case <-tg.second:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon never reached its second delivery")
+	}
+	locks, _ := filepath.Glob(strings.TrimPrefix(state, "sqlite:") + ".lock-*")
+	require.NotEmpty(t, locks)
+	for _, p := range locks {
+		require.NoError(t, os.Remove(p))
+	}
+	tg.open()
+	require.Eventually(t, func() bool { return len(uniq(tg.got())) == n }, 30*time.Second, 20*time.Millisecond,
+		"the daemon finished the drain: %v\n%s", tg.got(), d.logs.String())
+	d.stopGracefully(t)
+	assert.Contains(t, d.logs.String(), "lease lost")
+	assert.Equal(t, int32(1), tg.most.Load(), "requests in flight at once")
+	checkAtLeastOnceInOrder(t, tg.got(), n, 1)
+}
+
+func uniq(ids []int64) map[int64]bool {
+	m := map[int64]bool{}
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
