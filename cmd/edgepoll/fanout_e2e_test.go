@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
@@ -30,6 +31,7 @@ type fanRig struct {
 	dir   string
 	down  *fleetTarget // the receiver of "down" once it is up
 	addr  string       // where "down" posts
+	env   []string     // more variables for every run (DynamoDB's endpoint)
 }
 
 func newFanRig(t *testing.T) *fanRig {
@@ -73,7 +75,7 @@ func (r *fanRig) config(t *testing.T, top string, names ...string) string {
 
 func (r *fanRig) run(t *testing.T, cfg string, args ...string) result {
 	t.Helper()
-	env := baseEnv("ILERT_API_HOST="+r.apiSv.URL, "FAN_KEY="+fanKey)
+	env := baseEnv(append([]string{"ILERT_API_HOST=" + r.apiSv.URL, "FAN_KEY=" + fanKey}, r.env...)...)
 	res := runBin(t, env, append([]string{"--config", cfg}, args...)...)
 	assert.NotContains(t, res.stderr+res.stdout, fanKey, "no key in the output")
 	return res
@@ -87,17 +89,22 @@ func seq(from, to int64) []int64 {
 	return out
 }
 
-// TestFanOutOneKeySeveralTargets: connections sharing one connector key each
+// TestFanOutOneKeySeveralTargets (SQLite, JSON, DynamoDB): connections sharing one connector key each
 // get every item in order with their own cursor. Going from one connection
 // to two replays nothing (the new cursors start from the key's plain one); a
 // target that is down fails only its connection (the other delivers
 // everything) and catches up in order once it is back, nothing lost; a third
 // target added later replays nothing either.
 func TestFanOutOneKeySeveralTargets(t *testing.T) {
-	for _, backend := range stateBackends {
+	for _, backend := range append(stateBackends, "dynamodb") {
 		t.Run(backend, func(t *testing.T) {
 			r := newFanRig(t)
 			state := backend + ":" + filepath.Join(r.dir, "state")
+			if backend == "dynamodb" {
+				ddb := dynalitetest.Start(t)
+				ddb.CreateTable(t, "edgepoll-fan")
+				r.env, state = ddb.Env(), "dynamodb:edgepoll-fan"
+			}
 			r.api.Push(fanKey, ilerttest.AlertEvents(5)...) // 1..5
 
 			// Before fan-out: one connection on the key, the plain cursor.
