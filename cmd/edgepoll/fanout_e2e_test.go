@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
@@ -261,4 +264,49 @@ func TestFanOutEachConnectionItsOwnRoute(t *testing.T) {
 		require.Equal(t, 0, res.code, res.stderr)
 		assert.Empty(t, strings.TrimSpace(res.stdout), n)
 	}
+}
+
+// TestFanOutLambda: the Lambda bootstrap with a --config file whose three
+// connections share one key (DynamoDB state): an invocation while one
+// target answers 503 fails naming it, the others delivered everything;
+// the next invocation, the target back, delivers its items in order and
+// the others poll nothing new.
+func TestFanOutLambda(t *testing.T) {
+	r := newFanRig(t)
+	r.api.Push(fanKey, ilerttest.AlertEvents(150)...)
+	ddb := dynalitetest.Start(t)
+	ddb.CreateTable(t, "edgepoll-fan")
+	rt := newFakeRuntime(t)
+	cfg := r.config(t, "dynamodb:edgepoll-fan\nmax-parallel: 2", "a", "b", "c")
+	r.tg.status = unavailableFor("b")
+	logs := &testenv.SyncBuffer{}
+	proc := exec.Command(bootstrapBin(t))
+	proc.Env = baseEnv(append([]string{"ILERT_API_HOST=" + r.apiSv.URL, "FAN_KEY=" + fanKey,
+		"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(rt.srv.URL, "http://"),
+		"AWS_LAMBDA_FUNCTION_NAME=edgepoll", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"EDGEPOLL_CONFIG=" + cfg}, ddb.Env()...)...)
+	proc.Stdout, proc.Stderr = logs, logs
+	require.NoError(t, proc.Start())
+	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
+
+	res := rt.invoke(t, "fan-1", 60*time.Second)
+	require.False(t, res.ok, "b's target failed")
+	assert.Contains(t, string(res.body), "1 of 3 connections failed: b")
+	assert.Equal(t, seq(1, 150), r.tg.ids("a"))
+	assert.Equal(t, seq(1, 150), r.tg.ids("c"))
+
+	r.tg.mu.Lock()
+	r.tg.status = nil
+	r.tg.mu.Unlock()
+	res = rt.invoke(t, "fan-2", 60*time.Second)
+	require.True(t, res.ok, string(res.body))
+	var out FleetLambdaResult
+	require.NoError(t, json.Unmarshal(res.body, &out), string(res.body))
+	require.Len(t, out.Connections, 3)
+	assert.Equal(t, 150, out.Connections[1].Delivered)
+	assert.Equal(t, 0, out.Connections[0].Polled)
+	assert.Equal(t, poll.CursorID(fanKey, "b"), out.Connections[1].Connection)
+	assert.Equal(t, seq(1, 150), r.tg.ids("b"), "in order, nothing lost")
+	assert.Equal(t, seq(1, 150), r.tg.ids("a"), "nothing twice")
+	assert.NotContains(t, logs.String()+string(res.body), fanKey)
 }
