@@ -80,7 +80,9 @@ func startDaemon(t *testing.T, f *fixture) *daemonRig {
 	go func() { r.done <- d.Run(ctx, context.Background()) }()
 	t.Cleanup(func() {
 		cancel()
-		<-r.done
+		if err := <-r.done; err != nil {
+			t.Logf("daemon run ended: %v", err)
+		}
 	})
 	return r
 }

@@ -36,7 +36,8 @@ func startDaemonBin(t *testing.T, env []string, args ...string) *daemonProc {
 	t.Cleanup(func() {
 		_ = d.cmd.Process.Kill()
 		select {
-		case <-d.done:
+		case err := <-d.done:
+			t.Logf("daemon killed at cleanup: %v", err)
 		case <-time.After(5 * time.Second):
 		}
 		assert.NotContains(t, d.logs.String(), "panic")

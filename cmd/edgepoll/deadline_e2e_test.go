@@ -92,7 +92,8 @@ func TestHungDynamoDBIsBounded(t *testing.T) {
 		<-accepted
 		require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 		select {
-		case <-done:
+		case err := <-done:
+			t.Logf("after SIGTERM: %v", err)
 		case <-time.After(15 * time.Second): // the open timeout is 30s
 			_ = cmd.Process.Kill()
 			t.Fatal("SIGTERM did not end the wait for DynamoDB")

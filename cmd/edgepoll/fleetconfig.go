@@ -154,7 +154,7 @@ func scalar(n *yaml.Node) (string, error) {
 // setFlag parses v into the flag's field, as kong does for a command-line
 // value; the error names no flag (the caller does).
 func setFlag(f *kong.Flag, v string) error {
-	err := f.Value.Parse(kong.ScanFromTokens(kong.Token{Type: kong.FlagValueToken, Value: v}), f.Value.Target)
+	err := f.Parse(kong.ScanFromTokens(kong.Token{Type: kong.FlagValueToken, Value: v}), f.Target)
 	if u := errors.Unwrap(err); u != nil {
 		return u
 	}
@@ -390,7 +390,7 @@ func secretValues(k *kong.Kong) []string {
 	var out []string
 	for _, f := range k.Model.Flags {
 		if f.Tag.Has("secret") {
-			if v := f.Value.Target.String(); v != "" {
+			if v := f.Target.String(); v != "" {
 				out = append(out, v)
 			}
 		}

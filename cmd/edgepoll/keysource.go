@@ -129,10 +129,10 @@ func resolveSecretFrom(ctx context.Context, k *kong.Kong, refs []string) error {
 		if (service != "ssm" && service != "secretsmanager") || strings.TrimSpace(id) == "" {
 			return &UsageError{Msg: fmt.Sprintf("--secret-from: %s: want ssm:PARAMETER-NAME or secretsmanager:SECRET-ID", flag.Name)}
 		}
-		if flag.Value.Target.Kind() != reflect.String {
+		if flag.Target.Kind() != reflect.String {
 			return &UsageError{Msg: "--secret-from: " + flag.Name + ": not a text option"}
 		}
-		if flag.Value.Target.String() != "" {
+		if flag.Target.String() != "" {
 			return &UsageError{Msg: "--secret-from: " + flag.Name + " is also given directly; use one"}
 		}
 		v, err := fetchSecret(ctx, service, id, "password", "value", "key")
@@ -142,7 +142,7 @@ func resolveSecretFrom(ctx context.Context, k *kong.Kong, refs []string) error {
 		if poll.ContainsControl(v) {
 			return &UsageError{Msg: "--secret-from " + flag.Name + ": the value contains control characters"}
 		}
-		flag.Value.Target.SetString(v)
+		flag.Target.SetString(v)
 	}
 	return nil
 }

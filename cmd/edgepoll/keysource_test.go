@@ -129,8 +129,8 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	require.Eventually(t, func() bool { return tg.inflight.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case <-done:
-		t.Fatal("the first signal must let the item in flight finish")
+	case err := <-done:
+		t.Fatalf("the first signal must let the item in flight finish (exited: %v)", err)
 	case <-time.After(500 * time.Millisecond):
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))

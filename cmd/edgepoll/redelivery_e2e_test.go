@@ -46,7 +46,7 @@ func killDrain(t *testing.T, env, args []string, progress func() int, at []int, 
 		cmd.Env = env
 		stderr, _ := cmd.StderrPipe()
 		require.NoError(t, cmd.Start())
-		go io.Copy(io.Discard, bufio.NewReader(stderr))
+		go func() { _, _ = io.Copy(io.Discard, bufio.NewReader(stderr)) }()
 		deadline := time.Now().Add(30 * time.Second)
 		for progress() < n && time.Now().Before(deadline) {
 			time.Sleep(200 * time.Microsecond)

@@ -75,8 +75,8 @@ func TestNoSecretInAnyOutput(t *testing.T) {
 		_, metricsBody := d.get(t, "/metrics")
 		outputs = append(outputs, metricsBody)
 		_ = d.cmd.Process.Signal(os.Interrupt)
-		<-d.done
-		d.done <- nil
+		err := <-d.done
+		d.done <- err
 		scan("daemon", result{stderr: d.logs.String() + metricsBody})
 	}
 	all := strings.Join(outputs, "\n")

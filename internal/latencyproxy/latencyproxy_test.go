@@ -26,7 +26,7 @@ func TestAddsRoundTripLatency(t *testing.T) {
 					if err != nil {
 						return
 					}
-					c.Write(l)
+					_, _ = c.Write(l)
 				}
 			}()
 		}
@@ -44,7 +44,7 @@ func TestAddsRoundTripLatency(t *testing.T) {
 	r := bufio.NewReader(c)
 	start := time.Now()
 	for i := 0; i < 3; i++ {
-		c.Write([]byte("ping\n"))
+		_, _ = c.Write([]byte("ping\n"))
 		if l, err := r.ReadString('\n'); err != nil || l != "ping\n" {
 			t.Fatalf("echo: %q %v", l, err)
 		}

@@ -126,11 +126,16 @@ func ValidTableName(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+		if !tableNameRune(r) {
 			return false
 		}
 	}
 	return true
+}
+
+// tableNameRune reports whether r may appear in a DynamoDB table name.
+func tableNameRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.'
 }
 
 // DefaultAttempts is how many times a call is tried (throttling, 5xx,
