@@ -14,6 +14,9 @@ GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 # adds the tag lambda: no SQLite or JSON-file state (Lambda cannot keep it).
 TAGS        := lambda.norpc
 LAMBDA_TAGS := lambda.norpc,lambda
+# golangci-lint (default linters, .golangci.yml), fetched through the module
+# proxy at this version; about a minute warm, a few more the first time.
+GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
 .PHONY: all build demo test test-deps lint unit race infra-test bench sizes image clean
 
@@ -35,6 +38,8 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags '$(LAMBDA_TAGS)' ./cmd/edgepoll
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run $(GOLANGCI_LINT) run ./...
+	$(GO) run $(GOLANGCI_LINT) run --build-tags '$(LAMBDA_TAGS)' ./cmd/edgepoll
 
 unit:
 	EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 8m ./...
