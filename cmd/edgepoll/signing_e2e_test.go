@@ -2,22 +2,20 @@ package main
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/sinks/sinktest"
 )
 
 const signingSecret = "whsec-E2e-Sign1ng-Secret"
@@ -35,7 +33,7 @@ func (c *signatureChecker) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if err := verifySignature(signingSecret, r.Header.Get("X-ilert-Signature"), body, time.Now()); err != nil {
+		if _, err := sinktest.VerifySignature(signingSecret, r.Header.Get("X-ilert-Signature"), body, time.Now()); err != nil {
 			c.mu.Lock()
 			c.bad = append(c.bad, err.Error())
 			c.mu.Unlock()
@@ -55,33 +53,6 @@ func (c *signatureChecker) counts() (int, []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.checked, append([]string(nil), c.bad...)
-}
-
-func verifySignature(secret, header string, body []byte, now time.Time) error {
-	var ts, sig string
-	for _, part := range strings.Split(header, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			sig = v
-		}
-	}
-	t, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || sig == "" {
-		return fmt.Errorf("malformed signature header %q", header)
-	}
-	if d := now.Sub(time.Unix(t, 0)); d > 5*time.Minute || d < -5*time.Minute {
-		return fmt.Errorf("stale signature (%s)", d)
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + "."))
-	mac.Write(body)
-	if !hmac.Equal([]byte(hex.EncodeToString(mac.Sum(nil))), []byte(sig)) {
-		return fmt.Errorf("signature mismatch")
-	}
-	return nil
 }
 
 // Every HTTP delivery is signed, and so is a dead-letter replay; the
