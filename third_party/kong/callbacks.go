@@ -252,12 +252,22 @@ func walkEmbedded(value reflect.Value, visit func(reflect.Value)) {
 		if !field.IsExported() {
 			continue
 		}
-		_, isEmbedded := field.Tag.Lookup("embed")
-		if !isEmbedded && !field.Anonymous {
+		if !field.Anonymous && !hasEmbedTag(field.Tag) {
 			continue
 		}
 		walkEmbedded(value.Field(i), visit)
 	}
+}
+
+// hasEmbedTag tells whether tag has the key embed. edgepoll's copy: the
+// tag is searched for `embed:"` before reflect's Lookup parses it (each
+// hook walks every field of the CLI, whose tags carry the flags' help).
+func hasEmbedTag(tag reflect.StructTag) bool {
+	if !strings.Contains(string(tag), `embed:"`) {
+		return false
+	}
+	_, ok := tag.Lookup("embed")
+	return ok
 }
 
 func callFunction(f reflect.Value, bindings bindings) error {

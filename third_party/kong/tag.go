@@ -78,13 +78,20 @@ type tagChars struct {
 var kongChars = tagChars{sep: ',', quote: '\'', assign: '=', needsUnquote: false}
 var bareChars = tagChars{sep: ' ', quote: '"', assign: ':', needsUnquote: true}
 
+// parseTagItems parses a tag's items. edgepoll's copy: the same scan over
+// bytes instead of a []rune copy of the tag, the key and value kept as
+// bytes (every character it looks for is ASCII, and a Go source's tags are
+// UTF-8), and no fmt.Sprintf before unquoting; the error's position is
+// still counted in runes. kong.New parses every field's tag, the flags'
+// help included: this scan was a sixth of an empty one-shot cycle.
+//
 //nolint:gocyclo
 func parseTagItems(tagString string, chr tagChars) (map[string][]string, error) {
 	d := map[string][]string{}
-	key := []rune{}
-	value := []rune{}
+	var key, value []byte
 	quotes := false
 	inKey := true
+	sep, quote, assign := byte(chr.sep), byte(chr.quote), byte(chr.assign)
 
 	add := func() error {
 		// Bare tags are quoted, therefore we need to unquote them in the same fashion reflect.Lookup() (implicitly)
@@ -92,7 +99,7 @@ func parseTagItems(tagString string, chr tagChars) (map[string][]string, error) 
 		s := string(value)
 
 		if chr.needsUnquote && s != "" {
-			if unquoted, err := strconv.Unquote(fmt.Sprintf(`"%s"`, s)); err == nil {
+			if unquoted, err := strconv.Unquote(`"` + s + `"`); err == nil {
 				s = unquoted
 			} else {
 				return fmt.Errorf("unquoting tag value `%s`: %w", s, err)
@@ -100,36 +107,35 @@ func parseTagItems(tagString string, chr tagChars) (map[string][]string, error) 
 		}
 
 		d[string(key)] = append(d[string(key)], s)
-		key = []rune{}
-		value = []rune{}
+		key = key[:0]
+		value = value[:0]
 		inKey = true
 
 		return nil
 	}
 
-	runes := []rune(tagString)
-	for idx := 0; idx < len(runes); idx++ {
-		r := runes[idx]
-		next := rune(0)
+	for idx := 0; idx < len(tagString); idx++ {
+		r := tagString[idx]
+		next := byte(0)
 		eof := false
-		if idx < len(runes)-1 {
-			next = runes[idx+1]
+		if idx < len(tagString)-1 {
+			next = tagString[idx+1]
 		} else {
 			eof = true
 		}
-		if !quotes && r == chr.sep {
+		if !quotes && r == sep {
 			if err := add(); err != nil {
 				return nil, err
 			}
 
 			continue
 		}
-		if r == chr.assign && inKey {
+		if r == assign && inKey {
 			inKey = false
 			continue
 		}
 		if r == '\\' {
-			if next == chr.quote {
+			if next == quote {
 				idx++
 
 				// We need to keep the backslashes, otherwise subsequent unquoting cannot work
@@ -137,15 +143,15 @@ func parseTagItems(tagString string, chr tagChars) (map[string][]string, error) 
 					value = append(value, r)
 				}
 
-				r = chr.quote
+				r = quote
 			}
-		} else if r == chr.quote {
+		} else if r == quote {
 			if quotes {
 				quotes = false
-				if next == chr.sep || eof {
+				if next == sep || eof {
 					continue
 				}
-				return nil, fmt.Errorf("%v has an unexpected char at pos %v", tagString, idx)
+				return nil, fmt.Errorf("%v has an unexpected char at pos %v", tagString, utf8.RuneCountInString(tagString[:idx]))
 			}
 			quotes = true
 			continue
