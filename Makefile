@@ -1,6 +1,6 @@
 # edgepoll — see README.md.
 #   make demo   run the real binary against the embedded fake ilert API
-#   make test   provision test components, vet, gofmt check, all tests
+#   make test   provision test components, lint (vet, gofmt, golangci-lint), all tests
 #   make bench  benchmarks (figures in BENCHMARKS.md)
 #   make image  the container image as a tarball (bin/edgepoll-image.tar; ARCH=arm64 for arm64)
 

@@ -21,7 +21,6 @@ type switchedOutput struct {
 	mu   sync.Mutex
 	out  *os.File
 	file *os.File
-	full *os.File
 }
 
 func (s *switchedOutput) Write(p []byte) (int, error) {
@@ -63,7 +62,7 @@ func TestContract(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { f.Close() })
-			w := &switchedOutput{out: f, file: f, full: full}
+			w := &switchedOutput{out: f, file: f}
 			s := contract.Open(t, stdout.Registration.New(), sinks.Shared{}, sinks.Env{Stdout: w})
 			return contract.Target{
 				Sink:     s,
