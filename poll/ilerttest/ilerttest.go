@@ -99,11 +99,7 @@ func (a *API) SetLeaderTTL(d time.Duration) {
 func (a *API) Push(key string, payloads ...json.RawMessage) []int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	q := a.keys[key]
-	if q == nil {
-		q = &queue{clusters: map[string]*cluster{}}
-		a.keys[key] = q
-	}
+	q := a.queueLocked(key)
 	ids := make([]int64, 0, len(payloads))
 	for _, p := range payloads {
 		q.next++
@@ -113,16 +109,22 @@ func (a *API) Push(key string, payloads ...json.RawMessage) []int64 {
 	return ids
 }
 
-// PushItems queues items with explicit ids (they may be out of order or
-// duplicated, to test the client).
-func (a *API) PushItems(key string, items ...Item) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+// queueLocked returns key's queue, made on first use (a.mu held).
+func (a *API) queueLocked(key string) *queue {
 	q := a.keys[key]
 	if q == nil {
 		q = &queue{clusters: map[string]*cluster{}}
 		a.keys[key] = q
 	}
+	return q
+}
+
+// PushItems queues items with explicit ids (they may be out of order or
+// duplicated, to test the client).
+func (a *API) PushItems(key string, items ...Item) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	q := a.queueLocked(key)
 	for _, it := range items {
 		q.items = append(q.items, it)
 		if it.ID > q.next {
