@@ -82,6 +82,9 @@ func (r *run) fanOutStart(ctx context.Context) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fixed && f.from == "" {
+		r.c.warnFresh(r.log) // no cursor for the key: from the oldest queued event
+	}
 	if f.applied[r.c.Conn] {
 		return nil
 	}
@@ -96,6 +99,9 @@ func (r *run) fanOutStart(ctx context.Context) error {
 	}
 	if err := f.give(ctx, r.lease, r.c.Conn, r.log); err != nil {
 		return err
+	}
+	if f.from == "" {
+		r.c.warnFresh(r.log)
 	}
 	f.applied[r.c.Conn] = true
 	return nil
@@ -125,9 +131,6 @@ func (f *FanOut) fix(ctx context.Context, st Store) error {
 // leases; one whose lease is held (a cycle of this process waiting for
 // f.mu, or another process) takes it at its own first cycle. f.mu held.
 func (f *FanOut) seedOthers(ctx context.Context, st Store, self, owner string, log *slog.Logger) {
-	if f.from == "" {
-		return
-	}
 	for _, m := range f.Members {
 		if m == self || f.applied[m] {
 			continue
@@ -150,18 +153,33 @@ func (f *FanOut) seedOthers(ctx context.Context, st Store, self, owner string, l
 }
 
 // give saves the start as member conn's cursor through its lease l if it
-// has none; f.mu held.
+// has none: also when the start is the oldest queued event (no cursor for
+// the key yet), so that the member has a cursor of its own from its first
+// cycle on, delivered or not, and a later process never takes it for a
+// connection added since (which would skip what it has not delivered yet).
+// f.mu held.
 func (f *FanOut) give(ctx context.Context, l Lease, conn string, log *slog.Logger) error {
-	if f.from == "" {
-		return nil
-	}
 	if _, has, err := l.Load(ctx); err != nil || has {
 		return err
 	}
-	if err := l.Save(ctx, f.start); err != nil {
+	if err := setStart(ctx, l, f.start.Cursor); err != nil {
 		return fmt.Errorf("saving the cursor it starts from: %w", err)
 	}
-	log.Info("fan-out: no cursor of its own yet; starting from the cursor stored for its connector key (nothing replayed)",
-		"state_key", conn, "cursor", f.start.Cursor, "from", f.from)
+	if f.from != "" {
+		log.Info("fan-out: no cursor of its own yet; starting from the cursor stored for its connector key (nothing replayed)",
+			"state_key", conn, "cursor", f.start.Cursor, "from", f.from)
+	}
+	return nil
+}
+
+// setStart stores cursor as l's first position. Save only moves a cursor
+// forward, so it never creates one at 0; the operator's SetCursor does.
+func setStart(ctx context.Context, l Lease, cursor int64) error {
+	if cursor > 0 {
+		return l.Save(ctx, Position{Cursor: cursor})
+	}
+	if set, ok := l.(CursorSetter); ok {
+		return set.SetCursor(ctx, 0)
+	}
 	return nil
 }

@@ -50,6 +50,59 @@ func BenchmarkFanOutPolls(b *testing.B) {
 	}
 }
 
+// BenchmarkFanOutCatchUpPolls (issue 18.2): 4 connections on one key, one
+// of whose targets refuses connections during a one-shot run over 1000
+// items (the others deliver everything) and is back for the next run: the
+// polls of each run at the fake API. With EDGEPOLL_BENCH_BEFORE, the same
+// for that build.
+func BenchmarkFanOutCatchUpPolls(b *testing.B) {
+	bin, before := benchBin(b), os.Getenv("EDGEPOLL_BENCH_BEFORE")
+	target := sinktest.HTTPTarget(b)
+	var got, was [2]float64
+	for b.Loop() {
+		got = catchUpPolls(b, bin, target.URL)
+		if before != "" {
+			was = catchUpPolls(b, before, target.URL)
+		}
+	}
+	b.ReportMetric(got[0], "down-run-polls")
+	b.ReportMetric(got[1], "catch-up-run-polls")
+	if before != "" {
+		b.ReportMetric(was[0], "before-down-run-polls")
+		b.ReportMetric(was[1], "before-catch-up-run-polls")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+func catchUpPolls(b *testing.B, bin, url string) [2]float64 {
+	const key = "iec1-bench-fanout-key"
+	dir := b.TempDir()
+	api := ilerttest.New(key)
+	api.Push(key, ilerttest.AlertEvents(1000)...)
+	srv := api.Start()
+	defer srv.Close()
+	env := baseEnv("ILERT_API_HOST="+srv.URL, "FAN_KEY="+key)
+	var out [2]float64
+	for i, last := range []string{"http://127.0.0.1:1/t3", url + "/t3"} {
+		var cfg strings.Builder
+		fmt.Fprintf(&cfg, "mode: http\nstate: sqlite:%s\nmax-parallel: 4\nconnections:\n", filepath.Join(dir, "s.db"))
+		for j := 0; j < 3; j++ {
+			fmt.Fprintf(&cfg, "  - name: t%d\n    key-env: FAN_KEY\n    http-url: %s/t%d\n", j, url, j)
+		}
+		fmt.Fprintf(&cfg, "  - name: t3\n    key-env: FAN_KEY\n    http-url: %s\n", last)
+		p := filepath.Join(dir, "edgepoll.yaml")
+		if err := os.WriteFile(p, []byte(cfg.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		from := len(api.Requests())
+		cmd := exec.Command(bin, "--config", p)
+		cmd.Env = env
+		_ = cmd.Run() // exit 1 while t3 is down
+		out[i] = float64(len(api.Requests()) - from)
+	}
+	return out
+}
+
 // fanOutPolls measures bin's polls for n targets on one key: the drain of
 // 1000 items, the empty run after it, the idle daemon's polls per second.
 func fanOutPolls(b *testing.B, bin, url string, n int) [3]float64 {

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -11,16 +12,21 @@ import (
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
-// collector is a Deliverer that records the ids it was given.
+// collector is a Deliverer that records the ids it was given; while down,
+// it fails every delivery (retryable: a target that is down).
 type collector struct {
-	mu  sync.Mutex
-	ids []int64
+	mu   sync.Mutex
+	ids  []int64
+	down bool
 }
 
 func (c *collector) Deliver(_ context.Context, ev poll.Event) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down {
+		return poll.Retryable("down", errors.New("connection refused"))
+	}
 	c.ids = append(c.ids, ev.ID)
-	c.mu.Unlock()
 	return nil
 }
 
@@ -113,5 +119,42 @@ func sharerCycleContract(t *testing.T, fresh func(*testing.T) string, open func(
 	info, err := s.(poll.Inspector).Inspect(ctx, connA)
 	if err != nil || info.Cursor != 2 {
 		t.Fatalf("the key's plain cursor: %+v, %v; want 2 (the sharers keep their own)", info, err)
+	}
+	firstRunDownContract(t, client, api, open(t, fresh(t)))
+}
+
+// firstRunDownContract: on a store with no cursor for the key, a member
+// whose target is down at its very first cycle still has a cursor of its
+// own afterwards (the oldest queued event), so the next process does not
+// take it for a connection added since: it gets every item once back.
+func firstRunDownContract(t *testing.T, client *poll.Client, api *ilerttest.API, s poll.Store) {
+	ctx := context.Background()
+	up, down := &collector{}, &collector{down: true}
+	process := func() []*poll.Cycle {
+		f := &poll.FanOut{Plain: connA, Members: []string{poll.CursorID(keyA, "up"), poll.CursorID(keyA, "down")}}
+		f.Polls.Sharers, f.Polls.Fresh = 2, time.Nanosecond
+		return []*poll.Cycle{
+			{Client: client, Store: s, Sink: poll.OneByOne(up), Conn: f.Members[0], FanOut: f},
+			{Client: client, Store: s, Sink: poll.OneByOne(down), Conn: f.Members[1], FanOut: f},
+		}
+	}
+	p1 := process()
+	if _, err := p1[0].Run(ctx, poll.Invocation{Owner: "contract"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p1[1].Run(ctx, poll.Invocation{Owner: "contract"}); err == nil {
+		t.Fatal("the cycle of the member whose target is down succeeded")
+	}
+	queued := len(up.got())
+	down.mu.Lock()
+	down.down = false
+	down.mu.Unlock()
+	for _, c := range process() {
+		if _, err := c.Run(ctx, poll.Invocation{Owner: "contract"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := down.got(); len(got) != queued || queued == 0 || got[0] != 1 {
+		t.Fatalf("the member that was down at its first cycle delivered %v once back; want the %d queued items from 1", got, queued)
 	}
 }
