@@ -310,3 +310,21 @@ func TestFanOutLambda(t *testing.T) {
 	assert.Equal(t, seq(1, 150), r.tg.ids("a"), "nothing twice")
 	assert.NotContains(t, logs.String()+string(res.body), fanKey)
 }
+
+// TestFanOutTargetDownFromTheStart: on an empty state, a target that is down
+// at its very first run keeps its place (a cursor of its own at the oldest
+// queued event): once back, the next run delivers it every item, though its
+// sibling's cursor is at the end of the queue.
+func TestFanOutTargetDownFromTheStart(t *testing.T) {
+	r := newFanRig(t)
+	r.api.Push(fanKey, ilerttest.AlertEvents(40)...)
+	cfg := r.config(t, "json:"+filepath.Join(r.dir, "state.json"), "tickets", "down")
+	res := r.run(t, cfg)
+	require.Equal(t, 1, res.code, res.stderr)
+	assert.Equal(t, seq(1, 40), r.tg.ids("tickets"))
+	r.up(t)
+	res = r.run(t, cfg)
+	require.Equal(t, 0, res.code, res.stderr)
+	assert.Equal(t, seq(1, 40), r.down.ids("down"))
+	assert.Equal(t, seq(1, 40), r.tg.ids("tickets"))
+}
