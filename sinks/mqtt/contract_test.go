@@ -1,11 +1,13 @@
 package mqtt
 
 import (
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgepoll/edgepoll/internal/mosquittotest"
+	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks"
 	"github.com/edgepoll/edgepoll/sinks/contract"
 )
@@ -38,15 +40,15 @@ func (s *subscribers) items() []string {
 	return out
 }
 
-// The target is a real mosquitto, QoS 1 (every item acknowledged); Break
-// kills the broker (Check sees it) until repair starts it again on the
-// same port; Hang freezes it (SIGSTOP). Refused is nil: mosquitto refuses
-// no single publish permanently (0x95, 0x99); over message_size_limit it
-// drops the connection, which fails the item and its neighbours retryably.
+// The target is a real mosquitto, QoS 1 (every item acknowledged), with a
+// Maximum Packet Size of 4 KiB: a larger item is refused (permanent; the
+// broker would drop the connection over it). Break kills the broker (Check
+// sees it) until repair starts it again on the same port; Hang freezes it
+// (SIGSTOP).
 func TestContract(t *testing.T) {
 	contract.Run(t, contract.Harness{
 		New: func(t *testing.T) contract.Target {
-			b := mosquittotest.Start(t, "allow_anonymous true")
+			b := mosquittotest.Start(t, "allow_anonymous true\nmax_packet_size 4096")
 			subs := &subscribers{}
 			subs.add(t, b.Port)
 			o := Registration.New().(*Options)
@@ -62,6 +64,9 @@ func TestContract(t *testing.T) {
 					return func() { b.Restart(); subs.add(t, b.Port) }
 				},
 			}
+		},
+		Refused: func(ev poll.Event) poll.Event {
+			return poll.NewEvent(ev.ID, []byte(`{"id":"alert-x","pad":"`+strings.Repeat("x", 5000)+`"}`))
 		},
 		Pipelined:      true,
 		CheckSeesBreak: true,

@@ -227,6 +227,11 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		}
 		p := &paho.Publish{Topic: s.cfg.Topic, QoS: byte(s.cfg.QoS), Payload: ev.Payload, Properties: properties(ev)}
 		started = i + 1
+		pb := p.Packet()
+		if err := c.sess.fits(pb); err != nil { // never fits: refused, the next item goes on
+			finish(i, poll.Permanent("mqtt_packet_too_large", err))
+			continue
+		}
 		if s.cfg.QoS == 0 {
 			if _, err := c.cl.Publish(ctx, p); err != nil {
 				finish(i, poll.Retryable("write", fmt.Errorf("mqtt publish: %v", err)))
@@ -235,20 +240,13 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 			continue // reported once the flush below confirmed the write
 		}
 		wg.Add(1)
-		queued, err := c.sess.publish(ctx, p.Packet(), func(r packets.ControlPacket) {
+		queued, err := c.sess.publish(ctx, pb, func(r packets.ControlPacket) {
 			defer wg.Done()
 			finish(i, ackResult(r))
 		})
 		if !queued { // its callback will never run
 			wg.Done()
-			switch {
-			case ctx.Err() != nil:
-				finish(i, poll.Retryable("canceled", ctx.Err()))
-			case errors.Is(err, errNotConnected):
-				finish(i, poll.Retryable("connection_lost", errors.New("mqtt connection lost while publishing")))
-			default:
-				finish(i, poll.Retryable("publish", fmt.Errorf("mqtt publish: %v", err)))
-			}
+			finish(i, notQueued(ctx, err))
 			break
 		}
 		if err != nil {
@@ -266,13 +264,31 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		}
 		return
 	}
-	acked := make(chan struct{})
-	go func() { wg.Wait(); close(acked) }()
-	fail := func(reason string, err error) {
+	s.awaitAcks(ctx, c, &wg, func(reason string, err error) {
 		for i := 0; i < started; i++ {
 			finish(i, poll.Retryable(reason, err))
 		}
+	})
+}
+
+// notQueued is the failure of a publish the session did not take.
+func notQueued(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		return poll.Retryable("canceled", ctx.Err())
+	case errors.Is(err, errNotConnected):
+		return poll.Retryable("connection_lost", errors.New("mqtt connection lost while publishing"))
+	default:
+		return poll.Retryable("publish", fmt.Errorf("mqtt publish: %v", err))
 	}
+}
+
+// awaitAcks waits until every publish of a batch completed (wg), failing
+// what is outstanding when the connection is lost, ctx is done or the
+// broker does not acknowledge within AckTimeout.
+func (s *Sink) awaitAcks(ctx context.Context, c *connection, wg *sync.WaitGroup, fail func(reason string, err error)) {
+	acked := make(chan struct{})
+	go func() { wg.Wait(); close(acked) }()
 	ackTimer := time.NewTimer(s.cfg.AckTimeout)
 	defer ackTimer.Stop()
 	select {

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -255,6 +256,45 @@ func TestSlowStoreDoesNotSlowTheDrain(t *testing.T) {
 	for _, qos := range []int{1, 2} {
 		t.Run(fmt.Sprint("qos", qos), func(t *testing.T) {
 			sinktest.SlowStoreDrain(t, newSink(t, Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, QoS: qos}), 300)
+		})
+	}
+}
+
+// A broker's Maximum Packet Size (CONNACK): a PUBLISH of exactly that size
+// is sent and delivered, one byte more is refused without being sent
+// (permanent: mosquitto would drop the connection over it) and the next
+// item still goes out; at QoS 0 and 1. The sizes are measured by encoding
+// the packet, apart from the sink's own arithmetic.
+func TestMaximumPacketSize(t *testing.T) {
+	const limit = 4096
+	b := mosquittotest.Start(t, fmt.Sprintf("allow_anonymous true\nmax_packet_size %d", limit))
+	for qos := 0; qos <= 1; qos++ {
+		t.Run(fmt.Sprint("qos", qos), func(t *testing.T) {
+			sub := mosquittotest.Subscribe(t, b.Port, topic, 1)
+			s := newSink(t, Config{Host: "127.0.0.1", Port: b.Port, Topic: topic, QoS: qos})
+			sized := func(id int64, size int) poll.Event {
+				for pad := size; pad > 0; pad-- {
+					ev := poll.NewEvent(id, []byte(`{"id":"a","pad":"`+strings.Repeat("x", pad)+`"}`))
+					p := &paho.Publish{Topic: topic, QoS: byte(qos), Payload: ev.Payload, Properties: properties(ev)}
+					var buf bytes.Buffer
+					_, err := p.Packet().WriteTo(&buf)
+					require.NoError(t, err)
+					if buf.Len() == size {
+						return ev
+					}
+				}
+				t.Fatalf("no payload makes a %d-byte packet", size)
+				return poll.Event{}
+			}
+			evs := []poll.Event{sized(1, limit), sized(2, limit+1), poll.NewEvent(3, []byte(`{"id":"a"}`))}
+			errs := sinktest.Send(t, s, evs)
+			require.NoError(t, errs[0], "exactly the limit")
+			require.Error(t, errs[1])
+			assert.True(t, poll.IsPermanent(errs[1]), "%v", errs[1])
+			assert.Equal(t, "mqtt_packet_too_large", poll.ReasonOf(errs[1]))
+			require.NoError(t, errs[2], "the item after the refused one")
+			msgs := sub.WaitFor(t, 2)
+			assert.Equal(t, []string{"1", "3"}, []string{itemID(msgs[0]), itemID(msgs[1])})
 		})
 	}
 }

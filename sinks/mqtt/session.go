@@ -42,6 +42,7 @@ type pubSession struct {
 	lost    chan struct{} // closed when the connection is lost
 	slots   chan struct{} // one token per unacknowledged PUBLISH
 	maxQoS  byte          // from CONNACK
+	maxSize int           // the broker's Maximum Packet Size, from CONNACK (0: none)
 	pending map[uint16]pendingPacket
 	lastID  uint16
 	seq     uint64 // registration order, for failing pending packets in order
@@ -92,8 +93,11 @@ func (s *pubSession) ConAckReceived(conn io.Writer, _ *packets.Connect, ca *pack
 	s.mu.Lock()
 	failed := s.failAllLocked()
 	rm := 65535
-	s.maxQoS = 2
+	s.maxQoS, s.maxSize = 2, 0
 	if ca.Properties != nil {
+		if ca.Properties.MaximumPacketSize != nil {
+			s.maxSize = int(*ca.Properties.MaximumPacketSize)
+		}
 		if ca.Properties.ReceiveMaximum != nil && *ca.Properties.ReceiveMaximum > 0 {
 			rm = int(*ca.Properties.ReceiveMaximum)
 		}
@@ -104,6 +108,35 @@ func (s *pubSession) ConAckReceived(conn io.Writer, _ *packets.Connect, ca *pack
 	s.conn, s.lost, s.slots = conn, make(chan struct{}), make(chan struct{}, rm)
 	s.mu.Unlock()
 	runAll(failed)
+	return nil
+}
+
+// errPacketTooLarge: a PUBLISH larger than the broker's Maximum Packet
+// Size, which a client must not send (MQTT 5, 3.1.2.11.4); a broker that
+// gets one drops the connection, which would fail the item and its
+// neighbours again every cycle.
+var errPacketTooLarge = errors.New("mqtt: packet too large for the broker")
+
+// fits reports errPacketTooLarge (wrapped, with the sizes) when pb is
+// larger than the broker's Maximum Packet Size.
+func (s *pubSession) fits(pb *packets.Publish) error {
+	s.mu.Lock()
+	limit := s.maxSize
+	s.mu.Unlock()
+	if limit == 0 {
+		return nil
+	}
+	n := 0
+	for _, b := range pb.Buffers() { // what ControlPacket.WriteTo sends after the fixed header
+		n += len(b)
+	}
+	size := 2 // packet type and the first byte of the remaining length
+	for r := n; r >= 128; r >>= 7 {
+		size++
+	}
+	if size += n; size > limit {
+		return fmt.Errorf("%w: %d bytes, the broker's Maximum Packet Size is %d", errPacketTooLarge, size, limit)
+	}
 	return nil
 }
 
