@@ -24,9 +24,11 @@ func CursorID(connectorKey, name string) string {
 //
 // That start is fixed once per process, at the first cycle of any of them,
 // before any moves: the furthest cursor stored under Plain (the key's cursor
-// from before it was shared) and Members. Every member without a cursor of
-// its own is given it as its own at once (through its lease; one whose lease
-// is held takes it at its own first cycle). So going from one connection on
+// from before it was shared) and Members, or the oldest queued event (0)
+// when none has one. Every member without a cursor of its own is given it as
+// its own at once (through its lease; one whose lease is held takes it at
+// its own first cycle), so each has one from its first cycle on, delivered
+// or not, and a later process never takes it for a new member. So going from one connection on
 // the key to several, or adding one, replays nothing; and a member that
 // starts after its siblings moved (--max-parallel) still misses nothing,
 // because the start was fixed before they moved. Later in the process a
