@@ -1,60 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/edgepoll/edgepoll/internal/awslambda"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/state/deadletter"
 )
-
-// Deadline budget inside Lambda. With a remaining time R before the
-// invocation deadline:
-//   - no new poll or delivery starts after R − soft, where soft is 10% of R
-//     but at least lambdaMinSoftMargin, and at most R/2 (so at least half
-//     of a short invocation goes to polling and delivering): room for the
-//     item in flight to finish (an HTTP target's own timeout can be longer;
-//     the hard limit below then aborts it) and for persisting;
-//   - in-flight deliveries are aborted at R − hard, hard = min(2s, soft/2)
-//     (the item in flight at the soft deadline always gets a grace);
-//   - persisting the cursor and releasing the lease get 3/4 of hard, which
-//     ends before the deadline.
-//
-// Below lambdaMinRemaining nothing useful fits: the invocation is refused
-// with an error naming the time it had, instead of reporting a success
-// that delivered nothing.
-const (
-	lambdaMinSoftMargin = 5 * time.Second
-	lambdaHardMargin    = 2 * time.Second
-	lambdaMinRemaining  = 3 * time.Second
-)
-
-// lambdaBudget derives the soft and hard deadlines and the persist budget
-// of one invocation, or refuses an invocation too short to make progress.
-func lambdaBudget(now, deadline time.Time) (soft, hard time.Time, persist time.Duration, err error) {
-	remaining := deadline.Sub(now)
-	if remaining < lambdaMinRemaining {
-		return time.Time{}, time.Time{}, 0, fmt.Errorf(
-			"the invocation had %s left before its deadline: too short to poll, deliver and persist the cursor; raise the function timeout (at least %s, 30s or more recommended)",
-			remaining.Round(10*time.Millisecond), lambdaMinRemaining)
-	}
-	softMargin := min(max(remaining/10, lambdaMinSoftMargin), remaining/2)
-	hardMargin := min(lambdaHardMargin, softMargin/2) // the item in flight gets a grace
-	return deadline.Add(-softMargin), deadline.Add(-hardMargin), hardMargin * 3 / 4, nil
-}
 
 // LambdaResult is what one invocation returns.
 type LambdaResult struct {
@@ -96,7 +59,7 @@ func lambdaResult(sum poll.Summary, conn string) LambdaResult {
 // cycle; a file's returns a FleetLambdaResult and fails if any connection
 // failed, naming them (the others' cursors moved regardless).
 func runLambda(cli *CLI, stderr io.Writer) int {
-	log := lambdaLogger(cli, stderr)
+	log := awslambda.Logger(cli.Verbose, stderr, durationSeconds)
 	slog.SetDefault(log) // aws-lambda-go logs a failed invocation with log.Printf
 	r := newRunner(cli, "lambda-init", log, os.Stdout)
 	for _, fc := range r.conns {
@@ -135,21 +98,21 @@ func runLambda(cli *CLI, stderr io.Writer) int {
 }
 
 // invoke is one invocation: one cycle of every member within ctx's deadline
-// (the soft and hard limits of lambdaBudget).
+// (the soft and hard limits of awslambda.Budget).
 func (r *runner) invoke(ctx context.Context, members []poll.FleetMember) (FleetLambdaResult, error) {
-	inv, err := newLambdaInvocation(ctx, r.log)
+	inv, err := awslambda.NewInvocation(ctx, r.log)
 	if err != nil {
 		return FleetLambdaResult{}, err
 	}
-	defer inv.cancel()
+	defer inv.Cancel()
 	// Each connection's cycle gets this invocation: its request id,
 	// logger, persist budget.
 	members = slices.Clone(members)
 	for i := range members {
-		members[i].Invocation = inv.poll(r.invocationLog(inv.log, i))
+		members[i].Invocation = lambdaPoll(inv, r.invocationLog(inv.Log, i))
 	}
 	res := FleetLambdaResult{Connections: make([]FleetLambdaConn, len(members))}
-	poll.RunFleetOnce(inv.soft, inv.hard, members, r.cli.MaxParallel, func(i int, fr poll.FleetResult) {
+	poll.RunFleetOnce(inv.Soft, inv.Hard, members, r.cli.MaxParallel, func(i int, fr poll.FleetResult) {
 		res.Connections[i] = r.lambdaConn(inv, i, fr)
 	})
 	var failed []string
@@ -164,10 +127,10 @@ func (r *runner) invoke(ctx context.Context, members []poll.FleetMember) (FleetL
 	}
 	if len(failed) > 0 {
 		err := fmt.Errorf("%d of %d connections failed: %s", len(failed), len(members), strings.Join(failed, ", "))
-		inv.log.Error("invocation failed", "err", err)
+		inv.Log.Error("invocation failed", "err", err)
 		return res, err
 	}
-	inv.log.Info("invocation done", "connections", len(members))
+	inv.Log.Info("invocation done", "connections", len(members))
 	return res, nil
 }
 
@@ -181,15 +144,15 @@ func (r *runner) invocationLog(ilog *slog.Logger, i int) *slog.Logger {
 
 // lambdaConn completes, logs and pings the heartbeat of connection i's
 // cycle in invocation inv.
-func (r *runner) lambdaConn(inv lambdaInvocation, i int, fr poll.FleetResult) FleetLambdaConn {
+func (r *runner) lambdaConn(inv awslambda.Invocation, i int, fr poll.FleetResult) FleetLambdaConn {
 	a := r.apps[i]
-	clog := r.invocationLog(inv.log, i)
+	clog := r.invocationLog(inv.Log, i)
 	c := FleetLambdaConn{Name: fr.Name}
 	err := fr.Err
 	sum := &fr.Summary
 	if a != nil {
 		if err == nil && sum.LeaseHeld {
-			err = leaseHeldReport(inv.hard, clog, a.store, a.cycle.LeaseConn(), sum) // with HA: this instance's lease
+			err = leaseHeldReport(inv.Hard, clog, a.store, a.cycle.LeaseConn(), sum) // with HA: this instance's lease
 		}
 		c.LambdaResult = lambdaResult(*sum, a.cycle.Conn)
 	}
@@ -206,7 +169,7 @@ func (r *runner) lambdaConn(inv lambdaInvocation, i int, fr poll.FleetResult) Fl
 	}
 	clog.Info("cycle done", attrs...)
 	if a != nil && a.cli.Heartbeat != "" && !sum.LeaseHeld && !sum.Stopped {
-		hctx, cancel := context.WithTimeout(inv.hard, 5*time.Second)
+		hctx, cancel := context.WithTimeout(inv.Hard, 5*time.Second)
 		if err := a.client.Heartbeat(hctx, a.cli.Heartbeat); err != nil {
 			clog.Warn("heartbeat ping failed", "err", err)
 		}
@@ -255,96 +218,19 @@ func notForLambda(cli *CLI, stateName, deadName string) string {
 	return ""
 }
 
-// lambdaInvocation is one Lambda invocation: its request id (the cycles'
-// lease owner), its logger, and the soft and hard limits and persist
-// budget derived from its deadline.
-type lambdaInvocation struct {
-	owner      string
-	log        *slog.Logger
-	soft, hard context.Context
-	persist    time.Duration
-	cancel     func()
-}
-
-// poll is what the invocation passes to a cycle that logs to log: its
+// lambdaPoll is what invocation inv passes to a cycle that logs to log: its
 // request id as the lease owner, its persist budget, the rule that an
 // invocation that could do nothing fails, and (one-shot) with HA the final
 // poll that acknowledges its last items: the next invocation may run in
 // another container, a new instance.
-func (inv lambdaInvocation) poll(log *slog.Logger) poll.Invocation {
-	return poll.Invocation{Owner: inv.owner, Log: log, PersistTimeout: inv.persist, RequireProgress: true, FinalAck: true}
-}
-
-// newLambdaInvocation reads ctx's request id and deadline; an invocation
-// too short to make progress is refused (logged, and the error returned).
-func newLambdaInvocation(ctx context.Context, log *slog.Logger) (lambdaInvocation, error) {
-	inv := lambdaInvocation{owner: "lambda", soft: ctx, hard: ctx, cancel: func() {}}
-	if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
-		inv.owner = lc.AwsRequestID
-	}
-	inv.log = log.With("request_id", inv.owner)
-	if dl, ok := ctx.Deadline(); ok {
-		s, h, persist, err := lambdaBudget(time.Now(), dl)
-		if err != nil {
-			inv.log.Error("invocation refused", "err", err)
-			return inv, err
-		}
-		var c1, c2 context.CancelFunc
-		inv.soft, c1 = context.WithDeadline(ctx, s)
-		inv.hard, c2 = context.WithDeadline(context.WithoutCancel(ctx), h)
-		inv.persist, inv.cancel = persist, func() { c1(); c2() }
-	}
-	return inv, nil
-}
-
-// lambdaLogger honours Lambda's log settings: AWS_LAMBDA_LOG_FORMAT (JSON
-// unless explicitly Text and no --log-format was given) and
-// AWS_LAMBDA_LOG_LEVEL (overrides -v).
-func lambdaLogger(cli *CLI, w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	if cli.Verbose >= 1 {
-		level = slog.LevelDebug
-	}
-	switch strings.ToUpper(os.Getenv("AWS_LAMBDA_LOG_LEVEL")) {
-	case "TRACE":
-		level = slog.LevelDebug - 4
-	case "DEBUG":
-		level = slog.LevelDebug
-	case "INFO":
-		level = slog.LevelInfo
-	case "WARN":
-		level = slog.LevelWarn
-	case "ERROR", "FATAL":
-		level = slog.LevelError
-	}
-	opts := &slog.HandlerOptions{Level: level}
-	text := strings.EqualFold(os.Getenv("AWS_LAMBDA_LOG_FORMAT"), "text") && os.Getenv("EDGEPOLL_LOG_FORMAT") != "json"
-	if text || os.Getenv("EDGEPOLL_LOG_FORMAT") == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	opts.ReplaceAttr = durationSeconds
-	return slog.New(slog.NewJSONHandler(w, opts))
+func lambdaPoll(inv awslambda.Invocation, log *slog.Logger) poll.Invocation {
+	return poll.Invocation{Owner: inv.Owner, Log: log, PersistTimeout: inv.Persist, RequireProgress: true, FinalAck: true}
 }
 
 // lambdaInitError reports an init failure to the Lambda Runtime API (so the
 // invocation fails with this message) and to the log, then exits.
 func lambdaInitError(log *slog.Logger, typ, msg string, code int) int {
 	log.Error("init failed", "err", msg)
-	postLambdaInitError(typ, msg)
+	awslambda.PostInitError(typ, msg)
 	return code
-}
-
-// postLambdaInitError posts an init error to the Lambda Runtime API.
-func postLambdaInitError(typ, msg string) {
-	body, _ := json.Marshal(map[string]any{"errorMessage": msg, "errorType": typ})
-	url := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/init/error"
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err == nil {
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Lambda-Runtime-Function-Error-Type", "Runtime."+typ)
-		c := &http.Client{Timeout: 5 * time.Second}
-		if resp, err := c.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/willabides/kongplete"
 
+	"github.com/edgepoll/edgepoll/internal/awslambda"
 	"github.com/edgepoll/edgepoll/poll"
 	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
 )
@@ -99,7 +100,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 		if err != nil {
 			printError(stderr, err.Error())
 			if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
-				postLambdaInitError("InitError", err.Error())
+				awslambda.PostInitError("InitError", err.Error())
 			}
 			return nil, nil, exitFailed, true
 		}
@@ -116,7 +117,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 func usageError(stderr io.Writer, msg string) int {
 	printError(stderr, msg)
 	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
-		postLambdaInitError("ConfigError", msg)
+		awslambda.PostInitError("ConfigError", msg)
 	}
 	return exitUsage
 }
