@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -28,4 +31,33 @@ func TestRunnerSetsConnectionsUpInTheirWorkers(t *testing.T) {
 	stderr.Reset()
 	require.Equal(t, exitOK, run([]string{"--config", cfg}, io.Discard, &stderr), stderr.String())
 	r.checkEachOnce(t)
+}
+
+// An idle --loop --config daemon holds no file descriptor per connection
+// (issue 19.2): one pool of connections to the ilert API, each
+// connection's target connection closed after its cycle, one store and
+// dead-letter handle for all. Sixty connections deliver one item each and
+// poll again; the process then has far fewer descriptors than connections
+// (before: one API connection, one target connection and one dead-letter
+// database each, some 180).
+func TestLoopIdleConnectionsHoldNoDescriptors(t *testing.T) {
+	const conns = 60
+	r := newFleetRig(t, conns, 1)
+	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\npoll-interval: 5s\n")
+	d := startDaemonBin(t, r.vars(), "--config", cfg)
+	polls := func() int {
+		n := 0
+		for _, req := range r.api.Requests() {
+			if req.Path == "/api/edge-connections/events" {
+				n++
+			}
+		}
+		return n
+	}
+	require.Eventually(t, func() bool { return polls() >= 2*conns+conns }, 90*time.Second, 50*time.Millisecond, d.logs.String())
+	r.checkEachOnce(t)
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", d.cmd.Process.Pid))
+	require.NoError(t, err)
+	assert.Less(t, len(fds), conns*2/3, "descriptors of an idle daemon of %d connections", conns)
+	d.stopGracefully(t)
 }
