@@ -25,8 +25,9 @@
 // item. A lock file emptied under a run is written again by the next Save
 // (the slot, the holder's note): the run carries on. A lock file deleted or
 // replaced under a run ends its lease: the next Save fails with
-// poll.ErrLeaseLost (the run stops, exit 1), and Release still writes the
-// delivered cursor durably.
+// poll.ErrLeaseLost (the cycle stops; a one-shot run exits 1, a daemon's
+// next cycle takes a new lease), and Release still writes the delivered
+// cursor durably.
 //
 // The hot cursor only ever runs ahead of a durable one: the first Save of a
 // connection that has no durable cursor yet writes it durably at once, and a
