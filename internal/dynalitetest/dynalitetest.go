@@ -5,7 +5,6 @@ package dynalitetest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -31,15 +30,35 @@ type Server struct {
 	Endpoint string // http://127.0.0.1:PORT
 	Client   *dynamodb.Client
 	cmd      *exec.Cmd
+	stderr   *testenv.SyncBuffer
+	exited   chan struct{} // closed when the process has exited
+	waitErr  error         // how it exited, set before exited is closed
+	killed   bool          // by Kill, not on its own
 }
 
 // Kill stops the server.
 func (s *Server) Kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
+	select {
+	case <-s.exited: // gone already (its pid may be another's by now)
+	default:
+		s.killed = true
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		_ = s.cmd.Wait()
-		s.cmd = nil
+		<-s.exited
 	}
+}
+
+// Died says, when the server exited on its own (a crash, the OOM killer,
+// a kill from outside), how, with its stderr; else "".
+func (s *Server) Died() string {
+	select {
+	case <-s.exited:
+		if !s.killed {
+			return fmt.Sprintf("dynalite on %s exited during the test (%v); its stderr:\n%s",
+				s.Endpoint, s.waitErr, strings.TrimSpace(s.stderr.String()))
+		}
+	default:
+	}
+	return ""
 }
 
 var (
@@ -53,6 +72,11 @@ func Shared(t testing.TB) *Server {
 	t.Helper()
 	sharedMu.Lock()
 	defer sharedMu.Unlock()
+	if shared != nil {
+		if died := shared.Died(); died != "" {
+			t.Fatal(died)
+		}
+	}
 	if shared == nil {
 		shared = start(t)
 	}
@@ -86,7 +110,12 @@ func (s *Server) Env() []string {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := start(t)
-	t.Cleanup(s.Kill)
+	t.Cleanup(func() {
+		if died := s.Died(); died != "" {
+			t.Error(died)
+		}
+		s.Kill()
+	})
 	return s
 }
 
@@ -126,14 +155,34 @@ func start(t testing.TB) *Server {
 	return s
 }
 
+// serverJS runs dynalite's module on loopback (its command line listens on
+// every interface) and says "listening", or exits naming the listen error.
+// dynalite throws, and so exits, when a request's 'error' is emitted, as
+// it is when the client's connection closes before the request body has
+// arrived: a test that SIGKILLs the edgepoll binary mid-request would kill
+// the server too, and every later request would be refused. That one
+// error (ECONNRESET, the client gone: nobody is left to answer) is
+// ignored, as DynamoDB does; any other still throws.
+const serverJS = `const s = require(process.argv[1])({createTableMs: 0, deleteTableMs: 0, updateTableMs: 0});
+const [handler] = s.listeners("request");
+s.removeAllListeners("request");
+s.on("request", (req, res) => {
+  const on = req.on;
+  req.on = function (ev, fn) {
+    if (ev !== "error") return on.apply(this, arguments);
+    return on.call(this, ev, e => { if (e.code !== "ECONNRESET") fn(e) });
+  };
+  handler(req, res);
+});
+s.on("error", e => { console.error(e.message); process.exit(3) });
+s.listen(+process.argv[2], "127.0.0.1", () => console.log("listening"))`
+
 // listen starts dynalite on 127.0.0.1:port and waits until it listens.
 func listen(node, module string, port int) (*Server, error) {
-	cmd := exec.Command(node, "-e", `const s = require(process.argv[1])({createTableMs: 0, deleteTableMs: 0, updateTableMs: 0});
-s.on("error", e => { console.error(e.message); process.exit(3) });
-s.listen(+process.argv[2], "127.0.0.1", () => console.log("listening"))`, module, strconv.Itoa(port))
+	cmd := exec.Command(node, "-e", serverJS, module, strconv.Itoa(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	s := &Server{cmd: cmd, stderr: &testenv.SyncBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = s.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -141,12 +190,13 @@ s.listen(+process.argv[2], "127.0.0.1", () => console.log("listening"))`, module
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting dynalite: %v", err)
 	}
-	s := &Server{cmd: cmd}
 	ready := make(chan bool, 1)
 	go func() {
 		line, _ := bufio.NewReader(out).ReadString('\n')
 		ready <- strings.TrimSpace(line) == "listening"
 		_, _ = io.Copy(io.Discard, out)
+		s.waitErr = cmd.Wait()
+		close(s.exited)
 	}()
 	select {
 	case ok := <-ready:
@@ -156,7 +206,7 @@ s.listen(+process.argv[2], "127.0.0.1", () => console.log("listening"))`, module
 	case <-time.After(20 * time.Second):
 	}
 	s.Kill()
-	return nil, fmt.Errorf("dynalite did not listen: %s", strings.TrimSpace(stderr.String()))
+	return nil, fmt.Errorf("dynalite did not listen: %s", strings.TrimSpace(s.stderr.String()))
 }
 
 // StoreClient is a client for edgepoll's DynamoDB backend (state/dynamo's

@@ -3,11 +3,13 @@ package dynalitetest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -79,5 +81,68 @@ func TestTakenPortIsNotOurs(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "EADDRINUSE") {
 		t.Fatalf("error %q does not name EADDRINUSE", err)
+	}
+}
+
+// A client that dies mid-request (a test SIGKILLs the edgepoll binary while
+// it sends to DynamoDB) leaves the server up: dynalite's own handler throws
+// on the request's error, which used to end the process and have every
+// later request refused.
+func TestClientGoneMidRequestLeavesServerUp(t *testing.T) {
+	s := Start(t)
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.Endpoint, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"+
+		"X-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Length: 100\r\n\r\n{\"Limit\":")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).SetLinger(0) // a reset, as a killed process's unread socket sends
+	_ = c.Close()
+	// The reset reaches the server before these requests; the second is
+	// read only after the server has handled everything that came before
+	// the first (the reset included).
+	for i := 0; i < 2; i++ {
+		if _, err := s.Client.ListTables(context.Background(), &dynamodb.ListTablesInput{}); err != nil {
+			t.Fatalf("after a client went away mid-request: %v\n%s", err, s.Died())
+		}
+	}
+}
+
+// A server that exits on its own (not by Kill) says so, with its stderr.
+func TestDiedReportsAnExitNotByKill(t *testing.T) {
+	bin := testenv.LookPath(t, "dynalite", "bash scripts/test-deps.sh", ".tools/dynalite/node_modules/.bin/dynalite")
+	node := testenv.LookPath(t, "node", "apt-get install nodejs (scripts/test-deps.sh)")
+	cli, err := filepath.EvalSymlinks(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := listen(node, filepath.Dir(cli), testenv.FreePort(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Kill()
+	if died := s.Died(); died != "" {
+		t.Fatalf("running server reported dead: %s", died)
+	}
+	_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGKILL) // as the OOM killer would
+	<-s.exited
+	if died := s.Died(); !strings.Contains(died, "exited during the test (signal: killed)") {
+		t.Fatalf("Died() = %q", died)
+	}
+	s.Kill()
+	if died := s.Died(); died == "" {
+		t.Fatal("a Kill after the death hid it")
+	}
+
+	k, err := listen(node, filepath.Dir(cli), testenv.FreePort(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Kill()
+	if died := k.Died(); died != "" {
+		t.Fatalf("a server stopped by Kill reported dead: %s", died)
 	}
 }
