@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/state"
+	"github.com/edgepoll/edgepoll/state/internal/locallease"
 )
 
 // DeadLetter is the dead letter of --state sqlite:PATH (--dead-letter
@@ -20,21 +22,24 @@ import (
 // committed with synchronous=FULL (the WAL is fsynced) before it returns,
 // so before the cursor passes the item. The table is created by the first
 // Append: the schema version stays 2, so an older edgepoll still opens the
-// database.
+// database. The database itself is opened by the first Append, List or
+// Remove: a run that skips nothing (an empty cycle) opens the state file
+// once, for its store, not a second time for the dead letter.
 type DeadLetter struct {
-	path, real string
-	db         *sql.DB
+	path string
+	mu   sync.Mutex
+	real string  // set with db
+	db   *sql.DB // nil until the first use
 }
 
-// OpenDeadLetter opens (creating if needed, as Open) the database at path
-// for its dead letter.
-func OpenDeadLetter(ctx context.Context, path string, _ *slog.Logger) (*DeadLetter, error) {
-	s, err := Open(ctx, path, nil)
-	if err != nil {
+// OpenDeadLetter returns the dead letter of the database at path, opened
+// (creating it if needed, as Open) when it is first used; a path that
+// cannot be a state file is an error at once.
+func OpenDeadLetter(_ context.Context, path string, _ *slog.Logger) (*DeadLetter, error) {
+	if err := locallease.CheckStatePath(path); err != nil {
 		return nil, err
 	}
-	s.save.Close()
-	return &DeadLetter{path: s.path, real: s.real, db: s.db}, nil
+	return &DeadLetter{path: path}, nil
 }
 
 // openDeadLetter is Backend.DeadLetter.
@@ -42,8 +47,26 @@ func openDeadLetter(ctx context.Context, path string, log *slog.Logger) (state.D
 	return OpenDeadLetter(ctx, path, log)
 }
 
+// conn returns the open database, opening it on the first call.
+func (d *DeadLetter) conn(ctx context.Context) (*sql.DB, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.db == nil {
+		s, err := Open(ctx, d.path, nil)
+		if err != nil {
+			return nil, err
+		}
+		s.save.Close()
+		d.db, d.real = s.db, s.real
+	}
+	return d.db, nil
+}
+
 func (d *DeadLetter) fail(op string, err error) error {
-	return (&Store{path: d.path, real: d.real}).fail("dead letter: "+op, err)
+	d.mu.Lock()
+	real := d.real
+	d.mu.Unlock()
+	return (&Store{path: d.path, real: real}).fail("dead letter: "+op, err)
 }
 
 const createDeadLetter = `CREATE TABLE IF NOT EXISTS deadletter (
@@ -63,7 +86,11 @@ func (d *DeadLetter) Append(ctx context.Context, conn string, rec poll.DeadLette
 	if err != nil {
 		return d.fail("encoding", err)
 	}
-	tx, err := d.db.BeginTx(ctx, nil)
+	db, err := d.conn(ctx)
+	if err != nil {
+		return err
+	}
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return d.fail("appending", err)
 	}
@@ -81,22 +108,28 @@ func (d *DeadLetter) Append(ctx context.Context, conn string, rec poll.DeadLette
 	return nil
 }
 
-// hasTable reports whether the dead letter's table exists yet.
-func (d *DeadLetter) hasTable(ctx context.Context) (bool, error) {
+// hasTable opens the database and reports whether the dead letter's table
+// exists yet (op names the caller's operation in an error).
+func (d *DeadLetter) hasTable(ctx context.Context, op string) (*sql.DB, bool, error) {
+	db, err := d.conn(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	var n int
-	err := d.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'deadletter'`).Scan(&n)
-	return n > 0, err
+	err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'deadletter'`).Scan(&n)
+	if err != nil {
+		return nil, false, d.fail(op, err)
+	}
+	return db, n > 0, nil
 }
 
 // List returns conn's records in item order.
 func (d *DeadLetter) List(ctx context.Context, conn string) ([]poll.DeadLetterRecord, error) {
-	if ok, err := d.hasTable(ctx); err != nil || !ok {
-		if err != nil {
-			return nil, d.fail("listing", err)
-		}
-		return nil, nil
+	db, ok, err := d.hasTable(ctx, "listing")
+	if err != nil || !ok {
+		return nil, err
 	}
-	rows, err := d.db.QueryContext(ctx, `SELECT record FROM deadletter WHERE conn = ? ORDER BY id`, conn)
+	rows, err := db.QueryContext(ctx, `SELECT record FROM deadletter WHERE conn = ? ORDER BY id`, conn)
 	if err != nil {
 		return nil, d.fail("listing", err)
 	}
@@ -122,13 +155,11 @@ func (d *DeadLetter) List(ctx context.Context, conn string) ([]poll.DeadLetterRe
 
 // Remove deletes conn's records of these ids, in one transaction.
 func (d *DeadLetter) Remove(ctx context.Context, conn string, ids ...int64) error {
-	if ok, err := d.hasTable(ctx); err != nil || !ok {
-		if err != nil {
-			return d.fail("removing", err)
-		}
-		return nil
+	db, ok, err := d.hasTable(ctx, "removing")
+	if err != nil || !ok {
+		return err
 	}
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return d.fail("removing", err)
 	}
@@ -144,5 +175,12 @@ func (d *DeadLetter) Remove(ctx context.Context, conn string, ids ...int64) erro
 	return nil
 }
 
-// Close closes the database.
-func (d *DeadLetter) Close() error { return d.db.Close() }
+// Close closes the database if it was opened.
+func (d *DeadLetter) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.db == nil {
+		return nil
+	}
+	return d.db.Close()
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,6 +124,77 @@ func TestDeadLetterInTheDatabaseAndTheOldFile(t *testing.T) {
 	got, err = old.List(ctx, "c")
 	require.NoError(t, err)
 	assert.Equal(t, []int64{2}, recIDs(got), "removed from the old file too")
+}
+
+// The dead letter opens the database on its first use (issue 19.3: a run
+// that skips nothing opens the state file once, for its store): opening
+// it creates nothing; the first Append creates the database and keeps the
+// record; a damaged file is refused then, naming the path.
+func TestDeadLetterOpensTheDatabaseOnFirstUse(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "state.db")
+	rec := poll.NewDeadLetterRecord("c", poll.Event{ID: 7, Payload: []byte(`{"n":1}`)},
+		poll.Permanent("http_404", errors.New("404")), time.Now())
+
+	d, err := OpenDeadLetter(ctx, p, nil)
+	require.NoError(t, err)
+	_, err = os.Stat(p)
+	assert.ErrorIs(t, err, os.ErrNotExist, "opening the dead letter creates nothing")
+	require.NoError(t, d.Close(), "closing one never used")
+
+	d, err = OpenDeadLetter(ctx, p, nil)
+	require.NoError(t, err)
+	require.NoError(t, d.Append(ctx, "c", rec))
+	require.NoError(t, d.Close())
+	s, err := Open(ctx, p, nil)
+	require.NoError(t, err, "the first Append created the database")
+	require.NoError(t, s.Close())
+	d, err = OpenDeadLetter(ctx, p, nil)
+	require.NoError(t, err)
+	got, err := d.List(ctx, "c")
+	require.NoError(t, err)
+	assert.Equal(t, []int64{7}, recIDs(got))
+	require.NoError(t, d.Close())
+
+	empty := filepath.Join(dir, "empty.db")
+	require.NoError(t, os.WriteFile(empty, nil, 0o600))
+	d, err = OpenDeadLetter(ctx, empty, nil)
+	require.NoError(t, err)
+	err = d.Append(ctx, "c", rec)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), empty)
+	assert.Contains(t, err.Error(), "empty (0 bytes)")
+	_, err = d.List(ctx, "c")
+	assert.Error(t, err, "listing refuses it too")
+	require.NoError(t, d.Close())
+}
+
+// Connections of a --config file share one dead letter: their first
+// Appends may race to open the database; it is opened once, every record
+// is kept.
+func TestDeadLetterFirstUseConcurrent(t *testing.T) {
+	ctx := context.Background()
+	d, err := OpenDeadLetter(ctx, filepath.Join(t.TempDir(), "state.db"), nil)
+	require.NoError(t, err)
+	defer d.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.Append(ctx, "c", poll.NewDeadLetterRecord("c", poll.Event{ID: int64(i + 1), Payload: []byte(`{}`)},
+				poll.Permanent("http_404", errors.New("404")), time.Now()))
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err)
+	}
+	got, err := d.List(ctx, "c")
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 2, 3, 4}, recIDs(got))
 }
 
 func recIDs(recs []poll.DeadLetterRecord) []int64 {
