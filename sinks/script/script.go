@@ -89,6 +89,29 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 
+	r, err := s.start(ev)
+	if err != nil {
+		return err
+	}
+	waitErr, timedOut := s.wait(ctx, r, ev.Payload)
+	if r.out.Len() > 0 {
+		s.log.Debug("script output", "item", ev.ID, "output", r.out.String(), "truncated", r.out.truncated)
+	}
+	return s.outcome(ctx, waitErr, timedOut, r.errTail)
+}
+
+// scriptRun is one started run of the script.
+type scriptRun struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	out     *capped
+	errTail *tail
+	pgid    int
+}
+
+// start starts the script for ev in its own process group, watched by the
+// guard.
+func (s *Sink) start(ev poll.Event) (*scriptRun, error) {
 	cmd := exec.Command(s.cfg.Path)
 	cmd.Env = append(append([]string{}, s.env...),
 		"ILERT_EVENT_TYPE="+ev.EventType,
@@ -101,53 +124,59 @@ func (s *Sink) Deliver(ctx context.Context, ev poll.Event) error {
 	// SIGKILL should edgepoll die; the guard kills the rest of the group
 	// (the script's children) then.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	out := &capped{max: s.cfg.MaxOutput}
-	errTail := &tail{max: stderrTail}
-	cmd.Stdout, cmd.Stderr = out, io.MultiWriter(out, errTail)
+	r := &scriptRun{cmd: cmd, out: &capped{max: s.cfg.MaxOutput}, errTail: &tail{max: stderrTail}}
+	cmd.Stdout, cmd.Stderr = r.out, io.MultiWriter(r.out, r.errTail)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return poll.Retryable("start", err)
+		return nil, poll.Retryable("start", err)
 	}
+	r.stdin = stdin
 	// With a non-*os.File Stdout, exec copies output in goroutines and Wait
 	// waits for them; a grandchild holding the pipe open would block Wait.
 	// WaitDelay bounds that after the process exits or is killed.
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
-		return poll.Retryable("start", fmt.Errorf("starting %s: %v", s.cfg.Path, errors.Unwrap(err)))
+		return nil, poll.Retryable("start", fmt.Errorf("starting %s: %v", s.cfg.Path, errors.Unwrap(err)))
 	}
-	pgid := cmd.Process.Pid
-	s.guard.watch(pgid)
+	r.pgid = cmd.Process.Pid
+	s.guard.watch(r.pgid)
+	return r, nil
+}
 
+// wait writes payload to the run's stdin and waits for it to exit, killing
+// its process group when ctx ends (timedOut). Whatever the outcome, no
+// process of the run outlives it.
+func (s *Sink) wait(ctx context.Context, r *scriptRun, payload []byte) (waitErr error, timedOut bool) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // stdin writes are bounded by the kill below
 		defer wg.Done()
-		_, _ = stdin.Write(ev.Payload)
-		_ = stdin.Close()
+		_, _ = r.stdin.Write(payload)
+		_ = r.stdin.Close()
 	}()
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- r.cmd.Wait() }()
 
-	var waitErr error
-	timedOut := false
 	select {
 	case waitErr = <-done:
 	case <-ctx.Done():
 		timedOut = true
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		_ = syscall.Kill(-r.pgid, syscall.SIGKILL)
 		waitErr = <-done
 	}
 	// Whatever the outcome, no process of this run outlives it: its group,
 	// then whatever left the group (setsid) and was handed to us.
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	_ = syscall.Kill(-r.pgid, syscall.SIGKILL)
 	sweepChildren(s.marker)
-	s.guard.forget(pgid)
-	_ = stdin.Close()
+	s.guard.forget(r.pgid)
+	_ = r.stdin.Close()
 	wg.Wait()
+	return waitErr, timedOut
+}
 
-	if out.Len() > 0 {
-		s.log.Debug("script output", "item", ev.ID, "output", out.String(), "truncated", out.truncated)
-	}
+// outcome classifies a finished run: nil when delivered, else a retryable
+// error naming its reason.
+func (s *Sink) outcome(ctx context.Context, waitErr error, timedOut bool, errTail *tail) error {
 	var ee *exec.ExitError
 	switch {
 	case timedOut && ctx.Err() == context.DeadlineExceeded:
