@@ -61,7 +61,7 @@ type CLI struct {
 	// Route is --filter and --transform (wrapped around the target).
 	Route route.Options `embed:""`
 
-	State                 string   `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store: ${state_forms}." predictor:"state" group:"State"`
+	State                 string   `name:"state" env:"EDGEPOLL_STATE" default:"sqlite:edgepoll.db" help:"Cursor and lease store (and the default dead letter): ${state_forms}." predictor:"state" group:"State"`
 	DeadLetter            string   `name:"dead-letter" default:"state" help:"Keep every item skipped as non-retryable, durably, before the cursor moves past it, so a refusing target (a typo'd URL, a rotated token) loses nothing: state (the default: in the state store itself, per connection), file:PATH (JSON lines), dynamodb:TABLE, or none (keep nothing, the reference agent's behaviour). If it cannot be written, the item is not skipped. See dead-letter list|replay." placeholder:"state|none|file:PATH|dynamodb:TABLE" group:"Delivery guards"`
 	SkipLimit             int      `name:"skip-limit" default:"10" help:"Skip at most this many items refused in a row by the target (counted across runs); the next refusal fails the cycle instead. 0: no limit (the reference agent's behaviour)." group:"Delivery guards"`
 	IlagentDB             string   `name:"ilagent-db" short:"f" aliases:"file" help:"Migrating from the reference agent: its SQLite file (ilagent's -f/--file; default ./ilagent.db3 when it exists, as ilagent's). While edgepoll has no cursor for the connection, a run starts from the agent's (read-only); a file that cannot be read fails the run. none: do not look." placeholder:"PATH|none" group:"State"`
@@ -85,7 +85,7 @@ type CLI struct {
 
 	Config      string `name:"config" env:"EDGEPOLL_CONFIG" help:"YAML file declaring several connections, each with its key (key-env; several may share one: fan-out) and target; every flag's long name is a key (see docs/configuration.md)." type:"path" group:"Connections"`
 	MaxParallel int    `name:"max-parallel" default:"4" help:"With --config: how many connections run a cycle at the same time." process:"" group:"Connections"`
-	Connection  string `name:"connection" help:"With --config: only this connection of the file (for a run, state and check commands)." placeholder:"NAME" process:"" group:"Connections"`
+	Connection  string `name:"connection" help:"With --config: only this connection of the file (for a run, state, check and dead-letter commands)." placeholder:"NAME" process:"" group:"Connections"`
 
 	Commands `embed:""`
 
