@@ -111,7 +111,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		kgo.WithHooks(conns),
 	}
 	if cfg.TLS || cfg.CAFile != "" || cfg.CertFile != "" {
-		tc, err := tlsconf.Load(cfg.CAFile, cfg.CertFile, cfg.KeyFile, "")
+		tc, err := tlsconf.Load("kafka", cfg.CAFile, cfg.CertFile, cfg.KeyFile, "")
 		if err != nil {
 			return nil, err
 		}

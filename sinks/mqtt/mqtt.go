@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Sink, error) {
 	}
 	s := &Sink{cfg: cfg, log: log}
 	if cfg.TLS || cfg.CAFile != "" || cfg.CertFile != "" {
-		tc, err := tlsconf.Load(cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.Host)
+		tc, err := tlsconf.Load("mqtt", cfg.CAFile, cfg.CertFile, cfg.KeyFile, cfg.Host)
 		if err != nil {
 			return nil, err
 		}
