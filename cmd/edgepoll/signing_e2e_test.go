@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,7 +151,12 @@ func TestRetryAfterDelaysTheNextTry(t *testing.T) {
 		return http.StatusOK
 	})
 	d := startDaemonBin(t, e.vars(), "--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--poll-interval", "5")
-	body := d.waitNotReady(t, func(b map[string]any) bool { return b["polling"] == true })
+	// /ready also shows "delivering: ..." (polling true) while the cycle is
+	// under way, before the 429 comes back: wait for the deferred try.
+	body := d.waitNotReady(t, func(b map[string]any) bool {
+		msg, _ := b["error"].(string)
+		return b["polling"] == true && strings.Contains(msg, "retry after")
+	})
 	assert.Contains(t, body["error"], "retry after 9s", "/ready says when the next try is")
 	require.Eventually(t, func() bool { return len(tg.got()) == 3 }, 40*time.Second, 50*time.Millisecond, d.logs.String())
 	mu.Lock()
