@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks"
+	"github.com/edgepoll/edgepoll/sinks/internal/tlsconf"
 )
 
 // Registration makes --mode kafka known to edgepoll.
@@ -75,6 +76,11 @@ func (c Config) check() error {
 		if err := sinks.ReadableFile(f.path); err != nil {
 			return sinks.Problem(f.flag, err.Error())
 		}
+	}
+	// The files are readable; a CA file without a certificate or a client pair
+	// that does not load is a configuration error too, found before any poll.
+	if _, err := tlsconf.Load("kafka", c.CAFile, c.CertFile, c.KeyFile, ""); err != nil {
+		return err
 	}
 	if c.DeliveryTimeout <= 0 {
 		return sinks.Problem("kafka-delivery-timeout", "must be positive")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks"
+	"github.com/edgepoll/edgepoll/sinks/internal/tlsconf"
 )
 
 // Registration makes --mode mqtt known to edgepoll.
@@ -84,6 +85,11 @@ func (c Config) check() error {
 		if err := sinks.ReadableFile(f.path); err != nil {
 			return sinks.Problem(f.flag, err.Error())
 		}
+	}
+	// The files are readable; a CA file without a certificate or a client pair
+	// that does not load is a configuration error too, found before any poll.
+	if _, err := tlsconf.Load("mqtt", c.CAFile, c.CertFile, c.KeyFile, ""); err != nil {
+		return err
 	}
 	return nil
 }
