@@ -26,6 +26,7 @@ import (
 	"github.com/willabides/kongplete"
 
 	"github.com/edgepoll/edgepoll/internal/awslambda"
+	"github.com/edgepoll/edgepoll/internal/cliflags"
 	"github.com/edgepoll/edgepoll/poll"
 	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
 )
@@ -68,7 +69,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 	// Shell completion: answers and exits when the shell asks (COMP_LINE);
 	// its tree of commands, flags and predictors is built only then.
 	if os.Getenv("COMP_LINE") != "" {
-		kongplete.Complete(k, append(append(completionOptions(), valuePredictors(k)...), kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))...)
+		kongplete.Complete(k, append(append(completionOptions(), cliflags.ValuePredictors(k)...), kongplete.WithExitFunc(func(c int) { panic(kongExit{c}) }))...)
 	}
 	namer := newFlagNamer(k, args)
 	startupJSON = jsonLogsWanted(args)
@@ -188,7 +189,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func helpPrinter(o kong.HelpOptions, ctx *kong.Context) error {
 	sel := ctx.Selected()
 	if sel != nil && sel.Name != "run" {
-		return commandHelp(o, ctx, sel)
+		return cliflags.CommandHelp(o, ctx, sel)
 	}
 	if sel == nil || sel.Name == "run" {
 		fmt.Fprintln(ctx.Stdout, "Usage: edgepoll [flags]            run one poll cycle (--loop: as a daemon)")

@@ -19,6 +19,7 @@ import (
 	"github.com/willabides/kongplete"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edgepoll/edgepoll/internal/cliflags"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 	"github.com/edgepoll/edgepoll/sinks"
@@ -164,7 +165,7 @@ func TestRegisteredTargetHandledWithoutNamingIt(t *testing.T) {
 
 	k, err := newParser(newCLI(), io.Discard, io.Discard)
 	require.NoError(t, err)
-	cmd, err := kongplete.Command(k, append(completionOptions(), valuePredictors(k)...)...)
+	cmd, err := kongplete.Command(k, append(completionOptions(), cliflags.ValuePredictors(k)...)...)
 	require.NoError(t, err)
 	require.Contains(t, cmd.GlobalFlags, "--mode")
 	assert.Contains(t, cmd.GlobalFlags["--mode"].Predict(complete.Args{}), "pager")

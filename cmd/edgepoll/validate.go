@@ -8,8 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/alecthomas/kong"
-
+	"github.com/edgepoll/edgepoll/internal/cliflags"
 	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
@@ -18,9 +17,9 @@ import (
 // anything is polled.
 func (c *CLI) validateSafe(n flagNamer) error {
 	c.IlagentDB = expandIlagentDB(c.IlagentDB)
-	given := cmdlineFlags(n.args, n.flags)
-	if err := givenTwice(given, n.flags); err != nil {
-		return err
+	given := cliflags.Scan(n.args, n.flags)
+	if err := cliflags.GivenTwice(given, n.flags); err != nil {
+		return &UsageError{Msg: err.Error()}
 	}
 	if err := c.otherTargetFlags(n, given); err != nil {
 		return err
@@ -57,99 +56,12 @@ func urlPort(raw string) error {
 	return nil
 }
 
-// flagUse is one flag set on the command line: its long name and the
-// spellings it was set with, in order.
-type flagUse struct {
-	name      string
-	spellings []string
-}
-
-// cmdlineFlags lists the flags set on the command line (up to "--") with
-// the spellings used (--mode, --edge_mode, -m), in the order first seen.
-// A flag's value is skipped, so a value that looks like a flag is not one.
-func cmdlineFlags(args []string, flags map[string]*kong.Flag) []flagUse {
-	long, short := map[string]*kong.Flag{}, map[rune]*kong.Flag{}
-	for _, f := range flags {
-		long[f.Name] = f
-		for _, a := range f.Aliases {
-			long[a] = f
-		}
-		if f.Short != 0 {
-			short[f.Short] = f
-		}
-	}
-	var uses []flagUse
-	note := func(f *kong.Flag, spelling string) {
-		for i := range uses {
-			if uses[i].name == f.Name {
-				uses[i].spellings = append(uses[i].spellings, spelling)
-				return
-			}
-		}
-		uses = append(uses, flagUse{name: f.Name, spellings: []string{spelling}})
-	}
-	takesValue := func(f *kong.Flag) bool { return !f.IsBool() && !f.IsCounter() }
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			return uses
-		case strings.HasPrefix(a, "--"):
-			name, _, hasValue := strings.Cut(a[2:], "=")
-			if f := long[name]; f != nil {
-				note(f, "--"+name)
-				if !hasValue && takesValue(f) {
-					i++
-				}
-			}
-		case len(a) > 1 && a[0] == '-':
-			for j, r := range a[1:] {
-				f := short[r]
-				if f == nil {
-					break
-				}
-				note(f, "-"+string(r))
-				if takesValue(f) {
-					if j+2 == len(a) { // the value is the next argument
-						i++
-					}
-					break
-				}
-			}
-		}
-	}
-	return uses
-}
-
-// givenTwice refuses a setting given under two names on the command line (a
-// flag and its ilagent alias: --mode http --edge_mode stdout): which one
-// wins would be an accident of order. A repeatable flag (-v, lists)
-// accumulates and is not a mistake; neither is one name given twice.
-func givenTwice(uses []flagUse, flags map[string]*kong.Flag) error {
-	for _, u := range uses {
-		if f := flags[u.name]; f != nil && (f.IsCounter() || f.IsCumulative()) {
-			continue
-		}
-		var names []string
-		for _, s := range u.spellings {
-			if !slices.Contains(names, s) {
-				names = append(names, s)
-			}
-		}
-		if len(names) > 1 {
-			return &UsageError{Msg: fmt.Sprintf("%s and %s: the same setting (--%s) given twice under two names; give it once",
-				names[0], names[1], u.name)}
-		}
-	}
-	return nil
-}
-
 // otherTargetFlags refuses a flag that belongs to another target than
 // --mode (--mode http --kafka-brokers x): it would be ignored, and it
 // usually means the --mode is the mistake. On the command line; with
 // --config, in the connection's own entry (the file's top level and the
 // command line are defaults for connections of every target).
-func (c *CLI) otherTargetFlags(n flagNamer, given []flagUse) error {
+func (c *CLI) otherTargetFlags(n flagNamer, given []cliflags.Use) error {
 	if c.targets[c.Mode] == nil {
 		return nil // no or an unknown --mode: reported elsewhere
 	}
@@ -171,8 +83,8 @@ func (c *CLI) otherTargetFlags(n flagNamer, given []flagUse) error {
 		return nil
 	}
 	for _, u := range given {
-		if mismatch(u.name) {
-			return msg(u.spellings[0], u.name)
+		if mismatch(u.Name) {
+			return msg(u.Spellings[0], u.Name)
 		}
 	}
 	return nil
@@ -184,7 +96,7 @@ func (c *CLI) otherTargetFlags(n flagNamer, given []flagUse) error {
 func targetFlagOwners() map[string][]string {
 	owners := map[string][]string{}
 	for _, r := range targets {
-		for _, name := range kongNames(reflect.TypeOf(r.New())) {
+		for _, name := range cliflags.KongNames(reflect.TypeOf(r.New())) {
 			owners[name] = append(owners[name], r.Mode)
 		}
 		for _, name := range r.Reads {
@@ -192,28 +104,6 @@ func targetFlagOwners() map[string][]string {
 		}
 	}
 	return owners
-}
-
-// kongNames lists the flag names (name tags) of a kong-tagged struct type,
-// embedded structs included.
-func kongNames(t reflect.Type) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return nil
-	}
-	var names []string
-	for f := range t.Fields() {
-		if _, embed := f.Tag.Lookup("embed"); embed || f.Anonymous {
-			names = append(names, kongNames(f.Type)...)
-			continue
-		}
-		if name := f.Tag.Get("name"); name != "" && name != "-" {
-			names = append(names, name)
-		}
-	}
-	return names
 }
 
 func sortedKeys(m map[string]bool) []string {

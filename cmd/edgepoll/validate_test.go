@@ -6,9 +6,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/internal/cliflags"
 )
 
-// cmdlineFlags finds the spellings a command line used, skipping values
+// cliflags.Scan finds, in edgepoll's own flags, the spellings a command line used, skipping values
 // (a value that looks like a flag is not one) and reading short clusters.
 func TestCmdlineFlags(t *testing.T) {
 	k, err := newParser(newCLI(), io.Discard, io.Discard)
@@ -16,8 +18,8 @@ func TestCmdlineFlags(t *testing.T) {
 	flags := newFlagNamer(k, nil).flags
 	spellings := func(args ...string) map[string][]string {
 		out := map[string][]string{}
-		for _, u := range cmdlineFlags(args, flags) {
-			out[u.name] = u.spellings
+		for _, u := range cliflags.Scan(args, flags) {
+			out[u.Name] = u.Spellings
 		}
 		return out
 	}
@@ -30,8 +32,8 @@ func TestCmdlineFlags(t *testing.T) {
 	assert.Equal(t, map[string][]string{"state": {"--state"}}, spellings("state", "show", "--output", "json", "--state", "json:x"),
 		"a command's own flags are passed over")
 
-	assert.NoError(t, givenTwice(cmdlineFlags([]string{"-v", "--verbose", "--mode", "a", "--mode", "b"}, flags), flags))
-	err = givenTwice(cmdlineFlags([]string{"-f", "none", "--file", "x"}, flags), flags)
+	assert.NoError(t, cliflags.GivenTwice(cliflags.Scan([]string{"-v", "--verbose", "--mode", "a", "--mode", "b"}, flags), flags))
+	err = cliflags.GivenTwice(cliflags.Scan([]string{"-f", "none", "--file", "x"}, flags), flags)
 	require.Error(t, err)
 	assert.Equal(t, "-f and --file: the same setting (--ilagent-db) given twice under two names; give it once", err.Error())
 }

@@ -1,4 +1,8 @@
-package main
+// Package cliflags holds edgepoll's command-line machinery that depends on
+// kong's model but not on edgepoll's flags: a command's own help page, the
+// completion of enumerated flag values, and reading which flags a command
+// line set and how they were spelled.
+package cliflags
 
 import (
 	"fmt"
@@ -10,12 +14,12 @@ import (
 	"github.com/willabides/kongplete"
 )
 
-// commandHelp is a command's own help: its usage, text, subcommands,
+// CommandHelp is a command's own help: its usage, text, subcommands,
 // arguments and the flags it declares itself, then a pointer to
 // `edgepoll --help` for the flags every command shares (the connector key,
 // --state, --config, the target, logging), which would otherwise repeat
 // some 180 lines under every command.
-func commandHelp(o kong.HelpOptions, ctx *kong.Context, sel *kong.Node) error {
+func CommandHelp(o kong.HelpOptions, ctx *kong.Context, sel *kong.Node) error {
 	w := ctx.Stdout
 	usage := "edgepoll " + sel.Path()
 	if len(sel.Children) > 0 {
@@ -121,10 +125,10 @@ func wrap(s string, n int, indent string) string {
 	return b.String()
 }
 
-// valuePredictors complete every flag tagged predictor:"one-of:A,B,C"
+// ValuePredictors complete every flag tagged predictor:"one-of:A,B,C"
 // with those values (--log-format, --output, --mqtt-qos, ...): the
 // values stand beside the flag they belong to.
-func valuePredictors(k *kong.Kong) []kongplete.Option {
+func ValuePredictors(k *kong.Kong) []kongplete.Option {
 	var opts []kongplete.Option
 	seen := map[string]bool{}
 	_ = kong.Visit(k.Model, func(n kong.Visitable, next kong.Next) error {
