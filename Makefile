@@ -1,6 +1,7 @@
 # edgepoll — see README.md.
 #   make demo   run the real binary against the embedded fake ilert API
-#   make test   provision test components, lint (vet, gofmt, golangci-lint), all tests
+#   make test   provision test components, lint (vet, gofmt), all tests
+#   make lint-full  lint plus golangci-lint and staticcheck (run before pushing)
 #   make bench  benchmarks (figures in BENCHMARKS.md)
 #   make image  the container image as a tarball (bin/edgepoll-image.tar; ARCH=arm64 for arm64)
 
@@ -15,10 +16,12 @@ GOFILES    = $(shell git ls-files --cached --others --exclude-standard '*.go')
 TAGS        := lambda.norpc
 LAMBDA_TAGS := lambda.norpc,lambda
 # golangci-lint (default linters, .golangci.yml), fetched through the module
-# proxy at this version; about a minute warm, a few more the first time.
+# proxy at this version; about a minute warm, several more the first time,
+# which is why it runs in lint-full and not in make test's 10-minute budget.
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 
-.PHONY: all build demo test test-deps lint unit race infra-test bench sizes image clean
+.PHONY: all build demo test test-deps lint lint-full unit race infra-test bench sizes image clean
 
 all: build
 
@@ -38,8 +41,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags '$(LAMBDA_TAGS)' ./cmd/edgepoll
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint-full: lint
 	$(GO) run $(GOLANGCI_LINT) run ./...
 	$(GO) run $(GOLANGCI_LINT) run --build-tags '$(LAMBDA_TAGS)' ./cmd/edgepoll
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) run $(STATICCHECK) -tags '$(LAMBDA_TAGS)' ./cmd/edgepoll
 
 unit:
 	EDGEPOLL_REQUIRE_INTEGRATION=1 $(GO) test -count=1 -timeout 8m ./...
