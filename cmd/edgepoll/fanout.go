@@ -4,6 +4,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/edgepoll/edgepoll/internal/fleetfile"
 	"github.com/edgepoll/edgepoll/poll"
 )
 
@@ -60,7 +61,7 @@ func shareKey(fc *fleetConn, out []*fleetConn, keys map[string][]int) error {
 	if ha {
 		return fileError("%s: %s: the same connector key as %s: with cluster-id (HA) ilert keeps one cursor per edge "+
 			"connection, so its connections cannot share a key (fan-out needs a cursor per connection: drop cluster-id, "+
-			"or give each its own edge connection)", fc.Label(), keyKeyEnv, strings.Join(labels, ", "))
+			"or give each its own edge connection)", fc.Label(), fleetfile.KeyKeyEnv, strings.Join(labels, ", "))
 	}
 	conns := append(append([]*fleetConn(nil), out...), fc)
 	g := &shareGroup{}

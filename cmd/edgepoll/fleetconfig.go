@@ -2,21 +2,19 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/alecthomas/kong"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edgepoll/edgepoll/internal/fleetfile"
 	"github.com/edgepoll/edgepoll/sinks"
 	"github.com/edgepoll/edgepoll/state/deadletter"
 )
@@ -36,131 +34,6 @@ type fleetConn struct {
 // Label names the connection in errors and logs: "connections[1] (noc)".
 func (c *fleetConn) Label() string { return fmt.Sprintf("connections[%d] (%s)", c.Index, c.Name) }
 
-// connNamePattern is what a connection's name must look like: it appears in
-// logs, metric labels and Kubernetes-style names. Compiled on first use: the
-// bounded repetition makes a large program (0.2 ms, 50 KB), too much for
-// every start's package init when only --config runs need it.
-var connNamePattern = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-})
-
-// Keys of a connection entry that are not flags.
-const (
-	keyName   = "name"
-	keyKeyEnv = "key-env"
-	keyKey    = "key"
-	envSuffix = "-env"
-	keyConns  = "connections"
-)
-
-// fileFlag is a flag the file may set.
-type fileFlag struct {
-	flag    *kong.Flag
-	secret  bool // given only as <name>-env
-	process bool // one value for the process: top level only
-}
-
-// fleetSchema knows which keys a file may use, from the CLI's flags: every
-// flag's long name; a secret flag only as <name>-env.
-type fleetSchema struct {
-	flags   map[string]fileFlag
-	aliases map[string]string // ilagent spelling -> long name
-}
-
-func newFleetSchema(k *kong.Kong) fleetSchema {
-	s := fleetSchema{flags: map[string]fileFlag{}, aliases: map[string]string{}}
-	for _, f := range k.Model.Flags {
-		if f.Name == "help" || f.Name == "version" || f.Name == "config" {
-			continue
-		}
-		s.flags[f.Name] = fileFlag{flag: f, secret: f.Tag.Has("secret"), process: f.Tag.Has("process")}
-		for _, a := range f.Aliases {
-			s.aliases[a] = f.Name
-		}
-	}
-	return s
-}
-
-// check says what is wrong with key in a file, or "" if it is a known key.
-// It returns the flag the key sets and whether it is a secret's -env form.
-func (s fleetSchema) check(key string) (name string, viaEnv bool, problem string) {
-	if f, ok := s.flags[key]; ok {
-		if f.secret {
-			return key, false, "a secret is not accepted literally in the file; name the environment variable that holds it: " + key + envSuffix + ": VARIABLE"
-		}
-		return key, false, ""
-	}
-	if base, ok := strings.CutSuffix(key, envSuffix); ok {
-		if f, ok := s.flags[base]; ok && f.secret {
-			return base, true, ""
-		}
-	}
-	if long, ok := s.aliases[key]; ok {
-		return "", false, fmt.Sprintf("unknown key (the file uses long flag names: %s)", long)
-	}
-	return "", false, "unknown key"
-}
-
-// yamlEntry is one key: value of a mapping.
-type yamlEntry struct {
-	key   string
-	value *yaml.Node
-}
-
-// mappingEntries returns the entries of a mapping node in file order,
-// refusing a key given twice.
-func mappingEntries(n *yaml.Node, where string) ([]yamlEntry, error) {
-	if n.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: must be a mapping of key: value (line %d)", strings.TrimSuffix(where, ": "), n.Line)
-	}
-	seen := map[string]bool{}
-	out := make([]yamlEntry, 0, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := n.Content[i]
-		if k.Kind != yaml.ScalarNode {
-			return nil, fmt.Errorf("%skeys must be plain names (line %d)", where, k.Line)
-		}
-		if seen[k.Value] {
-			return nil, fmt.Errorf("%s%s: given twice (line %d)", where, k.Value, k.Line)
-		}
-		seen[k.Value] = true
-		out = append(out, yamlEntry{key: k.Value, value: n.Content[i+1]})
-	}
-	return out, nil
-}
-
-// scalar returns the text of a value; a list (kafka-brokers) is joined with
-// commas.
-func scalar(n *yaml.Node) (string, error) {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			return "", errors.New("has no value")
-		}
-		return n.Value, nil
-	case yaml.SequenceNode:
-		parts := make([]string, 0, len(n.Content))
-		for _, c := range n.Content {
-			if c.Kind != yaml.ScalarNode {
-				return "", errors.New("must be a value or a list of values")
-			}
-			parts = append(parts, c.Value)
-		}
-		return strings.Join(parts, ","), nil
-	}
-	return "", errors.New("must be a value or a list of values")
-}
-
-// setFlag parses v into the flag's field, as kong does for a command-line
-// value; the error names no flag (the caller does).
-func setFlag(f *kong.Flag, v string) error {
-	err := f.Parse(kong.ScanFromTokens(kong.Token{Type: kong.FlagValueToken, Value: v}), f.Target)
-	if u := errors.Unwrap(err); u != nil {
-		return u
-	}
-	return err
-}
-
 // fileError is a configuration error in the --config file.
 func fileError(format string, args ...any) error {
 	return &UsageError{Msg: fmt.Sprintf(format, args...)}
@@ -171,10 +44,10 @@ type fileLoader struct {
 	base     *CLI
 	n        flagNamer
 	path     string
-	schema   fleetSchema
+	schema   fleetfile.Schema
 	cp       *connParser
-	defaults []yamlEntry     // top-level keys that are per-connection defaults
-	topSet   map[string]bool // the flags those set
+	defaults []fleetfile.Entry // top-level keys that are per-connection defaults
+	topSet   map[string]bool   // the flags those set
 }
 
 // loadFleet reads and validates the --config file. base is the parsed
@@ -184,7 +57,7 @@ type fileLoader struct {
 // --max-parallel, logging) are read from the top level into base. Nothing
 // secret is ever part of an error.
 func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
-	l := &fileLoader{base: base, n: n, path: base.Config, schema: newFleetSchema(k), topSet: map[string]bool{}}
+	l := &fileLoader{base: base, n: n, path: base.Config, schema: fleetfile.NewSchema(k), topSet: map[string]bool{}}
 	root, err := l.read()
 	if err != nil {
 		return nil, err
@@ -234,19 +107,11 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 
 // read reads and parses the file: its root mapping.
 func (l *fileLoader) read() (*yaml.Node, error) {
-	cfgFlag := l.n.name("config")
-	b, err := os.ReadFile(l.path)
+	root, err := fleetfile.Read(l.path)
 	if err != nil {
-		return nil, fileError("%s: %v", cfgFlag, sinks.ShortPathErr(err))
+		return nil, fileError("%s: %v", l.n.name("config"), err)
 	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
-		return nil, fileError("%s: %s: %v", cfgFlag, l.path, err)
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
-		return nil, fileError("%s: %s: empty file (want a mapping with connections:)", cfgFlag, l.path)
-	}
-	return doc.Content[0], nil
+	return root, nil
 }
 
 // refuseCommandLineSecrets: a secret from the command line or the
@@ -256,9 +121,9 @@ func (l *fileLoader) refuseCommandLineSecrets() error {
 	if s, ok := l.n.given("secret-from"); ok {
 		return fileError("%s: with --config, give secret-from per connection in the file", s)
 	}
-	for name, f := range l.schema.flags {
-		if s, ok := l.n.given(name); ok && f.secret {
-			return fileError("%s: with --config, a secret is given per connection in the file as %s%s: VARIABLE", s, name, envSuffix)
+	for name, f := range l.schema.Flags {
+		if s, ok := l.n.given(name); ok && f.Secret {
+			return fileError("%s: with --config, a secret is given per connection in the file as %s%s: VARIABLE", s, name, fleetfile.EnvSuffix)
 		}
 	}
 	return nil
@@ -268,31 +133,31 @@ func (l *fileLoader) refuseCommandLineSecrets() error {
 // the command line or environment gave them), the others kept as every
 // connection's defaults. It returns the list of connections.
 func (l *fileLoader) topLevel(root *yaml.Node) (*yaml.Node, error) {
-	top, err := mappingEntries(root, l.path+": ")
+	top, err := fleetfile.Entries(root, l.path+": ")
 	if err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}
 	var conns *yaml.Node
 	for _, e := range top {
-		where := l.path + ": " + e.key
-		switch e.key {
-		case keyConns:
-			conns = e.value
+		where := l.path + ": " + e.Key
+		switch e.Key {
+		case fleetfile.KeyConns:
+			conns = e.Value
 			continue
-		case keyName, keyKeyEnv, keyKey:
+		case fleetfile.KeyName, fleetfile.KeyKeyEnv, fleetfile.KeyKey:
 			return nil, fileError("%s: belongs to each connection, not to the top level", where)
 		}
-		name, viaEnv, problem := l.schema.check(e.key)
+		name, viaEnv, problem := l.schema.Check(e.Key)
 		if problem != "" {
 			return nil, fileError("%s: %s", where, problem)
 		}
-		if f := l.schema.flags[name]; f.process {
+		if f := l.schema.Flags[name]; f.Process {
 			if _, given := l.n.given(name); given {
 				continue // the command line or environment wins
 			}
-			v, err := scalar(e.value)
+			v, err := fleetfile.Scalar(e.Value)
 			if err == nil {
-				err = setFlag(f.flag, v)
+				err = fleetfile.SetFlag(f.Flag, v)
 			}
 			if err != nil {
 				return nil, fileError("%s: %v", where, err)
@@ -300,7 +165,7 @@ func (l *fileLoader) topLevel(root *yaml.Node) (*yaml.Node, error) {
 			continue
 		}
 		if !viaEnv {
-			if _, err := scalar(e.value); err != nil {
+			if _, err := fleetfile.Scalar(e.Value); err != nil {
 				return nil, fileError("%s: %v", where, err)
 			}
 		}
@@ -308,7 +173,7 @@ func (l *fileLoader) topLevel(root *yaml.Node) (*yaml.Node, error) {
 		l.defaults = append(l.defaults, e)
 	}
 	if conns == nil || conns.Kind != yaml.SequenceNode || len(conns.Content) == 0 {
-		return nil, fileError("%s: %s: at least one connection is required (a list of entries with name and key-env)", l.path, keyConns)
+		return nil, fileError("%s: %s: at least one connection is required (a list of entries with name and key-env)", l.path, fleetfile.KeyConns)
 	}
 	return conns, nil
 }
@@ -328,7 +193,7 @@ func newUniqueness() uniqueness {
 func (u uniqueness) check(fc *fleetConn, before []*fleetConn) error {
 	i := len(before)
 	if j, dup := u.names[fc.Name]; dup {
-		return fileError("%s: %s: %q is also the name of %s", fc.Label(), keyName, fc.Name, before[j].Label())
+		return fileError("%s: %s: %q is also the name of %s", fc.Label(), fleetfile.KeyName, fc.Name, before[j].Label())
 	}
 	u.names[fc.Name] = i
 	if err := shareKey(fc, before, u.keys); err != nil {
@@ -384,26 +249,12 @@ func (c *CLI) clone() *CLI {
 	return &out
 }
 
-// secretValues are the values of the secret flags (tagged secret:"") that k
-// parsed.
-func secretValues(k *kong.Kong) []string {
-	var out []string
-	for _, f := range k.Model.Flags {
-		if f.Tag.Has("secret") {
-			if v := f.Target.String(); v != "" {
-				out = append(out, v)
-			}
-		}
-	}
-	return out
-}
-
 // conn builds and validates connection i: the command line and
 // environment parsed again into fresh target configurations, then the
 // file's top-level defaults and the connection's own keys on top.
 func (l *fileLoader) conn(i int, node *yaml.Node) (*fleetConn, error) {
-	anon := fmt.Sprintf("%s[%d]: ", keyConns, i)
-	entries, err := mappingEntries(node, anon)
+	anon := fmt.Sprintf("%s[%d]: ", fleetfile.KeyConns, i)
+	entries, err := fleetfile.Entries(node, anon)
 	if err != nil {
 		return nil, &UsageError{Msg: err.Error()}
 	}
@@ -439,29 +290,29 @@ func (l *fileLoader) conn(i int, node *yaml.Node) (*fleetConn, error) {
 	if err := cli.validate(flagNamer{args: l.n.args, flags: l.n.flags, file: names}); err != nil {
 		return nil, err
 	}
-	cli.secrets = secretValues(ck)
+	cli.secrets = fleetfile.SecretValues(ck)
 	fc.CLI = cli.clone()
 	fc.CLI.key = fc.Key
 	return fc, nil
 }
 
 // connName is the name of a connection entry, checked.
-func connName(entries []yamlEntry, anon string) (string, error) {
+func connName(entries []fleetfile.Entry, anon string) (string, error) {
 	name := ""
 	for _, e := range entries {
-		if e.key == keyName {
-			v, err := scalar(e.value)
+		if e.Key == fleetfile.KeyName {
+			v, err := fleetfile.Scalar(e.Value)
 			if err != nil {
-				return "", fileError("%s%s: %v", anon, keyName, err)
+				return "", fileError("%s%s: %v", anon, fleetfile.KeyName, err)
 			}
 			name = v
 		}
 	}
 	if name == "" {
-		return "", fileError("%s%s: is required", anon, keyName)
+		return "", fileError("%s%s: is required", anon, fleetfile.KeyName)
 	}
-	if !connNamePattern().MatchString(name) {
-		return "", fileError("%s%s: %q must match [a-z0-9][a-z0-9-]{0,62}", anon, keyName, name)
+	if !fleetfile.ValidName(name) {
+		return "", fileError("%s%s: %q must match [a-z0-9][a-z0-9-]{0,62}", anon, fleetfile.KeyName, name)
 	}
 	return name, nil
 }
@@ -477,30 +328,30 @@ type connLoad struct {
 
 // set1 sets the flag of one entry (where names it in errors); a secret's
 // -env form is noted for secrets.
-func (c *connLoad) set1(e yamlEntry, where string) error {
-	name, viaEnv, problem := c.schema.check(e.key)
+func (c *connLoad) set1(e fleetfile.Entry, where string) error {
+	name, viaEnv, problem := c.schema.Check(e.Key)
 	if problem != "" {
-		return fileError("%s%s: %s", where, e.key, problem)
+		return fileError("%s%s: %s", where, e.Key, problem)
 	}
-	v, err := scalar(e.value)
+	v, err := fleetfile.Scalar(e.Value)
 	if err != nil {
-		return fileError("%s%s: %v", where, e.key, err)
+		return fileError("%s%s: %v", where, e.Key, err)
 	}
 	if viaEnv {
 		c.secretEnv[name] = v
 		return nil
 	}
-	if err := setFlag(c.cp.flags[name], v); err != nil {
-		return fileError("%s%s: %v", where, e.key, err)
+	if err := fleetfile.SetFlag(c.cp.flags[name], v); err != nil {
+		return fileError("%s%s: %v", where, e.Key, err)
 	}
 	return nil
 }
 
 // apply sets the top-level defaults the command line and environment did
 // not give, then the connection's own entries.
-func (c *connLoad) apply(entries []yamlEntry) error {
+func (c *connLoad) apply(entries []fleetfile.Entry) error {
 	for _, e := range c.defaults {
-		name, _, _ := c.schema.check(e.key)
+		name, _, _ := c.schema.Check(e.Key)
 		if _, given := c.n.given(name); given {
 			continue
 		}
@@ -509,28 +360,28 @@ func (c *connLoad) apply(entries []yamlEntry) error {
 		}
 	}
 	for _, e := range entries {
-		switch e.key {
-		case keyName:
+		switch e.Key {
+		case fleetfile.KeyName:
 			continue
-		case keyKeyEnv:
-			v, err := scalar(e.value)
+		case fleetfile.KeyKeyEnv:
+			v, err := fleetfile.Scalar(e.Value)
 			if err != nil {
-				return fileError("%s%s: %v", c.prefix, e.key, err)
+				return fileError("%s%s: %v", c.prefix, e.Key, err)
 			}
 			c.fc.KeyEnv = v
 			continue
-		case keyKey:
-			return fileError("%s%s: a connector key is not accepted literally in the file; name the environment variable that holds it: %s: VARIABLE", c.prefix, keyKey, keyKeyEnv)
-		case keyConns:
-			return fileError("%s%s: unknown key", c.prefix, e.key)
+		case fleetfile.KeyKey:
+			return fileError("%s%s: a connector key is not accepted literally in the file; name the environment variable that holds it: %s: VARIABLE", c.prefix, fleetfile.KeyKey, fleetfile.KeyKeyEnv)
+		case fleetfile.KeyConns:
+			return fileError("%s%s: unknown key", c.prefix, e.Key)
 		}
-		if name, _, problem := c.schema.check(e.key); problem == "" && c.schema.flags[name].process {
-			return fileError("%s%s: is a setting of the whole process: set it at the top level of the file or on the command line", c.prefix, e.key)
+		if name, _, problem := c.schema.Check(e.Key); problem == "" && c.schema.Flags[name].Process {
+			return fileError("%s%s: is a setting of the whole process: set it at the top level of the file or on the command line", c.prefix, e.Key)
 		}
 		if err := c.set1(e, c.prefix); err != nil {
 			return err
 		}
-		name, _, _ := c.schema.check(e.key)
+		name, _, _ := c.schema.Check(e.Key)
 		c.set[name] = true
 	}
 	return nil
@@ -544,15 +395,15 @@ func (c *connLoad) secrets() error {
 	}
 	sort.Strings(envNames)
 	for _, name := range envNames {
-		where := c.prefix + name + envSuffix
+		where := c.prefix + name + fleetfile.EnvSuffix
 		if !c.set[name] && c.topSet[name] {
-			where = c.path + ": " + name + envSuffix
+			where = c.path + ": " + name + fleetfile.EnvSuffix
 		}
 		val, ok := os.LookupEnv(c.secretEnv[name])
 		if !ok || val == "" {
 			return fileError("%s: the environment variable %s is not set", where, c.secretEnv[name])
 		}
-		if err := setFlag(c.cp.flags[name], val); err != nil {
+		if err := fleetfile.SetFlag(c.cp.flags[name], val); err != nil {
 			return fileError("%s: the value of %s is not valid", where, c.secretEnv[name])
 		}
 	}
@@ -565,16 +416,16 @@ func (c *connLoad) key(cli *CLI) error {
 	fc := c.fc
 	if cli.ConnectorKeyParameter != "" || cli.ConnectorKeySecret != "" {
 		if fc.KeyEnv != "" {
-			return fileError("%s%s: and connector-key-parameter/connector-key-secret are mutually exclusive", c.prefix, keyKeyEnv)
+			return fileError("%s%s: and connector-key-parameter/connector-key-secret are mutually exclusive", c.prefix, fleetfile.KeyKeyEnv)
 		}
 		return nil
 	}
 	if fc.KeyEnv == "" {
-		return fileError("%s%s: is required (the environment variable that holds this connection's connector key)", c.prefix, keyKeyEnv)
+		return fileError("%s%s: is required (the environment variable that holds this connection's connector key)", c.prefix, fleetfile.KeyKeyEnv)
 	}
 	fc.Key = os.Getenv(fc.KeyEnv)
 	if fc.Key == "" {
-		return fileError("%s%s: the environment variable %s is not set", c.prefix, keyKeyEnv, fc.KeyEnv)
+		return fileError("%s%s: the environment variable %s is not set", c.prefix, fleetfile.KeyKeyEnv, fc.KeyEnv)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/awslambda"
 	"github.com/edgepoll/edgepoll/internal/cliflags"
+	"github.com/edgepoll/edgepoll/internal/fleetfile"
 	"github.com/edgepoll/edgepoll/poll"
 	scriptsink "github.com/edgepoll/edgepoll/sinks/script"
 )
@@ -109,7 +110,7 @@ func parse(args []string, stdout, stderr io.Writer) (cli *CLI, cmd command, code
 	if err := cli.validate(namer); err != nil {
 		return nil, nil, usageError(stderr, err.Error()), true
 	}
-	cli.secrets = secretValues(k)
+	cli.secrets = fleetfile.SecretValues(k)
 	return cli, cmd, 0, false
 }
 
