@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"strings"
-	"time"
 
+	"github.com/edgepoll/edgepoll/internal/opscmd"
 	"github.com/edgepoll/edgepoll/poll"
 )
 
@@ -22,25 +20,8 @@ type checkCmd struct {
 
 func (*checkCmd) needsTarget() bool { return true }
 
-type checker struct {
-	w      io.Writer
-	failed bool
-}
-
-func (c *checker) line(what, note string, err error) {
-	switch {
-	case err != nil:
-		c.failed = true
-		fmt.Fprintf(c.w, "%s: FAIL: %s\n", what, strings.Join(strings.Fields(err.Error()), " "))
-	case note != "":
-		fmt.Fprintf(c.w, "%s: ok (%s)\n", what, note)
-	default:
-		fmt.Fprintf(c.w, "%s: ok\n", what)
-	}
-}
-
 func (cmd *checkCmd) run(e *cmdEnv) int {
-	c := &checker{w: e.stdout}
+	c := &opscmd.Checker{W: e.stdout}
 	bounded := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(e.ctx, cmd.Timeout.D())
 	}
@@ -51,9 +32,9 @@ func (cmd *checkCmd) run(e *cmdEnv) int {
 	if errors.As(err, &ue) {
 		return fail(e.stderr, err)
 	}
-	c.line("configuration", "mode "+e.cli.Mode+", state "+e.cli.State, nil)
+	c.Line("configuration", "mode "+e.cli.Mode+", state "+e.cli.State, nil)
 	if err != nil {
-		c.line("connector key", "", err)
+		c.Line("connector key", "", err)
 		return exitFailed
 	}
 	conn, _ := stateKeys(e.cli, key)
@@ -61,7 +42,7 @@ func (cmd *checkCmd) run(e *cmdEnv) int {
 	ctx, cancel = bounded()
 	note, err := checkKey(ctx, e, key, conn)
 	cancel()
-	c.line("ilert key", note, err)
+	c.Line("ilert key", note, err)
 
 	ctx, cancel = bounded()
 	note, err = checkTarget(ctx, e)
@@ -69,14 +50,14 @@ func (cmd *checkCmd) run(e *cmdEnv) int {
 	if errors.As(err, &ue) {
 		return fail(e.stderr, err)
 	}
-	c.line("target "+e.cli.Mode, note, err)
+	c.Line("target "+e.cli.Mode, note, err)
 
 	ctx, cancel = bounded()
 	note, err = checkState(ctx, e, conn)
 	cancel()
-	c.line("state "+e.cli.State, note, err)
+	c.Line("state "+e.cli.State, note, err)
 
-	if c.failed {
+	if c.Failed {
 		return exitFailed
 	}
 	return exitOK
@@ -94,15 +75,7 @@ func checkKey(ctx context.Context, e *cmdEnv, key, conn string) (string, error) 
 		return "", err
 	}
 	info, _ := inspect(&cmdEnv{ctx: ctx, cli: e.cli, log: e.log}, conn)
-	b, err := client.Poll(ctx, poll.Query{AfterID: info.Cursor})
-	if err != nil {
-		return "", err
-	}
-	waiting := fmt.Sprint(len(b.Items))
-	if b.Full {
-		waiting += " or more"
-	}
-	return fmt.Sprintf("accepted; %s items waiting after cursor %d", waiting, info.Cursor), nil
+	return opscmd.CheckPoll(ctx, client, info.Cursor)
 }
 
 // checkTarget builds the target as a run would (MQTT connects here) and asks
@@ -113,15 +86,11 @@ func checkTarget(ctx context.Context, e *cmdEnv) (string, error) {
 		return "", err
 	}
 	defer sink.Close()
-	if ch, ok := sink.(poll.Checker); ok {
-		return ch.Check(ctx)
-	}
-	return "", nil
+	return opscmd.CheckSink(ctx, sink)
 }
 
 // checkState opens the store, reads the connection's state and takes and
-// gives back its lease (a write); the cursor is not touched. A lease held by
-// a run is fine: reading worked, writing is that run's proof.
+// gives back its lease (opscmd.CheckStore); the cursor is not touched.
 func checkState(ctx context.Context, e *cmdEnv, conn string) (string, error) {
 	if path, missing, err := storeMissing(e.cli); err != nil || missing {
 		// Not created by a check: a typo'd --state must stay visible.
@@ -135,29 +104,5 @@ func checkState(ctx context.Context, e *cmdEnv, conn string) (string, error) {
 		return "", err
 	}
 	defer store.Close()
-	insp, ok := store.(poll.Inspector)
-	if !ok {
-		return "", errors.New("this backend cannot be inspected")
-	}
-	info, err := insp.Inspect(ctx, conn)
-	if err != nil {
-		return "", fmt.Errorf("reading: %w", err)
-	}
-	cursor := "no cursor yet"
-	if info.HasCursor {
-		cursor = fmt.Sprintf("cursor %d", info.Cursor)
-	}
-	l, err := store.Acquire(ctx, conn, "edgepoll-check-"+runID()[len("run-"):])
-	if errors.Is(err, poll.ErrLeaseHeld) {
-		return fmt.Sprintf("%s; %v, so writing was not tried", cursor, err), nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("writing (taking the lease): %w", err)
-	}
-	rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := l.Release(rctx); err != nil {
-		return "", fmt.Errorf("writing (giving the lease back): %w", err)
-	}
-	return cursor + "; read and write ok", nil
+	return opscmd.CheckStore(ctx, store, conn, "edgepoll-check-"+runID()[len("run-"):])
 }

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
-	"github.com/edgepoll/edgepoll/poll"
+	"github.com/edgepoll/edgepoll/internal/opscmd"
 	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
@@ -113,9 +112,7 @@ func (*deadLetterListCmd) run(e *cmdEnv) int {
 		return fail(e.stderr, err)
 	}
 	defer dl.Close()
-	for _, r := range recs {
-		fmt.Fprintf(e.stdout, "%d\t%s\t%s\n", r.ID, r.Reason, r.SkippedAt.UTC().Format(time.RFC3339))
-	}
+	opscmd.PrintRecords(e.stdout, recs)
 	e.log.Info("dead letter listed", "items", len(recs), "dead_letter", deadLetterName(e.cli))
 	return exitOK
 }
@@ -139,34 +136,8 @@ func (*deadLetterReplayCmd) run(e *cmdEnv) int {
 		return fail(e.stderr, err)
 	}
 	defer sink.Close()
-	for i, r := range recs {
-		err := deliverOne(e.ctx, sink, poll.NewEvent(r.ID, r.Payload))
-		filtered := poll.IsFiltered(err) // --filter passes it over, as a run would
-		if err != nil && !filtered {
-			e.log.Error("replay stopped: the rest stays in the dead letter", "item", r.ID, "replayed", i, "left", len(recs)-i, "err", err)
-			return exitFailed
-		}
-		// Removed as soon as delivered: a replay stopped later redelivers nothing twice.
-		if err := dl.Remove(e.ctx, conn, r.ID); err != nil {
-			e.log.Error("delivered but not removed from the dead letter (a next replay delivers it again)", "item", r.ID, "err", err)
-			return exitFailed
-		}
-		if filtered {
-			e.log.Info("filtered out by --filter: removed without delivery, as a run passes it over", "item", r.ID, "reason_skipped", r.Reason)
-			continue
-		}
-		e.log.Info("replayed", "item", r.ID, "reason_skipped", r.Reason)
+	if !opscmd.Replay(e.ctx, sink, dl, conn, recs, e.log) {
+		return exitFailed
 	}
-	e.log.Info("dead letter replayed", "items", len(recs))
 	return exitOK
-}
-
-// deliverOne hands one event to the sink and waits for its result.
-func deliverOne(ctx context.Context, sink poll.Sink, ev poll.Event) error {
-	res := errors.New("not delivered (stopped)")
-	sink.Send(ctx, []poll.Event{ev}, func(_ int, err error) bool {
-		res = err
-		return false
-	})
-	return res
 }

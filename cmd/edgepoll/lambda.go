@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/edgepoll/edgepoll/internal/awslambda"
+	"github.com/edgepoll/edgepoll/internal/opscmd"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/state/deadletter"
 )
@@ -47,7 +48,7 @@ type FleetLambdaConn struct {
 // lambdaResult is the invocation summary of one connection's cycle.
 func lambdaResult(sum poll.Summary, conn string) LambdaResult {
 	return LambdaResult{Summary: sum, Connection: conn, ConsecutiveFailures: sum.Stats.Failures,
-		LastSuccess: rfc3339(sum.Stats.LastSuccess), LastDelivery: rfc3339(sum.Stats.LastDelivery)}
+		LastSuccess: opscmd.RFC3339(sum.Stats.LastSuccess), LastDelivery: opscmd.RFC3339(sum.Stats.LastDelivery)}
 }
 
 // runLambda serves the AWS Lambda runtime: config comes from the

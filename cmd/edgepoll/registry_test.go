@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/edgepoll/edgepoll/internal/cliflags"
+	"github.com/edgepoll/edgepoll/internal/opscmd"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 	"github.com/edgepoll/edgepoll/sinks"
@@ -75,7 +76,7 @@ func TestRegisteredBackendHandledWithoutNamingIt(t *testing.T) {
 	require.Equal(t, exitOK, code, stderr)
 	code, stdout, stderr := runInProcess(t, env, "state", "show", "--output", "json")
 	require.Equal(t, exitOK, code, stderr)
-	var shown stateJSON
+	var shown opscmd.StateJSON
 	require.NoError(t, json.Unmarshal([]byte(stdout), &shown), stdout)
 	require.NotNil(t, shown.Cursor, "state show read the store: %s", stdout)
 	assert.Equal(t, int64(1), *shown.Cursor)

@@ -4,9 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"time"
 
+	"github.com/edgepoll/edgepoll/internal/opscmd"
 	"github.com/edgepoll/edgepoll/poll"
 )
 
@@ -25,29 +24,6 @@ type stateShowCmd struct {
 
 func (*stateShowCmd) needsTarget() bool { return false }
 
-// stateJSON is `state show --output json` (cli.md).
-type stateJSON struct {
-	Connection string    `json:"connection"`
-	Cursor     *int64    `json:"cursor"`
-	UpdatedAt  *string   `json:"updated_at"`
-	Lease      leaseJSON `json:"lease"`
-	Refusals   int       `json:"refusals"`
-}
-
-type leaseJSON struct {
-	Held      bool    `json:"held"`
-	Holder    *string `json:"holder"`
-	ExpiresAt *string `json:"expires_at"`
-}
-
-func rfc3339(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	s := t.UTC().Format(time.RFC3339)
-	return &s
-}
-
 func (c *stateShowCmd) run(e *cmdEnv) int {
 	if e.cli.fleet != nil {
 		return c.runFleet(e)
@@ -61,31 +37,12 @@ func (c *stateShowCmd) run(e *cmdEnv) int {
 		return fail(e.stderr, err)
 	}
 	if c.Output == "json" {
-		b, _ := json.Marshal(toStateJSON(conn, info))
+		b, _ := json.Marshal(opscmd.ToStateJSON(conn, info))
 		fmt.Fprintf(e.stdout, "%s\n", b)
 		return exitOK
 	}
-	printState(e.stdout, e.cli, conn, info)
+	opscmd.PrintState(e.stdout, e.cli.State, e.cli.ClusterID != "", conn, info)
 	return exitOK
-}
-
-func toStateJSON(conn string, info poll.StateInfo) stateJSON {
-	out := stateJSON{Connection: conn, UpdatedAt: rfc3339(info.UpdatedAt), Refusals: info.Refusals,
-		Lease: leaseJSON{Held: info.Lease.Held, ExpiresAt: rfc3339(info.Lease.ExpiresAt)}}
-	if info.HasCursor {
-		out.Cursor = &info.Cursor
-	}
-	if info.Lease.Held && info.Lease.Holder != "" {
-		out.Lease.Holder = &info.Lease.Holder
-	}
-	return out
-}
-
-// fleetStateJSON is one connection of `state show --config FILE --output
-// json`: its name, then what state show says of one connection.
-type fleetStateJSON struct {
-	Name string `json:"name"`
-	stateJSON
 }
 
 // runFleet lists every connection of the --config file (text: one block
@@ -93,7 +50,7 @@ type fleetStateJSON struct {
 // reported and makes the exit 1; the others are still listed.
 func (c *stateShowCmd) runFleet(e *cmdEnv) int {
 	code := exitOK
-	var all []fleetStateJSON
+	var all []opscmd.FleetStateJSON
 	for i, fc := range e.cli.fleet {
 		ce := &cmdEnv{ctx: e.ctx, cli: fc.CLI, log: e.log, stdout: e.stdout, stderr: e.stderr}
 		conn, err := connection(ce)
@@ -107,54 +64,23 @@ func (c *stateShowCmd) runFleet(e *cmdEnv) int {
 			continue
 		}
 		if c.Output == "json" {
-			all = append(all, fleetStateJSON{Name: fc.Name, stateJSON: toStateJSON(conn, info)})
+			all = append(all, opscmd.FleetStateJSON{Name: fc.Name, StateJSON: opscmd.ToStateJSON(conn, info)})
 			continue
 		}
 		if i > 0 {
 			fmt.Fprintln(e.stdout)
 		}
 		fmt.Fprintf(e.stdout, "name        %s\n", fc.Name)
-		printState(e.stdout, fc.CLI, conn, info)
+		opscmd.PrintState(e.stdout, fc.CLI.State, fc.CLI.ClusterID != "", conn, info)
 	}
 	if c.Output == "json" {
 		if all == nil {
-			all = []fleetStateJSON{}
+			all = []opscmd.FleetStateJSON{}
 		}
 		b, _ := json.Marshal(all)
 		fmt.Fprintf(e.stdout, "%s\n", b)
 	}
 	return code
-}
-
-func printState(w io.Writer, cli *CLI, conn string, info poll.StateInfo) {
-	fmt.Fprintf(w, "state       %s\nconnection  %s\n", cli.State, conn)
-	switch {
-	case !info.HasCursor:
-		fmt.Fprintln(w, "cursor      none (the next poll has after-id=0)")
-	case info.UpdatedAt.IsZero():
-		fmt.Fprintf(w, "cursor      %d\n", info.Cursor)
-	default:
-		fmt.Fprintf(w, "cursor      %d (written %s)\n", info.Cursor, info.UpdatedAt.UTC().Format(time.RFC3339))
-	}
-	switch {
-	case !info.Lease.Held:
-		fmt.Fprintln(w, "lease       free")
-	case info.Lease.ExpiresAt.IsZero():
-		fmt.Fprintf(w, "lease       held by %s\n", orUnknown(info.Lease.Holder))
-	default:
-		fmt.Fprintf(w, "lease       held by %s until %s\n", orUnknown(info.Lease.Holder), info.Lease.ExpiresAt.UTC().Format(time.RFC3339))
-	}
-	fmt.Fprintf(w, "refusals    %d\n", info.Refusals)
-	if cli.ClusterID != "" {
-		fmt.Fprintln(w, "note        --cluster-id is set: in HA mode ilert keeps the cursor, this one is not used")
-	}
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "another run"
-	}
-	return s
 }
 
 // connection is the state key of the configured connector key.
@@ -261,13 +187,6 @@ func withLease(e *cmdEnv, what string, create bool, fn func(l poll.Lease, set po
 	return exitOK
 }
 
-func was(cur int64, has bool) any {
-	if !has {
-		return "none"
-	}
-	return cur
-}
-
 type stateSetCursorCmd struct {
 	Cursor int64 `arg:"" name:"N" help:"The edge item id the next poll starts after (after-id=N)."`
 	Create bool  `name:"create" env:"-" help:"Create the local state file if it does not exist (a cursor set before the first run); without it, a missing file is an error (a typo in --state)."`
@@ -283,7 +202,7 @@ func (c *stateSetCursorCmd) run(e *cmdEnv) int {
 		if err := set.SetCursor(e.ctx, c.Cursor); err != nil {
 			return err
 		}
-		e.log.Info("cursor set: the next poll has after-id="+fmt.Sprint(c.Cursor), "was", was(cur, has), "cursor", c.Cursor)
+		e.log.Info("cursor set: the next poll has after-id="+fmt.Sprint(c.Cursor), "was", opscmd.Was(cur, has), "cursor", c.Cursor)
 		return nil
 	})
 }
@@ -297,7 +216,7 @@ func (*stateResetCmd) run(e *cmdEnv) int {
 		if err := set.ResetCursor(e.ctx); err != nil {
 			return err
 		}
-		e.log.Info("cursor forgotten: the next poll has after-id=0", "was", was(cur, has))
+		e.log.Info("cursor forgotten: the next poll has after-id=0", "was", opscmd.Was(cur, has))
 		return nil
 	})
 }
@@ -329,7 +248,7 @@ func (c *stateImportCmd) run(e *cmdEnv) int {
 		if err := set.SetCursor(e.ctx, theirs); err != nil {
 			return err
 		}
-		e.log.Info("cursor imported from the reference agent", "file", c.Path, "was", was(cur, has), "cursor", theirs)
+		e.log.Info("cursor imported from the reference agent", "file", c.Path, "was", opscmd.Was(cur, has), "cursor", theirs)
 		return nil
 	})
 }
