@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func TestDemo(t *testing.T) {
 	require.NoError(t, err, string(out))
 
 	var buf bytes.Buffer
-	require.NoError(t, demoTo(&buf, bin, 5, t.TempDir()), buf.String())
+	require.NoError(t, Run(&buf, bin, 5, t.TempDir()), buf.String())
 	text := buf.String()
 	assert.Contains(t, text, "exit code 1", "a failed delivery")
 	assert.Contains(t, text, "503")
