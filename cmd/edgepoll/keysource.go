@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -40,63 +39,13 @@ func fetchConnectorKey(ctx context.Context, cli *CLI) (string, error) {
 	return "", errors.New("no key source configured")
 }
 
-// fetchSecret reads an SSM SecureString parameter (decrypted) or a Secrets
-// Manager secret; a SecretString that is a JSON object yields its first
-// non-empty string field among fields. The value is trimmed; errors never
-// contain it.
+// fetchSecret reads an SSM SecureString parameter (service "ssm") or a
+// Secrets Manager secret (awsjson.ReadParameter, awsjson.ReadSecret).
 func fetchSecret(ctx context.Context, service, name string, fields ...string) (string, error) {
 	if service == "ssm" {
-		c, err := awsjson.New(ctx, awsjson.SSM, 3)
-		if err != nil {
-			return "", err
-		}
-		var out struct{ Parameter struct{ Value string } }
-		if err := c.Do(ctx, "GetParameter", map[string]any{"Name": name, "WithDecryption": true}, &out); err != nil {
-			return "", fmt.Errorf("reading SSM parameter %q: %v", name, err)
-		}
-		if v := strings.TrimSpace(out.Parameter.Value); v != "" {
-			return v, nil
-		}
-		return "", fmt.Errorf("SSM parameter %q is empty", name)
+		return awsjson.ReadParameter(ctx, name)
 	}
-	c, err := awsjson.New(ctx, awsjson.SecretsManager, 3)
-	if err != nil {
-		return "", err
-	}
-	var out struct{ SecretString *string }
-	if err := c.Do(ctx, "GetSecretValue", map[string]any{"SecretId": name}, &out); err != nil {
-		return "", fmt.Errorf("reading secret %q: %v", name, err)
-	}
-	if out.SecretString == nil {
-		return "", fmt.Errorf("secret %q has no SecretString", name)
-	}
-	v, err := valueFromSecretString(*out.SecretString, fields...)
-	if err != nil {
-		return "", fmt.Errorf("secret %q: %v", name, err)
-	}
-	return v, nil
-}
-
-// valueFromSecretString accepts the raw value or a JSON object holding it in
-// one of fields.
-func valueFromSecretString(s string, fields ...string) (string, error) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "{") {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(s), &m); err != nil {
-			return "", errors.New("SecretString looks like JSON but does not parse")
-		}
-		for _, f := range fields {
-			if v, ok := m[f].(string); ok && strings.TrimSpace(v) != "" {
-				return strings.TrimSpace(v), nil
-			}
-		}
-		return "", fmt.Errorf("SecretString JSON has no string field %q", strings.Join(fields, `" or "`))
-	}
-	if s == "" {
-		return "", errors.New("SecretString is empty")
-	}
-	return s, nil
+	return awsjson.ReadSecret(ctx, name, fields...)
 }
 
 // resolveSecretFrom implements --secret-from FLAG=ssm:NAME|secretsmanager:ID:

@@ -14,23 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestKeyFromSecretString(t *testing.T) {
-	for in, want := range map[string]string{
-		"iec1-raw":     "iec1-raw",
-		"  iec1-raw\n": "iec1-raw",
-		`{"ILERT_EDGE_CONNECTOR_KEY":"iec1-json"}`: "iec1-json",
-		`{"key":"iec1-k","other":1}`:               "iec1-k",
-	} {
-		got, err := valueFromSecretString(in, "ILERT_EDGE_CONNECTOR_KEY", "key")
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got)
-	}
-	for _, in := range []string{"", `{"nokey":"x"}`, `{"key":5}`, `{broken`} {
-		_, err := valueFromSecretString(in, "ILERT_EDGE_CONNECTOR_KEY", "key")
-		assert.Error(t, err, in)
-	}
-}
-
 // The one-shot binary reads its key from Secrets Manager (wire-level fake).
 func TestConnectorKeyFromSecretsManager(t *testing.T) {
 	var calls atomic.Int32

@@ -160,3 +160,20 @@ func TestRetriesSpendTheQuota(t *testing.T) {
 	require.Error(t, c.Do(context.Background(), "GetParameter", map[string]any{}, nil))
 	assert.Equal(t, int32(4), calls.Load(), "quota spent: no retry")
 }
+
+func TestKeyFromSecretString(t *testing.T) {
+	for in, want := range map[string]string{
+		"iec1-raw":     "iec1-raw",
+		"  iec1-raw\n": "iec1-raw",
+		`{"ILERT_EDGE_CONNECTOR_KEY":"iec1-json"}`: "iec1-json",
+		`{"key":"iec1-k","other":1}`:               "iec1-k",
+	} {
+		got, err := ValueFromSecretString(in, "ILERT_EDGE_CONNECTOR_KEY", "key")
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got)
+	}
+	for _, in := range []string{"", `{"nokey":"x"}`, `{"key":5}`, `{broken`} {
+		_, err := ValueFromSecretString(in, "ILERT_EDGE_CONNECTOR_KEY", "key")
+		assert.Error(t, err, in)
+	}
+}
