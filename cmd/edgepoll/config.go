@@ -7,13 +7,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/edgepoll/edgepoll/internal/cliflags"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/sinks"
 	"github.com/edgepoll/edgepoll/sinks/route"
@@ -111,87 +111,12 @@ type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }
 
-// flagNamer names a flag the way the user set it: the spelling used on the
-// command line, else the environment variable that set it, else the
-// canonical --flag.
-type flagNamer struct {
-	args     []string
-	flags    map[string]*kong.Flag
-	commands []string // the visible commands, for "unexpected argument"
-	// file, with --config, names the flags of one connection: the key in
-	// the connection's entry, else the flag or variable that set it, else
-	// the file's top-level key.
-	file *fileNames
-}
-
-// fileNames is how the --config file spells the keys of one connection.
-type fileNames struct {
-	path   string          // the file, for top-level keys
-	prefix string          // "connections[1] (noc): "
-	conn   map[string]bool // keys set in the connection's entry
-	top    map[string]bool // keys set at the top level
-}
+// flagNamer names a flag the way the user set it (cliflags.Namer), and
+// rewrites kong's and the targets' errors with those names.
+type flagNamer struct{ cliflags.Namer }
 
 func newFlagNamer(k *kong.Kong, args []string) flagNamer {
-	n := flagNamer{args: args, flags: map[string]*kong.Flag{}}
-	for _, f := range k.Model.Flags {
-		n.flags[f.Name] = f
-	}
-	for _, c := range k.Model.Children {
-		if !c.Hidden {
-			n.commands = append(n.commands, c.Name)
-		}
-	}
-	return n
-}
-
-func (n flagNamer) name(flag string) string {
-	if n.file != nil && n.file.conn[flag] {
-		return n.file.prefix + flag
-	}
-	if s, ok := n.given(flag); ok {
-		return s
-	}
-	if n.file != nil {
-		if n.file.top[flag] {
-			return n.file.path + ": " + flag
-		}
-		return n.file.prefix + flag
-	}
-	return "--" + flag
-}
-
-// given reports whether flag was set on the command line or from the
-// environment, and the spelling (or variable) that set it.
-func (n flagNamer) given(flag string) (string, bool) {
-	f := n.flags[flag]
-	if f == nil {
-		return "", false
-	}
-	spellings := []string{"--" + f.Name}
-	for _, a := range f.Aliases {
-		spellings = append(spellings, "--"+a)
-	}
-	if f.Short != 0 {
-		spellings = append(spellings, "-"+string(f.Short))
-	}
-	for i := len(n.args) - 1; i >= 0; i-- {
-		a := n.args[i]
-		if a == "--" {
-			continue
-		}
-		for _, s := range spellings {
-			if a == s || strings.HasPrefix(a, s+"=") || (len(s) == 2 && strings.HasPrefix(a, s) && !strings.HasPrefix(a, "--")) {
-				return s, true
-			}
-		}
-	}
-	for _, e := range f.Envs {
-		if _, ok := os.LookupEnv(e); ok {
-			return e, true
-		}
-	}
-	return "", false
+	return flagNamer{cliflags.NewNamer(k, args)}
 }
 
 // rewrite turns a kong parse error into edgepoll's message: the flag that
@@ -204,47 +129,26 @@ func (n flagNamer) rewrite(msg string) string {
 		if arg == "daemon" {
 			return "unexpected argument daemon: edgepoll has no daemon command; run `edgepoll --loop` with the same flags (an ilagent command line works with `ilagent daemon` replaced by `edgepoll --loop`)"
 		}
-		msg = "unexpected argument (not shown: edgepoll takes flags, and optionally first a command: " + strings.Join(n.commands, ", ") + ")"
+		msg = "unexpected argument (not shown: edgepoll takes flags, and optionally first a command: " + strings.Join(n.Commands, ", ") + ")"
 		if candidates != "" {
 			msg += "," + candidates
 		}
 		return n.scrub(msg, "")
 	}
-	for name, f := range n.flags {
+	for name, f := range n.Flags {
 		spellings := []string{"--" + name}
 		if f.Short != 0 {
 			spellings = append(spellings, "-"+string(f.Short))
 		}
 		for _, sp := range spellings {
 			if rest, ok := strings.CutPrefix(msg, sp+":"); ok {
-				flag := n.name(name)
-				return n.scrub(flag+": "+valueProblem("--"+name, rest), flag)
+				flag := n.Name(name)
+				return n.scrub(flag+": "+cliflags.ValueProblem("--"+name, rest), flag)
 			}
 		}
 	}
 	return n.scrub(msg, "")
 }
-
-// valueProblem rewrites kong's reason for a bad value of flag (its
-// canonical --name) without the value.
-func valueProblem(flag, reason string) string {
-	if i := strings.Index(reason, " (from envar "); i >= 0 { // the flag is named by its variable already
-		reason = reason[:i]
-	}
-	reason = strings.TrimSpace(reason)
-	switch {
-	case strings.Contains(reason, "(<EOL>)"):
-		return "needs a value"
-	case strings.Contains(reason, "; perhaps try "):
-		return fmt.Sprintf(`needs a value (a value that starts with "-" must be written as %s=VALUE; the argument is not shown)`, flag)
-	}
-	if i := strings.Index(reason, " but got "); i >= 0 {
-		return reason[:i] + " (the value is not shown)"
-	}
-	return quoted.ReplaceAllString(reason, "(value not shown)")
-}
-
-var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 // scrub is the last guard: a message that still contains the value of a
 // secret (a secret flag's, from the command line or the environment, or the
@@ -270,7 +174,7 @@ func (n flagNamer) secretValues() []string {
 			vals = append(vals, v)
 		}
 	}
-	for _, f := range n.flags {
+	for _, f := range n.Flags {
 		if !f.Tag.Has("secret") { // secret:"" marks a flag whose value is a secret
 			continue
 		}
@@ -281,10 +185,10 @@ func (n flagNamer) secretValues() []string {
 		for _, a := range f.Aliases {
 			spellings = append(spellings, "--"+a)
 		}
-		for i, a := range n.args {
+		for i, a := range n.Args {
 			for _, sp := range spellings {
-				if a == sp && i+1 < len(n.args) {
-					add(n.args[i+1])
+				if a == sp && i+1 < len(n.Args) {
+					add(n.Args[i+1])
 				} else if v, ok := strings.CutPrefix(a, sp+"="); ok {
 					add(v)
 				}
@@ -293,8 +197,8 @@ func (n flagNamer) secretValues() []string {
 				if j := strings.IndexRune(a, f.Short); j > 0 {
 					if j+1 < len(a) {
 						add(strings.TrimPrefix(a[j+1:], "="))
-					} else if i+1 < len(n.args) {
-						add(n.args[i+1])
+					} else if i+1 < len(n.Args) {
+						add(n.Args[i+1])
 					}
 				}
 			}
@@ -315,7 +219,7 @@ func (n flagNamer) configError(err error) error {
 }
 
 func (n flagNamer) errf(flag, format string, args ...any) error {
-	return &UsageError{Msg: n.name(flag) + ": " + fmt.Sprintf(format, args...)}
+	return &UsageError{Msg: n.Name(flag) + ": " + fmt.Sprintf(format, args...)}
 }
 
 // validate checks the whole configuration up front; nothing is polled or

@@ -14,6 +14,7 @@ import (
 	"github.com/alecthomas/kong"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/edgepoll/edgepoll/internal/cliflags"
 	"github.com/edgepoll/edgepoll/internal/fleetfile"
 	"github.com/edgepoll/edgepoll/sinks"
 	"github.com/edgepoll/edgepoll/state/deadletter"
@@ -102,14 +103,14 @@ func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 			return []*fleetConn{fc}, nil
 		}
 	}
-	return nil, fileError("%s: %q is not a connection of %s", n.name("connection"), base.Connection, l.path)
+	return nil, fileError("%s: %q is not a connection of %s", n.Name("connection"), base.Connection, l.path)
 }
 
 // read reads and parses the file: its root mapping.
 func (l *fileLoader) read() (*yaml.Node, error) {
 	root, err := fleetfile.Read(l.path)
 	if err != nil {
-		return nil, fileError("%s: %v", l.n.name("config"), err)
+		return nil, fileError("%s: %v", l.n.Name("config"), err)
 	}
 	return root, nil
 }
@@ -118,11 +119,11 @@ func (l *fileLoader) read() (*yaml.Node, error) {
 // environment would go to every connection's target: with --config each
 // connection names its own.
 func (l *fileLoader) refuseCommandLineSecrets() error {
-	if s, ok := l.n.given("secret-from"); ok {
+	if s, ok := l.n.Given("secret-from"); ok {
 		return fileError("%s: with --config, give secret-from per connection in the file", s)
 	}
 	for name, f := range l.schema.Flags {
-		if s, ok := l.n.given(name); ok && f.Secret {
+		if s, ok := l.n.Given(name); ok && f.Secret {
 			return fileError("%s: with --config, a secret is given per connection in the file as %s%s: VARIABLE", s, name, fleetfile.EnvSuffix)
 		}
 	}
@@ -152,7 +153,7 @@ func (l *fileLoader) topLevel(root *yaml.Node) (*yaml.Node, error) {
 			return nil, fileError("%s: %s", where, problem)
 		}
 		if f := l.schema.Flags[name]; f.Process {
-			if _, given := l.n.given(name); given {
+			if _, given := l.n.Given(name); given {
 				continue // the command line or environment wins
 			}
 			v, err := fleetfile.Scalar(e.Value)
@@ -264,7 +265,7 @@ func (l *fileLoader) conn(i int, node *yaml.Node) (*fleetConn, error) {
 	}
 	c := &connLoad{fileLoader: l, fc: fc, prefix: fc.Label() + ": ", set: map[string]bool{}, secretEnv: map[string]string{}}
 	cli, ck := l.cp.cli, l.cp.k
-	if _, err := ck.Parse(l.n.args); err != nil {
+	if _, err := ck.Parse(l.n.Args); err != nil {
 		return nil, fmt.Errorf("internal error: %v", err)
 	}
 	cli.noTarget = l.base.noTarget
@@ -286,8 +287,8 @@ func (l *fileLoader) conn(i int, node *yaml.Node) (*fleetConn, error) {
 			return nil, fileError("%s%v", c.prefix, strings.TrimPrefix(err.Error(), "--"))
 		}
 	}
-	names := &fileNames{path: l.path, prefix: c.prefix, conn: c.set, top: l.topSet}
-	if err := cli.validate(flagNamer{args: l.n.args, flags: l.n.flags, file: names}); err != nil {
+	names := &cliflags.FileNames{Path: l.path, Prefix: c.prefix, Conn: c.set, Top: l.topSet}
+	if err := cli.validate(flagNamer{cliflags.Namer{Args: l.n.Args, Flags: l.n.Flags, File: names}}); err != nil {
 		return nil, err
 	}
 	cli.secrets = fleetfile.SecretValues(ck)
@@ -352,7 +353,7 @@ func (c *connLoad) set1(e fleetfile.Entry, where string) error {
 func (c *connLoad) apply(entries []fleetfile.Entry) error {
 	for _, e := range c.defaults {
 		name, _, _ := c.schema.Check(e.Key)
-		if _, given := c.n.given(name); given {
+		if _, given := c.n.Given(name); given {
 			continue
 		}
 		if err := c.set1(e, c.path+": "); err != nil {

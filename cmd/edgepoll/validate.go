@@ -17,8 +17,8 @@ import (
 // anything is polled.
 func (c *CLI) validateSafe(n flagNamer) error {
 	c.IlagentDB = expandIlagentDB(c.IlagentDB)
-	given := cliflags.Scan(n.args, n.flags)
-	if err := cliflags.GivenTwice(given, n.flags); err != nil {
+	given := cliflags.Scan(n.Args, n.Flags)
+	if err := cliflags.GivenTwice(given, n.Flags); err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
 	if err := c.otherTargetFlags(n, given); err != nil {
@@ -72,12 +72,12 @@ func (c *CLI) otherTargetFlags(n flagNamer, given []cliflags.Use) error {
 	}
 	msg := func(spelled, flag string) error {
 		return &UsageError{Msg: fmt.Sprintf("%s: is a setting of --mode %s, but %s is %s: remove it or fix the mode",
-			spelled, strings.Join(owners[flag], "/"), n.name("mode"), c.Mode)}
+			spelled, strings.Join(owners[flag], "/"), n.Name("mode"), c.Mode)}
 	}
-	if n.file != nil {
-		for _, flag := range sortedKeys(n.file.conn) {
+	if n.File != nil {
+		for _, flag := range sortedKeys(n.File.Conn) {
 			if mismatch(flag) {
-				return msg(n.file.prefix+flag, flag)
+				return msg(n.File.Prefix+flag, flag)
 			}
 		}
 		return nil

@@ -15,7 +15,7 @@ import (
 func TestCmdlineFlags(t *testing.T) {
 	k, err := newParser(newCLI(), io.Discard, io.Discard)
 	require.NoError(t, err)
-	flags := newFlagNamer(k, nil).flags
+	flags := newFlagNamer(k, nil).Flags
 	spellings := func(args ...string) map[string][]string {
 		out := map[string][]string{}
 		for _, u := range cliflags.Scan(args, flags) {

@@ -1,7 +1,8 @@
 // Package cliflags holds edgepoll's command-line machinery that depends on
 // kong's model but not on edgepoll's flags: a command's own help page, the
-// completion of enumerated flag values, and reading which flags a command
-// line set and how they were spelled.
+// completion of enumerated flag values, reading which flags a command line
+// set and how they were spelled, and naming a flag in a message the way the
+// user set it (a spelling, a variable, a --config key) without its value.
 package cliflags
 
 import (

@@ -29,10 +29,16 @@ type testCLI struct {
 	} `cmd:"" help:"Show it."`
 }
 
+func mustParser(t *testing.T, cli any) *kong.Kong {
+	t.Helper()
+	k, err := kong.New(cli, kong.Exit(func(int) {}), kong.Writers(io.Discard, io.Discard))
+	require.NoError(t, err)
+	return k
+}
+
 func testParser(t *testing.T) (*kong.Kong, map[string]*kong.Flag) {
 	t.Helper()
-	k, err := kong.New(&testCLI{}, kong.Exit(func(int) {}), kong.Writers(io.Discard, io.Discard))
-	require.NoError(t, err)
+	k := mustParser(t, &testCLI{})
 	flags := map[string]*kong.Flag{}
 	for _, f := range k.Model.Flags {
 		flags[f.Name] = f
