@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/internal/fstest"
 )
 
 // Damaged state is never "no cursor": a SQLite file cut to 0 bytes and a
@@ -46,30 +45,15 @@ func TestDamagedStateIsNeverNoCursor(t *testing.T) {
 // A full disk is named as such by the run (exit 1), never as a damaged
 // store; once there is space again the next run goes on from the cursor.
 func TestFullDiskIsNamed(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
 	for _, backend := range stateBackends {
 		t.Run(backend, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=256k"); err != nil {
-				t.Skipf("cannot mount a tmpfs: %v", err)
-			}
-			t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+			dir := fstest.Tmpfs(t, "256k")
 			e := newEnv(t, 4)
 			tg := newTarget(t)
 			state := backend + ":" + filepath.Join(dir, "state."+backend)
 			args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", state}
 			fill := filepath.Join(dir, "filler")
-			f, err := os.Create(fill)
-			require.NoError(t, err)
-			for {
-				if _, err := f.Write(bytes.Repeat([]byte{'x'}, 512)); err != nil {
-					require.True(t, errors.Is(err, syscall.ENOSPC), err)
-					break
-				}
-			}
-			f.Close()
+			fstest.Fill(t, dir)
 			r := runBin(t, e.vars(), args...)
 			assert.Equal(t, 1, r.code, r.stderr)
 			assert.Contains(t, r.stderr, "disk full")

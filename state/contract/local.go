@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
 )
 
@@ -191,10 +193,10 @@ func loadAfterKill(t *testing.T, h Harness, open func(*testing.T, string) poll.S
 func bindMount(t *testing.T, src, target string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("a bind mount needs root")
+		testenv.Missing(t, "root, for a bind mount", "run the tests as root, as CI does")
 	}
 	if err := syscall.Mount(src, target, "", syscall.MS_BIND, ""); err != nil {
-		t.Skipf("bind mount %s on %s: %v", src, target, err)
+		testenv.Missing(t, fmt.Sprintf("mount permission for a bind mount of %s on %s (%v)", src, target, err), "a container with CAP_SYS_ADMIN")
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(target, syscall.MNT_DETACH); err != nil {

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/fstest"
 	"github.com/edgepoll/edgepoll/poll"
-	"github.com/edgepoll/edgepoll/state/internal/fstest"
 )
 
 // A negative cursor (or refusal count) is damage, refused naming the file,

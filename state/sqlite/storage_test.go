@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/fstest"
 	"github.com/edgepoll/edgepoll/poll"
-	"github.com/edgepoll/edgepoll/state/internal/fstest"
 )
 
 // A state file cut to 0 bytes is damage, never a fresh store: Open refuses

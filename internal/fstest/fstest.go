@@ -1,18 +1,22 @@
-// Package fstest gives the local state backends' tests real storage
-// failures: a tiny tmpfs to fill (disk full), a read-only remount, and a
-// run of the test as an unprivileged user (root ignores permission bits).
-// Mounting needs root: without it the mount helpers skip, saying why.
+// Package fstest gives tests real storage failures: a tiny tmpfs to fill
+// (disk full), a read-only remount, and a run of the test as an
+// unprivileged user (root ignores permission bits). Mounting needs root:
+// without it the mount helpers call testenv.Missing (a failure under CI or
+// make test, a skip saying why elsewhere).
 package fstest
 
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"syscall"
 	"testing"
+
+	"github.com/edgepoll/edgepoll/internal/testenv"
 )
 
 // Tmpfs mounts a tmpfs of size (e.g. "256k") on a new directory, unmounted
@@ -20,11 +24,11 @@ import (
 func Tmpfs(t testing.TB, size string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root (this test runs as uid", os.Geteuid(), ")")
+		testenv.Missing(t, fmt.Sprintf("root, to mount a tmpfs (this test runs as uid %d)", os.Geteuid()), "run the tests as root, as CI does")
 	}
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+size+",mode=0777"); err != nil {
-		t.Skipf("cannot mount a tmpfs on %s (%v): no mount permission in this container", dir, err)
+		testenv.Missing(t, fmt.Sprintf("mount permission for a tmpfs on %s (%v)", dir, err), "a container with CAP_SYS_ADMIN")
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
