@@ -14,12 +14,10 @@
 package contract
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -582,22 +580,13 @@ func Run(t *testing.T, h Harness) {
 	if h.ChildProcess {
 		t.Run("LeaseFreedWhenHolderIsKilled", func(t *testing.T) {
 			loc := h.Fresh(t)
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), childLocEnv+"="+loc, childConnEnv+"="+connA)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			line, _ := bufio.NewReader(out).ReadString('\n')
+			cmd, line := startChild(t, loc)
 			if strings.TrimSpace(line) != "held" {
 				_ = cmd.Process.Kill()
 				t.Fatalf("child: %q", line)
 			}
 			s := open(t, loc)
-			_, err = s.Acquire(ctx, connA, "parent")
+			_, err := s.Acquire(ctx, connA, "parent")
 			mustHeld(t, err)
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			_ = cmd.Wait()

@@ -88,15 +88,7 @@ func runLocal(t *testing.T, h Harness, open func(*testing.T, string) poll.Store)
 	})
 	t.Run("EmptiedLockFileCarriesOn", func(t *testing.T) {
 		loc := h.Fresh(t)
-		l, err := open(t, loc).Acquire(ctx, connA, "holder")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for c := int64(1); c <= 3; c++ {
-			if err := l.Save(ctx, poll.Position{Cursor: c}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		l := holding(t, open, loc, 3)
 		for _, p := range lockFiles(t, loc) {
 			if err := os.Truncate(p, 0); err != nil {
 				t.Fatal(err)
@@ -113,15 +105,7 @@ func runLocal(t *testing.T, h Harness, open func(*testing.T, string) poll.Store)
 	})
 	t.Run("DeletedLockFileLosesTheLease", func(t *testing.T) {
 		loc := h.Fresh(t)
-		l, err := open(t, loc).Acquire(ctx, connA, "holder")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for c := int64(1); c <= 3; c++ {
-			if err := l.Save(ctx, poll.Position{Cursor: c}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		l := holding(t, open, loc, 3)
 		for _, p := range lockFiles(t, loc) {
 			if err := os.Remove(p); err != nil {
 				t.Fatal(err)
@@ -149,16 +133,7 @@ func runLocal(t *testing.T, h Harness, open func(*testing.T, string) poll.Store)
 // name; it must be refused as held.
 func childMustBeRefused(t *testing.T, name, what string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childLocEnv+"="+name, childConnEnv+"="+connA)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
+	cmd, line := startChild(t, name)
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	if !strings.Contains(line, poll.ErrLeaseHeld.Error()) {
@@ -222,4 +197,37 @@ func mustGetwd(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return wd
+}
+
+// startChild starts a process that tries to take connA's lease on name
+// (see the package's child hook) and returns it with the first line it
+// printed: "held" when it got the lease, the error otherwise.
+func startChild(t *testing.T, name string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childLocEnv+"="+name, childConnEnv+"="+connA)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	return cmd, line
+}
+
+// holding takes connA's lease on loc and saves cursors 1..n under it.
+func holding(t *testing.T, open func(*testing.T, string) poll.Store, loc string, n int64) poll.Lease {
+	t.Helper()
+	l, err := open(t, loc).Acquire(context.Background(), connA, "holder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := int64(1); c <= n; c++ {
+		if err := l.Save(context.Background(), poll.Position{Cursor: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
 }
