@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,32 +19,8 @@ import (
 	"github.com/edgepoll/edgepoll/state/deadletter"
 )
 
-// Seconds is a duration flag that takes plain seconds ("15") or a Go
-// duration ("15s", "1m30s"), like the reference agent's interval flags.
-type Seconds time.Duration
-
-// UnmarshalText implements encoding.TextUnmarshaler (used by kong).
-func (s *Seconds) UnmarshalText(b []byte) error {
-	t := strings.TrimSpace(string(b))
-	if n, err := strconv.ParseFloat(t, 64); err == nil {
-		if n < 0 || n > 1e6 {
-			return errors.New("is out of range")
-		}
-		*s = Seconds(time.Duration(n * float64(time.Second)))
-		return nil
-	}
-	d, err := time.ParseDuration(t)
-	if err != nil {
-		return errors.New("is neither seconds (15) nor a duration (15s)")
-	}
-	if d < 0 {
-		return errors.New("is negative")
-	}
-	*s = Seconds(d)
-	return nil
-}
-
-func (s Seconds) D() time.Duration { return time.Duration(s) }
+// Seconds is a duration flag: plain seconds ("15") or a Go duration.
+type Seconds = cliflags.Seconds
 
 // CLI is edgepoll's command line. Every flag can also be set from the
 // environment: EDGEPOLL_<FLAG> unless a tag names another variable.
@@ -252,7 +227,7 @@ func (c *CLI) validate(n flagNamer) error {
 		return n.errf("dead-letter", "%v", err)
 	}
 	if path, ok := deadletter.LocalFile(c.DeadLetter); ok {
-		if dir := filepath.Dir(path); !isDir(dir) {
+		if dir := filepath.Dir(path); !cliflags.IsDir(dir) {
 			return n.errf("dead-letter", "directory %s does not exist", dir)
 		}
 	}
@@ -312,35 +287,5 @@ func interval(d time.Duration) error {
 	return nil
 }
 
-// writable checks that path can be written as edgepoll writes its files:
-// appended to if it exists, and a new file created in its directory (a new
-// dead letter, a metrics file replaced by rename). The probe file is
-// removed at once; an existing file is not changed.
-func writable(path string) error {
-	if st, err := os.Stat(path); err == nil {
-		if st.IsDir() {
-			return fmt.Errorf("%s is a directory", path)
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			return fmt.Errorf("%s cannot be written: %v", path, errors.Unwrap(err))
-		}
-		f.Close()
-	}
-	dir := filepath.Dir(path)
-	if !isDir(dir) {
-		return fmt.Errorf("directory %s does not exist", dir)
-	}
-	f, err := os.CreateTemp(dir, ".edgepoll-probe-*")
-	if err != nil {
-		return fmt.Errorf("%s: cannot create files in %s: %v", path, dir, errors.Unwrap(err))
-	}
-	f.Close()
-	os.Remove(f.Name())
-	return nil
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
-}
+// writable is cliflags.Writable (checkcmd.go's name for it).
+func writable(path string) error { return cliflags.Writable(path) }

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -141,18 +140,7 @@ func newParser(cli *CLI, stdout, stderr io.Writer) (*kong.Kong, error) {
 		kong.ValueFormatter(helpWithAliases),
 		kong.Help(helpPrinter),
 		// Every duration flag takes plain seconds ("15") or a Go duration.
-		kong.TypeMapper(reflect.TypeOf(time.Duration(0)), kong.MapperFunc(func(ctx *kong.DecodeContext, target reflect.Value) error {
-			var v string
-			if err := ctx.Scan.PopValueInto("duration", &v); err != nil {
-				return err
-			}
-			var s Seconds
-			if err := s.UnmarshalText([]byte(v)); err != nil {
-				return err
-			}
-			target.SetInt(int64(s))
-			return nil
-		})),
+		cliflags.DurationMapper(),
 	)
 }
 

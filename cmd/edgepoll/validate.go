@@ -31,12 +31,12 @@ func (c *CLI) validateSafe(n flagNamer) error {
 		return nil // the command writes no dead letter, no metrics file
 	}
 	if path, ok := deadletter.LocalFile(c.DeadLetter); ok {
-		if err := writable(path); err != nil {
+		if err := cliflags.Writable(path); err != nil {
 			return n.errf("dead-letter", "cannot be written: %v", err)
 		}
 	}
 	if c.MetricsFile != "" {
-		if err := writable(c.MetricsFile); err != nil {
+		if err := cliflags.Writable(c.MetricsFile); err != nil {
 			return n.errf("metrics-file", "cannot be written: %v", err)
 		}
 	}
