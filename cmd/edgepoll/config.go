@@ -94,94 +94,13 @@ func newFlagNamer(k *kong.Kong, args []string) flagNamer {
 	return flagNamer{cliflags.NewNamer(k, args)}
 }
 
-// rewrite turns a kong parse error into edgepoll's message: the flag that
-// starts it ("--mqtt-qos: ..." or "-b: ...") is named the way the user
-// spelled it (alias or env var), and no value the user gave is echoed
-// (kong quotes the offending value, and the value may be a secret).
+// rewrite is cliflags.Namer.Rewrite, with a pointer for ilagent's daemon
+// command, and the connector key among the values never shown.
 func (n flagNamer) rewrite(msg string) string {
-	if rest, ok := strings.CutPrefix(msg, "unexpected argument "); ok {
-		arg, candidates, _ := strings.Cut(rest, ",")
-		if arg == "daemon" {
-			return "unexpected argument daemon: edgepoll has no daemon command; run `edgepoll --loop` with the same flags (an ilagent command line works with `ilagent daemon` replaced by `edgepoll --loop`)"
-		}
-		msg = "unexpected argument (not shown: edgepoll takes flags, and optionally first a command: " + strings.Join(n.Commands, ", ") + ")"
-		if candidates != "" {
-			msg += "," + candidates
-		}
-		return n.scrub(msg, "")
-	}
-	for name, f := range n.Flags {
-		spellings := []string{"--" + name}
-		if f.Short != 0 {
-			spellings = append(spellings, "-"+string(f.Short))
-		}
-		for _, sp := range spellings {
-			if rest, ok := strings.CutPrefix(msg, sp+":"); ok {
-				flag := n.Name(name)
-				return n.scrub(flag+": "+cliflags.ValueProblem("--"+name, rest), flag)
-			}
-		}
-	}
-	return n.scrub(msg, "")
+	return n.Rewrite(msg, map[string]string{"daemon": daemonHint}, os.Getenv("ILERT_EDGE_CONNECTOR_KEY"))
 }
 
-// scrub is the last guard: a message that still contains the value of a
-// secret (a secret flag's, from the command line or the environment, or the
-// connector key) is replaced by a plain one naming flag (if known).
-func (n flagNamer) scrub(msg, flag string) string {
-	for _, v := range n.secretValues() {
-		if len(v) >= 4 && strings.Contains(msg, v) {
-			if flag == "" {
-				return "invalid command line (the message is not shown: it would contain a secret)"
-			}
-			return flag + ": invalid value (not shown: it is a secret)"
-		}
-	}
-	return msg
-}
-
-// secretValues lists the values given for secret flags, on the command line
-// (--flag V, --flag=V, -bV) or in their environment variables.
-func (n flagNamer) secretValues() []string {
-	var vals []string
-	add := func(v string) {
-		if v = strings.TrimSpace(v); v != "" {
-			vals = append(vals, v)
-		}
-	}
-	for _, f := range n.Flags {
-		if !f.Tag.Has("secret") { // secret:"" marks a flag whose value is a secret
-			continue
-		}
-		for _, e := range f.Envs {
-			add(os.Getenv(e))
-		}
-		spellings := []string{"--" + f.Name}
-		for _, a := range f.Aliases {
-			spellings = append(spellings, "--"+a)
-		}
-		for i, a := range n.Args {
-			for _, sp := range spellings {
-				if a == sp && i+1 < len(n.Args) {
-					add(n.Args[i+1])
-				} else if v, ok := strings.CutPrefix(a, sp+"="); ok {
-					add(v)
-				}
-			}
-			if f.Short != 0 && len(a) > 1 && a[0] == '-' && a[1] != '-' {
-				if j := strings.IndexRune(a, f.Short); j > 0 {
-					if j+1 < len(a) {
-						add(strings.TrimPrefix(a[j+1:], "="))
-					} else if i+1 < len(n.Args) {
-						add(n.Args[i+1])
-					}
-				}
-			}
-		}
-	}
-	add(os.Getenv("ILERT_EDGE_CONNECTOR_KEY"))
-	return vals
-}
+const daemonHint = "unexpected argument daemon: edgepoll has no daemon command; run `edgepoll --loop` with the same flags (an ilagent command line works with `ilagent daemon` replaced by `edgepoll --loop`)"
 
 // configError names the flag of a target's *poll.ConfigError (whose Field
 // is the flag's long name) the way the user set it.
