@@ -76,6 +76,9 @@ const (
 	ReasonUnreported Reason = "unreported"  // the sink returned without reporting an item
 	ReasonCanceled   Reason = "canceled"    // in-flight deliveries aborted
 	ReasonOpen       Reason = "open"        // KindOpen
+	// A Lambda invocation that found the lease held by a run that stopped
+	// renewing it (killed without releasing it).
+	ReasonLeaseStalled Reason = "lease_stalled"
 )
 
 // CycleError is a failed cycle: its Kind, a bounded Reason and the error.

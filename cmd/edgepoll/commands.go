@@ -44,17 +44,13 @@ func (*runCmd) needsTarget() bool { return true }
 // run runs the connections (one given by flags, or those of --config):
 // one cycle each, or with --loop as a daemon.
 func (*runCmd) run(e *cmdEnv) int {
-	r := newRunner(e.cli, runID(), e.log, e.stdout)
-	defer r.close()
-	if r.single || e.cli.Loop { // a one-shot run of a file sets each connection up when its cycle starts
-		if err := r.setupAll(e.ctx); err != nil {
-			return fail(e.stderr, err)
-		}
+	r := newRunner(e.cli, runID(), e.log, e.stdout, false)
+	defer r.Close()
+	code, err := r.Run(e.ctx)
+	if err != nil {
+		return fail(e.stderr, err)
 	}
-	if e.cli.Loop {
-		return r.loop(e.ctx)
-	}
-	return r.once(e.ctx)
+	return code
 }
 
 type completionCmd struct {

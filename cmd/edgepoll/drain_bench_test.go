@@ -86,14 +86,14 @@ func benchDrain(b *testing.B, rtt time.Duration, backend string) {
 		cli.APIURL, cli.Mode, cli.State = apiSrv.URL, "http", state()
 		*cli.targets["http"].(*httpsink.Options) = httpsink.Options{URL: url, Method: "POST", Timeout: 10 * time.Second}
 		cli.key, cli.DeadLetter = key, "state" // the default (newCLI applies no defaults)
-		r := newRunner(cli, "bench", log, io.Discard)
-		defer r.close()
-		if err := r.setupAll(context.Background()); err != nil {
+		r := newRunner(cli, "bench", log, io.Discard, false)
+		defer r.Close()
+		cycle, inv, err := r.Cycle(context.Background(), 0)
+		if err != nil {
 			b.Fatal(err)
 		}
-		a := r.apps[0]
 		start := time.Now()
-		sum, err := a.cycle.Run(context.Background(), a.invocation())
+		sum, err := cycle.Run(context.Background(), inv)
 		d := time.Since(start)
 		if err != nil || sum.Delivered != drainItems {
 			b.Fatalf("delivered %d: %v", sum.Delivered, err)

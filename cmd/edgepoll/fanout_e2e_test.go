@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/runner"
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
@@ -300,7 +301,7 @@ func TestFanOutLambda(t *testing.T) {
 	r.tg.mu.Unlock()
 	res = rt.invoke(t, "fan-2", 60*time.Second)
 	require.True(t, res.ok, string(res.body))
-	var out FleetLambdaResult
+	var out runner.FleetLambdaResult
 	require.NoError(t, json.Unmarshal(res.body, &out), string(res.body))
 	require.Len(t, out.Connections, 3)
 	assert.Equal(t, 150, out.Connections[1].Delivered)

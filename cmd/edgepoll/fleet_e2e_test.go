@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/runner"
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
@@ -519,7 +520,7 @@ func TestFleetLambdaDrainsEveryConnection(t *testing.T) {
 	r.tg.mu.Unlock()
 	res = rt.invoke(t, "fleet-2", 60*time.Second)
 	require.True(t, res.ok, string(res.body))
-	var out FleetLambdaResult
+	var out runner.FleetLambdaResult
 	require.NoError(t, json.Unmarshal(res.body, &out), string(res.body))
 	require.Len(t, out.Connections, 5)
 	assert.Zero(t, out.Failed)

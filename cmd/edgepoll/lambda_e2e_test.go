@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/edgepoll/edgepoll/internal/runner"
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
@@ -167,10 +168,10 @@ func newLambdaRig(t *testing.T, items int, extraEnv ...string) *lambdaRig {
 	return r
 }
 
-func summaryOf(t *testing.T, res invResult) LambdaResult {
+func summaryOf(t *testing.T, res invResult) runner.LambdaResult {
 	t.Helper()
 	require.True(t, res.ok, "invocation failed: %s", res.body)
-	var s LambdaResult
+	var s runner.LambdaResult
 	require.NoError(t, json.Unmarshal(res.body, &s), string(res.body))
 	return s
 }

@@ -9,8 +9,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -309,12 +307,6 @@ func connectorKey(ctx context.Context, cli *CLI) (string, error) {
 		return "", &UsageError{Msg: source + ": the connector key contains control characters"}
 	}
 	return key, nil
-}
-
-func runID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "run-" + hex.EncodeToString(b[:])
 }
 
 func newLogger(cli *CLI, w io.Writer) *slog.Logger {

@@ -1,4 +1,4 @@
-package main
+package runner
 
 import (
 	"context"
@@ -24,56 +24,55 @@ const stopGrace = 25 * time.Second
 // 0. The endpoints stay up until then: /health answers 503 from the signal
 // on, /metrics keeps answering during the drain; /ready is 204 only while
 // every connection is ready.
-func (r *runner) loop(ctx context.Context) int {
+func (r *Runner) loop(ctx context.Context) int {
+	log := r.opts.Log
 	fm := r.metrics(true)
-	hard, cancelHard := gracefulStop(ctx, r.log, fm.Stopping)
+	hard, cancelHard := gracefulStop(ctx, log, fm.Stopping)
 	defer cancelHard()
-	stopServing, ok := serve(r.cli, fm.Handler(), r.log)
+	stopServing, ok := serve(r.opts, fm.Handler())
 	if !ok {
-		return exitFailed
+		return ExitFailed
 	}
 	var wg sync.WaitGroup
 	running := r.startAll(ctx, hard, fm, &wg)
 	if running == 0 {
 		stopServing()
-		r.log.Error("no connection can run")
-		return exitFailed
+		log.Error("no connection can run")
+		return ExitFailed
 	}
-	if !r.single {
-		r.log.Info("edgepoll daemon started", "connections", len(r.apps), "running", running, "max_parallel", r.cli.MaxParallel)
+	if r.pol.named {
+		log.Info("edgepoll daemon started", "connections", len(r.apps), "running", running, "max_parallel", r.opts.MaxParallel)
 	}
 	wg.Wait()
-	if r.single {
-		r.log.Info("stopped: cursor persisted, lease released")
+	if r.pol.named {
+		log.Info("stopped: cursors persisted, leases released")
 	} else {
-		r.log.Info("stopped: cursors persisted, leases released")
+		log.Info("stopped: cursor persisted, lease released")
 	}
 	stopServing()
-	return exitOK
+	return ExitOK
 }
 
 // startAll starts the daemon of every connection that can run (a
 // connection whose set-up failed retries it first) and says how many.
-func (r *runner) startAll(ctx, hard context.Context, fm *metrics.Fleet, wg *sync.WaitGroup) (running int) {
-	slots := poll.NewSlots(r.cli.MaxParallel)
+func (r *Runner) startAll(ctx, hard context.Context, fm *metrics.Fleet, wg *sync.WaitGroup) (running int) {
+	slots := poll.NewSlots(r.opts.MaxParallel)
 	// start runs connection i's daemon; false if it cannot run.
 	start := func(i int, a *app) bool {
 		// A target that is down is a deferred sink (retried at delivery);
 		// an error here is a configuration error of this connection.
-		if err := a.openSink(ctx, r.stdout, true); err != nil {
+		if err := a.openSink(ctx, r.opts.Stdout, true, r.opts.IsConfigError); err != nil {
 			fm.Health[i].SetReady(false, false, err.Error())
 			a.log.Error("connection cannot run", "err", err)
 			return false
 		}
 		d := a.daemon(ctx, fm.Metrics[i], fm.Health[i])
 		d.Slots = slots
-		if !r.single {
-			a.releaseAfterCycles(d, r.stdout)
-		}
-		if r.single {
-			a.log.Info("edgepoll daemon started", a.daemonAttrs()...)
-		} else {
+		if r.pol.named {
+			a.releaseAfterCycles(d, r.opts.Stdout)
 			a.log.Info("connection started", a.daemonAttrs()...)
+		} else {
+			a.log.Info("edgepoll daemon started", a.daemonAttrs()...)
 		}
 		wg.Add(1)
 		go func() {
@@ -91,9 +90,9 @@ func (r *runner) startAll(ctx, hard context.Context, fm *metrics.Fleet, wg *sync
 		}
 		// Its key or store could not be had: an outage like any other,
 		// retried with the daemon's backoff; a configuration error is not.
-		if isUsageError(r.broken[i]) {
+		if r.opts.IsConfigError(r.broken[i]) {
 			fm.Health[i].SetReady(false, false, r.broken[i].Error())
-			r.log.Error("connection cannot run", "connection", r.conns[i].Name, "err", r.broken[i])
+			r.opts.Log.Error("connection cannot run", "connection", r.conns[i].Name, "err", r.broken[i])
 			continue
 		}
 		running++
@@ -135,15 +134,15 @@ func gracefulStop(ctx context.Context, log *slog.Logger, stopping func()) (hard 
 // serve serves the daemon's endpoints with -p until the returned stop is
 // called (after the graceful stop: they answer throughout it); without -p
 // it does nothing.
-func serve(cli *CLI, handler http.Handler, log *slog.Logger) (stop func(), ok bool) {
-	if cli.Port == 0 {
+func serve(opts Options, handler http.Handler) (stop func(), ok bool) {
+	if opts.Port == 0 {
 		return func() {}, true
 	}
 	serveCtx, stopServing := context.WithCancel(context.Background())
-	done, err := metrics.Serve(serveCtx, cli.ListenAddr, cli.Port, handler, log)
+	done, err := metrics.Serve(serveCtx, opts.ListenAddr, opts.Port, handler, opts.Log)
 	if err != nil {
 		stopServing()
-		log.Error("cannot serve the health endpoints", "port", cli.Port, "err", err)
+		opts.Log.Error("cannot serve the health endpoints", "port", opts.Port, "err", err)
 		return nil, false
 	}
 	return func() { stopServing(); <-done }, true
@@ -153,8 +152,8 @@ func serve(cli *CLI, handler http.Handler, log *slog.Logger) (stop func(), ok bo
 // it again when a cycle has something to deliver: an idle connection of a
 // file holds no connection to its target (a single connection keeps its).
 func (a *app) releaseAfterCycles(d *poll.Daemon, stdout io.Writer) {
-	cli, log := a.cli, a.log
-	a.sink = poll.Releasable(a.sink, func(ctx context.Context) (poll.Sink, error) { return newSink(ctx, cli, log, stdout) })
+	c, log := a.conn, a.log
+	a.sink = poll.Releasable(a.sink, func(ctx context.Context) (poll.Sink, error) { return c.NewSink(ctx, log, stdout) })
 	a.cycle.Sink = a.sink
 	onCycle := d.OnCycle
 	d.OnCycle = func(rep poll.CycleReport) {
@@ -166,9 +165,9 @@ func (a *app) releaseAfterCycles(d *poll.Daemon, stdout io.Writer) {
 }
 
 func (a *app) daemonAttrs() []any {
-	attrs := []any{"mode", a.cli.Mode, "interval", a.cli.PollInterval.D()}
+	attrs := []any{"mode", a.conn.Mode, "interval", a.conn.PollInterval}
 	if a.cycle.HA != nil {
-		attrs = append(attrs, "cluster", a.cycle.HA.ClusterID, "instance", a.cycle.HA.InstanceID, "standby_interval", a.cli.StandbyInterval.D())
+		attrs = append(attrs, "cluster", a.cycle.HA.ClusterID, "instance", a.cycle.HA.InstanceID, "standby_interval", a.conn.StandbyInterval)
 	}
 	return attrs
 }
@@ -184,11 +183,11 @@ func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.He
 	a.cycle.Observer = health.Observe(obs) // /ready follows the cycle in progress
 	firstSuccess := make(chan struct{})
 	var firstOnce sync.Once
-	if a.cli.Heartbeat != "" {
+	if a.conn.Heartbeat != "" {
 		hb := &poll.Heartbeat{
 			Start:   firstSuccess,
 			Healthy: health.Ready,
-			Ping:    func(ctx context.Context) error { return a.client.Heartbeat(ctx, a.cli.Heartbeat) },
+			Ping:    func(ctx context.Context) error { return a.client.Heartbeat(ctx, a.conn.Heartbeat) },
 			OnPing: func(err error) {
 				if m != nil {
 					m.Heartbeat(err)
@@ -203,8 +202,8 @@ func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.He
 	return &poll.Daemon{
 		Cycle:           a.cycle,
 		Invocation:      a.invocation(),
-		Interval:        a.cli.PollInterval.D(),
-		StandbyInterval: a.cli.StandbyInterval.D(),
+		Interval:        a.conn.PollInterval,
+		StandbyInterval: a.conn.StandbyInterval,
 		OnCycle: func(rep poll.CycleReport) {
 			if m != nil {
 				m.Cycle(rep)
@@ -228,5 +227,34 @@ func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.He
 				a.log.Debug("cycle done", append(attrs, "lease_held", s.LeaseHeld, "role", s.Role)...)
 			}
 		},
+	}
+}
+
+// retrySetup retries setting connection i up after the daemon's backoff
+// (5s, 10s ... 300s), its /ready naming why meanwhile, until it succeeds
+// (its app) or ctx ends (nil). A configuration error is not retried.
+func (r *Runner) retrySetup(ctx context.Context, i int, health *metrics.Health) *app {
+	name, log := r.conns[i].Name, r.opts.Log
+	err := r.broken[i]
+	for n := 1; ; n++ {
+		health.SetReady(false, false, err.Error())
+		if r.opts.IsConfigError(err) {
+			log.Error("connection cannot run", "connection", name, "err", err)
+			return nil
+		}
+		wait := poll.BackoffFor(n)
+		log.Warn("connection setup failed; retrying", "connection", name, "err", err, "failures", n, "retry_in", wait)
+		if !(poll.RealClock{}).Sleep(ctx, wait) {
+			return nil
+		}
+		var a *app
+		if a, err = r.setUp(ctx, i, nil); err == nil {
+			log.Info("connection set up", "connection", name, "failures", n)
+			r.apps[i] = a
+			return a
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
 	}
 }
