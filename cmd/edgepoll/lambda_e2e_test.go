@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgepoll/edgepoll/internal/runner"
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
+	"github.com/edgepoll/edgepoll/internal/runner"
 	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
