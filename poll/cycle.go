@@ -43,7 +43,7 @@ type Invocation struct {
 	// with one more poll (limit 1) carrying last-processed-id, delivering
 	// nothing from its answer, so the next run, of this instance or of any
 	// other, is not handed the run's last batch again. A daemon's next
-	// cycle acknowledges it instead. Its failure is logged at WARN and
+	// cycle, or its stop (Daemon.Run), acknowledges it instead. Its failure is logged at WARN and
 	// counted (Observer.Polled), not the cycle's error.
 	FinalAck bool
 }
@@ -133,6 +133,10 @@ type Summary struct {
 	// Stats: the connection's stored Stats as updated by this cycle (zero
 	// when the lease was not held or the state could not be read).
 	Stats Stats `json:"-"`
+	// AckPending, with HA: the cursor this cycle moved to that no poll
+	// has acknowledged yet (0: none). A daemon's next cycle acknowledges
+	// it; a daemon that stops does so with Cycle.Acknowledge.
+	AckPending int64 `json:"-"`
 }
 
 // Run runs one cycle; cancelling ctx stops it at once (in-flight deliveries
@@ -470,35 +474,64 @@ func (r *run) close() error {
 		r.log.Warn("releasing the lease failed", "err", err)
 	}
 	r.finalAck()
+	if r.c.HA != nil && r.moved && r.cursor > r.acked {
+		r.sum.AckPending = r.cursor
+	}
 	return r.err
 }
 
 // finalAck acknowledges, with one last poll, the items the run handled
-// after its last answered poll (Invocation.FinalAck). It asks for one item
-// (the smallest answer) and delivers nothing from the answer: the next run
-// is handed it again. It runs last, once the cursor was persisted and the
-// lease released (a Lambda invocation's persist budget is not spent on
-// it), within PersistTimeout and the hard limit.
+// after its last answered poll (Invocation.FinalAck). It runs last, once
+// the cursor was persisted and the lease released (a Lambda invocation's
+// persist budget is not spent on it), within PersistTimeout and the hard
+// limit.
 func (r *run) finalAck() {
 	if !r.inv.FinalAck || r.c.HA == nil || !r.moved || r.cursor <= r.acked || r.hard.Err() != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.hard, r.inv.PersistTimeout)
 	defer cancel()
-	q := r.query()
-	q.Limit = 1
-	start := time.Now()
-	batch, err := r.c.Client.Poll(ctx, q)
 	r.sum.Polls++
-	if err != nil {
-		r.obs.Polled(pollReason(err), 0, time.Since(start))
-		r.log.Warn("the final poll acknowledging this run's last items failed: the next run may deliver them again",
-			"last_processed_id", q.LastProcessedID, "err", err)
-		return
+	if r.c.acknowledge(ctx, r.log, r.obs, r.cursor) {
+		r.acked = r.cursor
 	}
-	r.obs.Polled("ok", 0, time.Since(start))
-	r.acked = q.LastProcessedID
-	r.log.Debug("final poll: last items acknowledged", "last_processed_id", q.LastProcessedID, "role", batch.Role)
+}
+
+// Acknowledge tells ilert, with HA, that the items up to cursor were
+// handled (Summary.AckPending of the connection's last cycle): one poll
+// asking for one item (the smallest answer) with last-processed-id,
+// delivering nothing from its answer (the next run is handed it again).
+// A daemon that stops calls it, so that the next instance is not handed
+// the last batch again. Without HA, or for cursor 0, it does nothing. Its
+// failure is logged at WARN (inv's logger) and counted, and reported.
+func (c *Cycle) Acknowledge(ctx context.Context, inv Invocation, cursor int64) bool {
+	if c.HA == nil || cursor <= 0 || ctx.Err() != nil {
+		return false
+	}
+	inv = inv.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, inv.PersistTimeout)
+	defer cancel()
+	var obs Observer = nopObserver{}
+	if c.Observer != nil {
+		obs = c.Observer
+	}
+	return c.acknowledge(ctx, inv.Log, obs, cursor)
+}
+
+// acknowledge makes the acknowledging poll of Acknowledge and finalAck.
+func (c *Cycle) acknowledge(ctx context.Context, log *slog.Logger, obs Observer, cursor int64) bool {
+	q := Query{ClusterID: c.HA.ClusterID, InstanceID: c.HA.InstanceID, LastProcessedID: cursor, Limit: 1}
+	start := time.Now()
+	batch, err := c.Client.Poll(ctx, q)
+	if err != nil {
+		obs.Polled(pollReason(err), 0, time.Since(start))
+		log.Warn("the final poll acknowledging this run's last items failed: the next run may deliver them again",
+			"last_processed_id", q.LastProcessedID, "err", err)
+		return false
+	}
+	obs.Polled("ok", 0, time.Since(start))
+	log.Debug("final poll: last items acknowledged", "last_processed_id", q.LastProcessedID, "role", batch.Role)
+	return true
 }
 
 // pollReason is a failed poll's bounded reason (PollError.Reason).

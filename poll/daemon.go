@@ -97,20 +97,26 @@ type Daemon struct {
 }
 
 // Run runs cycles until soft is done (graceful stop: the cycle in progress
-// finishes its item in flight and persists); hard aborts in-flight work.
-// It returns nil on a graceful stop.
+// finishes its item in flight and persists; with HA the last cycle's items
+// no poll acknowledged yet are acknowledged, Cycle.Acknowledge); hard
+// aborts in-flight work. It returns nil on a graceful stop.
 func (d *Daemon) Run(soft, hard context.Context) error {
 	clock := d.Clock
 	if clock == nil {
 		clock = RealClock{}
 	}
 	failures, backoffs := 0, 0 // failed cycles; failed polls and state errors
+	var pending int64          // with HA: the last cycle's unacknowledged cursor
+	defer func() { d.Cycle.Acknowledge(hard, d.Invocation, pending) }()
 	for soft.Err() == nil {
 		if !d.Slots.Take(soft) {
 			break
 		}
 		sum, err := d.cycle(soft, hard)
 		d.Slots.Put()
+		if !sum.LeaseHeld {
+			pending = sum.AckPending
+		}
 		rep := CycleReport{Summary: sum, Err: err, Ready: err == nil, Polling: true, Wait: d.Interval}
 		switch {
 		case err == nil:

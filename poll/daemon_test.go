@@ -224,6 +224,41 @@ func TestDaemonStopsGracefully(t *testing.T) {
 	}
 }
 
+// A daemon with HA that stops acknowledges its last cycle's items, which
+// no poll of that cycle did (its last batch was not full): one poll with
+// limit 1 and last-processed-id, so the next instance (a restarted daemon
+// with a random --instance-id) is not handed them again. Once a cycle's
+// polls acknowledged everything, or without HA, a stop polls nothing.
+func TestDaemonHAStopAcknowledgesTheLastItems(t *testing.T) {
+	stopAfterOneCycle := func(t *testing.T, ha *poll.HA, items int) (*fixture, []ilerttest.Request) {
+		f := newFixture(t, poll.OneByOne(&scriptedSink{}), items)
+		f.api.SetLeaderTTL(0)
+		f.cycle.HA = ha
+		r := startDaemon(t, f)
+		require.NoError(t, r.report(t).Err)
+		r.clock.next(t) // sleeping
+		n := len(f.api.Requests())
+		r.stop()
+		select {
+		case err := <-r.done:
+			require.NoError(t, err)
+			r.done <- err
+		case <-time.After(5 * time.Second):
+			t.Fatal("daemon did not stop")
+		}
+		return f, f.api.Requests()[n:]
+	}
+	f, reqs := stopAfterOneCycle(t, &poll.HA{ClusterID: "prod", InstanceID: "i-1"}, 3)
+	require.Len(t, reqs, 1, "the acknowledging poll")
+	assert.Equal(t, map[string]string{"limit": "1", "cluster-id": "prod", "instance-id": "i-1", "last-processed-id": "3"}, reqs[0].Query)
+	assert.Len(t, f.api.Requests(), 2, "the cycle's one poll, then the stop's")
+
+	_, reqs = stopAfterOneCycle(t, &poll.HA{ClusterID: "prod", InstanceID: "i-1"}, 0)
+	assert.Empty(t, reqs, "nothing handled: nothing to acknowledge")
+	_, reqs = stopAfterOneCycle(t, nil, 3)
+	assert.Empty(t, reqs, "without HA the cursor is edgepoll's: no poll")
+}
+
 // With Start, the first ping follows the first successful cycle at once,
 // then one every interval while healthy.
 func TestHeartbeatFirstPingAtStart(t *testing.T) {

@@ -313,3 +313,27 @@ func TestHAOneShotRandomInstanceAcknowledges(t *testing.T) {
 	assert.NotEqual(t, final["instance-id"], e.api.Requests()[n].Query["instance-id"], "a new instance")
 	assert.Equal(t, []int64{1, 2, 3, 4, 5, 6, 7}, tg.got(), "the next run delivers only what is new")
 }
+
+// A --loop HA daemon without --instance-id stopped by SIGTERM acknowledges
+// its last batch (a poll with limit=1 and last-processed-id) before it
+// exits, so the daemon that replaces it, a new random instance, is not
+// handed that batch again.
+func TestHADaemonStopAcknowledges(t *testing.T) {
+	e := newEnv(t, 3)
+	e.api.SetLeaderTTL(0) // each new instance takes over at once
+	tg := newTarget(t)
+	args := []string{"--mode", "http", "--http-url", tg.srv.URL, "--state", e.state("sqlite"), "--cluster-id", "prod"}
+	d := startDaemonBin(t, e.vars(), args...)
+	require.Eventually(t, func() bool { return len(tg.got()) == 3 }, 30*time.Second, 20*time.Millisecond, d.logs.String())
+	d.stopGracefully(t)
+	reqs := e.api.Requests()
+	final := reqs[len(reqs)-1].Query
+	assert.Equal(t, "3", final["last-processed-id"], "the stop acknowledges the last item")
+	assert.Equal(t, "1", final["limit"])
+
+	e.api.Push(e2eKey, ilerttest.AlertEvents(1)...)
+	d = startDaemonBin(t, e.vars(), args...)
+	require.Eventually(t, func() bool { return len(tg.got()) >= 4 }, 30*time.Second, 20*time.Millisecond, d.logs.String())
+	d.stopGracefully(t)
+	assert.Equal(t, []int64{1, 2, 3, 4}, tg.got(), "the next daemon, a new instance, delivers only what is new")
+}
