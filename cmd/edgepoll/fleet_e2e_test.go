@@ -532,6 +532,48 @@ func TestFleetLambdaDrainsEveryConnection(t *testing.T) {
 	noSecrets(t, r, logs.String(), string(res.body))
 }
 
+// Lambda with EDGEPOLL_CONFIG: a connection whose store cannot be had at
+// the cold start (its table does not exist yet) fails the invocations until
+// it can, and is set up again in each of them: once the table exists, the
+// next invocation of the same container delivers its items (before, it
+// failed for the life of the container). The other delivered all along.
+func TestFleetLambdaRetriesAConnectionThatCannotStart(t *testing.T) {
+	r := newFleetRig(t, 2, 5)
+	ddb := dynalitetest.Start(t)
+	ddb.CreateTable(t, "edgepoll-a")
+	rt := newFakeRuntime(t)
+	var cfg strings.Builder
+	cfg.WriteString("mode: http\nconnections:\n")
+	for i, n := range r.names {
+		fmt.Fprintf(&cfg, "  - name: %s\n    key-env: KEY_%s\n    http-url: %s/%s\n    state: dynamodb:edgepoll-%c\n",
+			n, strings.ReplaceAll(n, "-", "_"), r.tg.srv.URL, n, 'a'+i)
+	}
+	path := filepath.Join(r.dir, "edgepoll.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg.String()), 0o644))
+	logs := &testenv.SyncBuffer{}
+	proc := exec.Command(bootstrapBin(t))
+	proc.Env = r.vars(append([]string{
+		"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(rt.srv.URL, "http://"),
+		"AWS_LAMBDA_FUNCTION_NAME=edgepoll", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+		"EDGEPOLL_CONFIG=" + path,
+	}, ddb.Env()...)...)
+	proc.Stdout, proc.Stderr = logs, logs
+	require.NoError(t, proc.Start())
+	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
+
+	for _, id := range []string{"cold-1", "cold-2"} {
+		res := rt.invoke(t, id, 30*time.Second)
+		require.False(t, res.ok, "conn-01's table does not exist")
+		assert.Contains(t, string(res.body), "1 of 2 connections failed: conn-01", logs.String())
+	}
+	assert.Len(t, r.tg.ids("conn-00"), 5)
+	assert.Empty(t, r.tg.ids("conn-01"))
+	ddb.CreateTable(t, "edgepoll-b")
+	res := rt.invoke(t, "warm-1", 30*time.Second)
+	require.True(t, res.ok, string(res.body)+logs.String())
+	r.checkEachOnce(t)
+}
+
 // --loop --config: a connection whose store cannot be opened at start (its
 // directory does not exist yet) is an outage like any other: /ready names
 // it meanwhile, its setup is retried with the daemon's backoff, and once the

@@ -56,8 +56,6 @@ type Conn struct {
 type app struct {
 	conn   *Conn
 	log    *slog.Logger
-	owner  string // names this run in leases (a run id)
-	loop   bool   // a daemon's: no final HA poll after each cycle
 	client *poll.Client
 	cycle  *poll.Cycle
 	store  poll.Store
@@ -67,12 +65,12 @@ type app struct {
 // newApp builds the client (on the shared transport rt) and the cycle of
 // connection c on store and dead (nil: none); the sink comes with
 // openSink.
-func newApp(c *Conn, key, owner string, loop bool, log *slog.Logger, store poll.Store, dead poll.DeadLetter, rt http.RoundTripper) (*app, error) {
+func newApp(c *Conn, key string, log *slog.Logger, store poll.Store, dead poll.DeadLetter, rt http.RoundTripper) (*app, error) {
 	client, err := poll.NewClient(poll.ClientConfig{BaseURL: c.APIURL, Key: key, Transport: rt})
 	if err != nil { // the URL and the key were validated already
 		return nil, fmt.Errorf("--api-url: %w", err)
 	}
-	a := &app{conn: c, log: log, owner: owner, loop: loop, client: client, store: store}
+	a := &app{conn: c, log: log, client: client, store: store}
 	conn, fan := c.StateKeys(key)
 	a.cycle = &poll.Cycle{Client: client, Store: store, Conn: conn, FanOut: fan, SkipLimit: c.SkipLimit, StateName: c.State}
 	if dead != nil {
@@ -118,14 +116,6 @@ func (a *app) close() {
 			a.log.Warn("closing the sink", "err", err)
 		}
 	}
-}
-
-// invocation is what this process passes to each of the connection's
-// cycles outside Lambda: its run id as the lease owner, its logger, and
-// for a one-shot run the final poll that acknowledges its last items with
-// HA (a daemon's next cycle acknowledges them).
-func (a *app) invocation() poll.Invocation {
-	return poll.Invocation{Owner: a.owner, Log: a.log, FinalAck: !a.loop}
 }
 
 // warnRandomInstance: a one-shot HA run without --instance-id is a new

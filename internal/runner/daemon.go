@@ -66,7 +66,7 @@ func (r *Runner) startAll(ctx, hard context.Context, fm *metrics.Fleet, wg *sync
 			a.log.Error("connection cannot run", "err", err)
 			return false
 		}
-		d := a.daemon(ctx, fm.Metrics[i], fm.Health[i])
+		d := a.daemon(ctx, r.invocation(i), fm.Metrics[i], fm.Health[i])
 		d.Slots = slots
 		if r.pol.named {
 			a.releaseAfterCycles(d, r.opts.Stdout)
@@ -175,7 +175,7 @@ func (a *app) daemonAttrs() []any {
 // daemon wires the connection's daemon: its cycles report to m (if any) and health
 // and are logged; its heartbeat (-b), if any, pings from the first
 // successful cycle on while health is ready, until ctx ends.
-func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.Health) *poll.Daemon {
+func (a *app) daemon(ctx context.Context, inv poll.Invocation, m *metrics.Metrics, health *metrics.Health) *poll.Daemon {
 	obs := poll.NoObserver // no metrics without -p
 	if m != nil {
 		obs = m
@@ -201,7 +201,7 @@ func (a *app) daemon(ctx context.Context, m *metrics.Metrics, health *metrics.He
 	}
 	return &poll.Daemon{
 		Cycle:           a.cycle,
-		Invocation:      a.invocation(),
+		Invocation:      inv,
 		Interval:        a.conn.PollInterval,
 		StandbyInterval: a.conn.StandbyInterval,
 		OnCycle: func(rep poll.CycleReport) {

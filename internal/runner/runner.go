@@ -165,6 +165,14 @@ func (r *Runner) connLog(log *slog.Logger, i int) *slog.Logger {
 	return log.With("connection", r.conns[i].Name)
 }
 
+// invocation is what this process passes to each of connection i's cycles
+// outside Lambda: its run id as the lease owner, its logger, and for a
+// one-shot run the final poll that acknowledges its last items with HA (a
+// daemon's next cycle, or its stop, acknowledges them).
+func (r *Runner) invocation(i int) poll.Invocation {
+	return poll.Invocation{Owner: r.opts.Owner, Log: r.connLog(r.opts.Log, i), FinalAck: !r.opts.Loop}
+}
+
 // setUp builds connection i: its key, its store and dead letter (opened
 // once for the connections naming the same --state and --dead-letter) and
 // its app. With storeErr (guarded by mu), a store that failed to open for
@@ -184,7 +192,7 @@ func (r *Runner) setUp(ctx context.Context, i int, storeErr map[string]error) (*
 		return nil, err
 	}
 	log := r.connLog(r.opts.Log, i)
-	a, err := newApp(c, key, r.opts.Owner, r.opts.Loop, log, store, dead, r.transport)
+	a, err := newApp(c, key, log, store, dead, r.transport)
 	if err != nil {
 		return nil, err
 	}
@@ -268,23 +276,34 @@ func (r *Runner) Cycle(ctx context.Context, i int) (*poll.Cycle, poll.Invocation
 	if r.apps[i] == nil {
 		return nil, poll.Invocation{}, r.broken[i]
 	}
-	return r.apps[i].cycle, r.apps[i].invocation(), nil
+	return r.apps[i].cycle, r.invocation(i), nil
 }
 
-// members are the set-up connections as the poll fleet runner sees them;
-// a connection's sink is built in its worker right before its first cycle.
+// members are the set-up connections as the poll fleet runner sees them
+// (a one-shot run of the single connection, a Lambda function's); a
+// connection's sink is built in its worker right before its first cycle.
+// A connection that could not be set up (its key or store could not be
+// had) tries again in its worker, in each invocation, until it is: an
+// outage at a Lambda cold start does not last as long as the container.
+// A configuration error is not retried.
 func (r *Runner) members() []poll.FleetMember {
 	ms := make([]poll.FleetMember, len(r.apps))
-	for i, a := range r.apps {
-		ms[i].Name = r.conns[i].Name
-		if a == nil {
-			err := r.broken[i]
-			ms[i].Open = func(context.Context) (*poll.Cycle, error) { return nil, err }
-			continue
-		}
-		ms[i].Cycle, ms[i].Invocation = a.cycle, a.invocation()
+	for i := range r.apps {
+		ms[i].Name, ms[i].Invocation = r.conns[i].Name, r.invocation(i)
 		ms[i].Open = func(ctx context.Context) (*poll.Cycle, error) {
-			return nil, a.openSink(ctx, r.opts.Stdout, r.deferOutage(), r.opts.IsConfigError)
+			a := r.apps[i]
+			if a == nil {
+				if r.opts.IsConfigError(r.broken[i]) {
+					return nil, r.broken[i]
+				}
+				var err error
+				if a, err = r.setUp(ctx, i, nil); err != nil {
+					r.broken[i] = err
+					return nil, err
+				}
+				r.apps[i], r.broken[i] = a, nil
+			}
+			return a.cycle, a.openSink(ctx, r.opts.Stdout, r.deferOutage(), r.opts.IsConfigError)
 		}
 	}
 	return ms
@@ -298,7 +317,7 @@ func (r *Runner) lazyMembers(fm *metrics.Fleet) []poll.FleetMember {
 	storeErr := map[string]error{}
 	ms := make([]poll.FleetMember, len(r.conns))
 	for i, c := range r.conns {
-		ms[i].Name, ms[i].Invocation = c.Name, poll.Invocation{Owner: r.opts.Owner, Log: r.connLog(r.opts.Log, i)}
+		ms[i].Name, ms[i].Invocation = c.Name, r.invocation(i)
 		ms[i].Open = func(ctx context.Context) (*poll.Cycle, error) {
 			a, err := r.setUp(ctx, i, storeErr)
 			if err != nil {

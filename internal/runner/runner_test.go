@@ -166,3 +166,22 @@ func inspect(t *testing.T, r *rig, key string) (poll.StateInfo, error) {
 	defer s.Close()
 	return s.Inspect(context.Background(), poll.ConnectionID(key))
 }
+
+// A one-shot run of a file's HA connection acknowledges its last items with
+// the final poll (limit=1, last-processed-id), as the single connection's
+// does: the next run, of any instance, is not handed them again.
+func TestFileConnectionHAFinalAck(t *testing.T) {
+	r := newRig(t, []string{"iec1-a"}, 2)
+	r.api.SetLeaderTTL(0)
+	c := r.conn("c0", "iec1-a")
+	c.ClusterID, c.InstanceID = "prod", "i-1"
+	var log, out testenv.SyncBuffer
+	rn := runner.New([]*runner.Conn{c}, options(&log, &out))
+	code, err := rn.Run(context.Background())
+	rn.Close()
+	require.NoError(t, err)
+	require.Equal(t, runner.ExitOK, code, log.String())
+	reqs := r.api.Requests()
+	require.Len(t, reqs, 2, "the poll, then the final poll")
+	assert.Equal(t, map[string]string{"limit": "1", "cluster-id": "prod", "instance-id": "i-1", "last-processed-id": "2"}, reqs[1].Query)
+}
