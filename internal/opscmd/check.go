@@ -31,6 +31,100 @@ func (c *Checker) Line(what, note string, err error) {
 	}
 }
 
+// Check is `edgepoll check` of the connection: it checks the connector
+// key, the ilert key (a poll), the target and the state store, each within
+// timeout, without delivering anything or moving the cursor, and writes one
+// line per check to w (Checker). A check that fails is ErrReported; a
+// configuration error (IsUsage) of the key or the target is returned
+// as it is, the check stopping there. writable tells whether a local state
+// file that does not exist yet can be created.
+func (c *Conn) Check(ctx context.Context, w io.Writer, timeout time.Duration, writable func(path string) error) error {
+	ch := &Checker{W: w}
+	bounded := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, timeout)
+	}
+	bctx, cancel := bounded()
+	key, err := c.Key(bctx)
+	cancel()
+	if err != nil && c.IsUsage(err) {
+		return err
+	}
+	ch.Line("configuration", "mode "+c.Mode+", state "+c.State, nil)
+	if err != nil {
+		ch.Line("connector key", "", err)
+		return ErrReported
+	}
+	conn := c.StateKey(key)
+
+	bctx, cancel = bounded()
+	note, err := c.checkKey(bctx, key, conn)
+	cancel()
+	ch.Line("ilert key", note, err)
+
+	bctx, cancel = bounded()
+	note, err = c.checkTarget(bctx)
+	cancel()
+	if err != nil && c.IsUsage(err) {
+		return err
+	}
+	ch.Line("target "+c.Mode, note, err)
+
+	bctx, cancel = bounded()
+	note, err = c.checkState(bctx, conn, writable)
+	cancel()
+	ch.Line("state "+c.State, note, err)
+
+	if ch.Failed {
+		return ErrReported
+	}
+	return nil
+}
+
+// checkKey polls once with the stored cursor (read without the lease): a
+// poll without HA changes nothing on ilert's side. In HA mode a poll would
+// take part in the leader election, so it is skipped.
+func (c *Conn) checkKey(ctx context.Context, key, conn string) (string, error) {
+	if c.HA {
+		return "skipped: with --cluster-id a poll would take part in the leader election; the first run checks the key", nil
+	}
+	client, err := poll.NewClient(poll.ClientConfig{BaseURL: c.APIURL, Key: key})
+	if err != nil {
+		return "", err
+	}
+	info, _ := c.inspect(ctx, conn)
+	return CheckPoll(ctx, client, info.Cursor)
+}
+
+// checkTarget builds the target as a run would (MQTT connects here) and asks
+// it whether it is reachable; nothing is delivered.
+func (c *Conn) checkTarget(ctx context.Context) (string, error) {
+	sink, err := c.NewSink(ctx, io.Discard)
+	if err != nil {
+		return "", err
+	}
+	defer sink.Close()
+	return CheckSink(ctx, sink)
+}
+
+// checkState opens the store, reads the connection's state and takes and
+// gives back its lease (CheckStore); the cursor is not touched. A store
+// that does not exist is not created by a check (a typo'd --state must
+// stay visible): a local one is only probed with writable.
+func (c *Conn) checkState(ctx context.Context, conn string, writable func(path string) error) (string, error) {
+	if path, missing, err := c.storeMissing(); err != nil || missing {
+		if err == nil && path != "" {
+			err = writable(path)
+		}
+		return "does not exist yet: the first run creates it and starts from the oldest queued event", err
+	}
+	store, err := c.OpenStore(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer store.Close()
+	return CheckStore(ctx, store, conn, c.holder("check"))
+}
+
 // CheckPoll polls once after cursor and says how many items wait.
 func CheckPoll(ctx context.Context, client *poll.Client, cursor int64) (string, error) {
 	b, err := client.Poll(ctx, poll.Query{AfterID: cursor})

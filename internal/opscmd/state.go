@@ -1,8 +1,10 @@
-// Package opscmd is the core of edgepoll's operator commands (cli.md,
-// "Operator commands") that needs no flag of the CLI: the `state show`
-// listing (text and JSON), the dead-letter listing and the replay loop,
-// and `check`'s report lines. cmd/edgepoll opens the store, the dead
-// letter and the target from its flags and hands them here.
+// Package opscmd is edgepoll's operator commands (cli.md, "Operator
+// commands"): `state show` (one connection or a --config file's, text and
+// JSON), `state set-cursor`, `reset` and `import-ilagent` under the lease,
+// `dead-letter list` and `replay`, and `check`'s four checks. cmd/edgepoll
+// keeps the command line: it describes each connection as a Conn (its
+// flags' values, and funcs that read the key and open the store, the dead
+// letter and the target as a run does) and calls the command here.
 package opscmd
 
 import (
