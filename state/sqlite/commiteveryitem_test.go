@@ -15,9 +15,9 @@ import (
 // cursor"): every Save is a commit to the database in WAL mode with
 // synchronous=NORMAL (durable against a process kill, not a power loss),
 // and Sync a commit with synchronous=FULL (fsync of the WAL). The lock file
-// still holds the lease; its cursor slots are not written. It is not
-// registered as a --state scheme: the drain benchmark registers it
-// (scheme "sqlite-commit") to pair it with the hot cursor in one run.
+// still holds the lease; its cursor slots are not written. It exists in
+// the tests only (BenchmarkDrainHTTPStoreCommit pairs it with the hot
+// cursor in one run); no --state scheme opens it.
 var CommitEveryItemBackend = state.Backend{Scheme: "sqlite-commit", Form: "sqlite-commit:PATH", Validate: needPath,
 	Local: true, Exists: state.FileExists, DeadLetter: openDeadLetter,
 	Open: func(ctx context.Context, path string, log *slog.Logger) (poll.Store, error) {
