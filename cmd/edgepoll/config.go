@@ -82,9 +82,7 @@ type CLI struct {
 }
 
 // UsageError is a configuration error: exit 2.
-type UsageError struct{ Msg string }
-
-func (e *UsageError) Error() string { return e.Msg }
+type UsageError = cliflags.UsageError
 
 // flagNamer names a flag the way the user set it (cliflags.Namer), and
 // rewrites kong's and the targets' errors with those names.

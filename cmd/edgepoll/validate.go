@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
-	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/edgepoll/edgepoll/internal/cliflags"
 	"github.com/edgepoll/edgepoll/state/deadletter"
@@ -57,37 +55,12 @@ func urlPort(raw string) error {
 }
 
 // otherTargetFlags refuses a flag that belongs to another target than
-// --mode (--mode http --kafka-brokers x): it would be ignored, and it
-// usually means the --mode is the mistake. On the command line; with
-// --config, in the connection's own entry (the file's top level and the
-// command line are defaults for connections of every target).
+// --mode (cliflags.Namer.OtherModeFlag).
 func (c *CLI) otherTargetFlags(n flagNamer, given []cliflags.Use) error {
 	if c.targets[c.Mode] == nil {
 		return nil // no or an unknown --mode: reported elsewhere
 	}
-	owners := targetFlagOwners()
-	mismatch := func(flag string) bool {
-		modes := owners[flag]
-		return len(modes) > 0 && !slices.Contains(modes, c.Mode)
-	}
-	msg := func(spelled, flag string) error {
-		return &UsageError{Msg: fmt.Sprintf("%s: is a setting of --mode %s, but %s is %s: remove it or fix the mode",
-			spelled, strings.Join(owners[flag], "/"), n.Name("mode"), c.Mode)}
-	}
-	if n.File != nil {
-		for _, flag := range sortedKeys(n.File.Conn) {
-			if mismatch(flag) {
-				return msg(n.File.Prefix+flag, flag)
-			}
-		}
-		return nil
-	}
-	for _, u := range given {
-		if mismatch(u.Name) {
-			return msg(u.Spellings[0], u.Name)
-		}
-	}
-	return nil
+	return n.OtherModeFlag("mode", c.Mode, targetFlagOwners(), given)
 }
 
 // targetFlagOwners maps every target's own flag (long name) to the modes
@@ -104,13 +77,4 @@ func targetFlagOwners() map[string][]string {
 		}
 	}
 	return owners
-}
-
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -1,8 +1,11 @@
 // Package cliflags holds edgepoll's command-line machinery that depends on
 // kong's model but not on edgepoll's flags: a command's own help page, the
 // completion of enumerated flag values, reading which flags a command line
-// set and how they were spelled, and naming a flag in a message the way the
-// user set it (a spelling, a variable, a --config key) without its value.
+// set and how they were spelled, naming a flag in a message the way the
+// user set it (a spelling, a variable, a --config key) without its value
+// (kong's parse errors rewritten so), refusing another mode's flag,
+// --secret-from (reading secret flags from AWS through a given fetch),
+// the seconds-or-duration flag type, and the file-writability probe.
 package cliflags
 
 import (

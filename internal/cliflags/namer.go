@@ -117,3 +117,9 @@ func ValueProblem(flag, reason string) string {
 }
 
 var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// UsageError is a configuration error (a mistake in the flags, the
+// environment or the --config file): exit 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
