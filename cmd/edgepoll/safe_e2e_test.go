@@ -337,3 +337,25 @@ func TestHADaemonStopAcknowledges(t *testing.T) {
 	d.stopGracefully(t)
 	assert.Equal(t, []int64{1, 2, 3, 4}, tg.got(), "the next daemon, a new instance, delivers only what is new")
 }
+
+// state show with --cluster-id and --instance-id shows the instance's own
+// progress (the last-processed-id its next poll sends), text and JSON;
+// another instance has none yet.
+func TestStateShowHAInstanceProgress(t *testing.T) {
+	e := newEnv(t, 3)
+	e.api.SetLeaderTTL(0)
+	tg := newTarget(t)
+	st := e.state("sqlite")
+	node1 := []string{"--cluster-id", "prod", "--instance-id", "node-1"}
+	r := runBin(t, e.vars(), append([]string{"--mode", "http", "--http-url", tg.srv.URL, "--state", st}, node1...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = runBin(t, e.vars(), append([]string{"state", "show", "--state", st}, node1...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Regexp(t, `\ninstance    node-1 in cluster prod: last-processed-id 3 \(written [^)]+\)\n`, r.stdout)
+	r = runBin(t, e.vars(), append([]string{"state", "show", "--state", st, "-o", "json"}, node1...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, `"ha":{"cluster_id":"prod","instance_id":"node-1","last_processed_id":3,`)
+	r = runBin(t, e.vars(), "state", "show", "--state", st, "--cluster-id", "prod", "--instance-id", "node-2")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "instance    node-2 in cluster prod: no progress yet")
+}

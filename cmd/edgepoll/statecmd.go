@@ -42,7 +42,7 @@ func (c *stateShowCmd) run(e *cmdEnv) int {
 func opsConn(cli *CLI, log *slog.Logger) *opscmd.Conn {
 	return &opscmd.Conn{
 		State: cli.State, Mode: cli.Mode, DeadLetter: cli.DeadLetter, APIURL: cli.APIURL,
-		HA: cli.ClusterID != "", RunID: runID(), Log: log,
+		ClusterID: cli.ClusterID, InstanceID: cli.InstanceID, RunID: runID(), Log: log,
 		Key: func(ctx context.Context) (string, error) { return connectorKey(ctx, cli) },
 		StateKey: func(key string) string {
 			conn, _ := stateKeys(cli, key)

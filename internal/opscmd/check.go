@@ -84,7 +84,7 @@ func (c *Conn) Check(ctx context.Context, w io.Writer, timeout time.Duration, wr
 // poll without HA changes nothing on ilert's side. In HA mode a poll would
 // take part in the leader election, so it is skipped.
 func (c *Conn) checkKey(ctx context.Context, key, conn string) (string, error) {
-	if c.HA {
+	if c.ha() {
 		return "skipped: with --cluster-id a poll would take part in the leader election; the first run checks the key", nil
 	}
 	client, err := poll.NewClient(poll.ClientConfig{BaseURL: c.APIURL, Key: key})

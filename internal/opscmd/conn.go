@@ -22,7 +22,8 @@ type Conn struct {
 	Mode       string // --mode, as given
 	DeadLetter string // --dead-letter, as given
 	APIURL     string // --api-url
-	HA         bool   // --cluster-id is set: ilert keeps the cursor
+	ClusterID  string // --cluster-id: ilert keeps the cursor (HA)
+	InstanceID string // --instance-id ("": a random one each run)
 	RunID      string // this invocation's id ("run-<hex>"), the lease holder's suffix
 	Log        *slog.Logger
 
@@ -93,17 +94,35 @@ func (c *Conn) stateMissing() error {
 // inspect reads connection conn's state without the lease and without
 // creating anything: a local state file that does not exist is an error.
 func (c *Conn) inspect(ctx context.Context, conn string) (poll.StateInfo, error) {
-	if err := c.stateMissing(); err != nil {
+	infos, err := c.inspectAll(ctx, conn)
+	if err != nil {
 		return poll.StateInfo{}, err
+	}
+	return infos[0], nil
+}
+
+// inspectAll is inspect of several state keys of one store.
+func (c *Conn) inspectAll(ctx context.Context, conns ...string) ([]poll.StateInfo, error) {
+	if err := c.stateMissing(); err != nil {
+		return nil, err
 	}
 	store, err := c.OpenStore(ctx)
 	if err != nil {
-		return poll.StateInfo{}, err
+		return nil, err
 	}
 	defer store.Close()
 	insp, ok := store.(poll.Inspector)
 	if !ok {
-		return poll.StateInfo{}, fmt.Errorf("--state %s: this backend cannot be inspected", c.State)
+		return nil, fmt.Errorf("--state %s: this backend cannot be inspected", c.State)
 	}
-	return insp.Inspect(ctx, conn)
+	infos := make([]poll.StateInfo, len(conns))
+	for i, conn := range conns {
+		if infos[i], err = insp.Inspect(ctx, conn); err != nil {
+			return nil, err
+		}
+	}
+	return infos, nil
 }
+
+// ha reports whether --cluster-id is set.
+func (c *Conn) ha() bool { return c.ClusterID != "" }

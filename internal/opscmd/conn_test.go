@@ -98,7 +98,7 @@ func TestStateCommands(t *testing.T) {
 	assert.Nil(t, show(t, c).Cursor)
 	assert.Contains(t, log.String(), "cursor forgotten")
 	assert.NotContains(t, log.String(), "--cluster-id is set")
-	c.HA = true
+	c.ClusterID = "prod"
 	require.NoError(t, c.Reset(ctx, &stderr))
 	assert.Contains(t, log.String(), "--cluster-id is set: in HA mode ilert keeps the cursor")
 	assert.Empty(t, stderr.String())
@@ -232,7 +232,7 @@ func TestCheck(t *testing.T) {
 	assert.Equal(t, strings.TrimPrefix(c.State, "json:"), probed)
 
 	require.NoError(t, c.SetCursor(ctx, io.Discard, 2, true))
-	c.HA = true
+	c.ClusterID = "prod"
 	out.Reset()
 	require.NoError(t, c.Check(ctx, &out, time.Second, writable))
 	assert.Contains(t, out.String(), "ilert key: ok (skipped: with --cluster-id")

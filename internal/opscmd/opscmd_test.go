@@ -26,24 +26,43 @@ func TestPrintStateAndJSON(t *testing.T) {
 	info := poll.StateInfo{HasCursor: true, Cursor: 42, UpdatedAt: at, Refusals: 2,
 		Lease: poll.LeaseInfo{Held: true, Holder: "host-1", ExpiresAt: at.Add(time.Minute)}}
 	var b bytes.Buffer
-	PrintState(&b, "json:s.json", true, "c1", info)
+	PrintState(&b, "json:s.json", &Instance{ClusterID: "prod"}, "c1", info)
 	assert.Equal(t, "state       json:s.json\nconnection  c1\ncursor      42 (written 2026-05-04T09:00:00Z)\n"+
 		"lease       held by host-1 until 2026-05-04T09:01:00Z\nrefusals    2\n"+
-		"note        --cluster-id is set: in HA mode ilert keeps the cursor, this one is not used\n", b.String())
+		"note        --cluster-id is set: in HA mode ilert keeps the cursor, this one is not used\n"+
+		"instance    none given (--instance-id): each run is a new instance with a random id and no progress\n", b.String())
 
 	b.Reset()
-	PrintState(&b, "json:s.json", false, "c1", poll.StateInfo{Lease: poll.LeaseInfo{Held: true}})
+	PrintState(&b, "json:s.json", nil, "c1", poll.StateInfo{Lease: poll.LeaseInfo{Held: true}})
 	assert.Equal(t, "state       json:s.json\nconnection  c1\ncursor      none (the next poll has after-id=0)\n"+
 		"lease       held by another run\nrefusals    0\n", b.String())
 
-	j, err := json.Marshal(ToStateJSON("c1", info))
+	j, err := json.Marshal(ToStateJSON("c1", info, nil))
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"connection":"c1","cursor":42,"updated_at":"2026-05-04T09:00:00Z",
 		"lease":{"held":true,"holder":"host-1","expires_at":"2026-05-04T09:01:00Z"},"refusals":2}`, string(j))
-	j, err = json.Marshal(ToStateJSON("c1", poll.StateInfo{}))
+	j, err = json.Marshal(ToStateJSON("c1", poll.StateInfo{}, nil))
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"connection":"c1","cursor":null,"updated_at":null,
 		"lease":{"held":false,"holder":null,"expires_at":null},"refusals":0}`, string(j))
+
+	// An HA instance's own progress: the last-processed-id its next poll sends.
+	node1 := &Instance{ClusterID: "prod", InstanceID: "node-1", Progress: poll.StateInfo{HasCursor: true, Cursor: 5, UpdatedAt: at}}
+	b.Reset()
+	PrintState(&b, "json:s.json", node1, "c1", poll.StateInfo{})
+	assert.Contains(t, b.String(), "\ninstance    node-1 in cluster prod: last-processed-id 5 (written 2026-05-04T09:00:00Z)\n")
+	b.Reset()
+	PrintState(&b, "json:s.json", &Instance{ClusterID: "prod", InstanceID: "node-2"}, "c1", poll.StateInfo{})
+	assert.Contains(t, b.String(), "\ninstance    node-2 in cluster prod: no progress yet (its first poll sends no last-processed-id)\n")
+	j, err = json.Marshal(ToStateJSON("c1", poll.StateInfo{}, node1))
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"connection":"c1","cursor":null,"updated_at":null,
+		"lease":{"held":false,"holder":null,"expires_at":null},"refusals":0,
+		"ha":{"cluster_id":"prod","instance_id":"node-1","last_processed_id":5,"updated_at":"2026-05-04T09:00:00Z"}}`, string(j))
+	j, err = json.Marshal(ToStateJSON("c1", poll.StateInfo{}, &Instance{ClusterID: "prod"}))
+	require.NoError(t, err)
+	assert.Contains(t, string(j), `"ha":{"cluster_id":"prod","instance_id":null,"last_processed_id":null,"updated_at":null}`)
+
 	assert.Equal(t, "none", Was(0, false))
 	assert.Equal(t, int64(7), Was(7, true))
 }

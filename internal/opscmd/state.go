@@ -22,6 +22,25 @@ type StateJSON struct {
 	UpdatedAt  *string   `json:"updated_at"`
 	Lease      LeaseJSON `json:"lease"`
 	Refusals   int       `json:"refusals"`
+	// HA, with --cluster-id: the instance's own progress.
+	HA *HAJSON `json:"ha,omitempty"`
+}
+
+// HAJSON is an HA instance's progress in a StateJSON: the last-processed-id
+// its next poll sends (null: none yet, or no --instance-id given).
+type HAJSON struct {
+	ClusterID       string  `json:"cluster_id"`
+	InstanceID      *string `json:"instance_id"`
+	LastProcessedID *int64  `json:"last_processed_id"`
+	UpdatedAt       *string `json:"updated_at"`
+}
+
+// Instance is an HA instance's own progress (--cluster-id, --instance-id):
+// the items it delivered, which its next poll acknowledges.
+type Instance struct {
+	ClusterID  string
+	InstanceID string         // "": none given, each run is a new random one
+	Progress   poll.StateInfo // HasCursor false: none yet
 }
 
 // LeaseJSON is the lease of a StateJSON.
@@ -47,8 +66,9 @@ func RFC3339(t time.Time) *string {
 	return &s
 }
 
-// ToStateJSON is the JSON of connection conn's state.
-func ToStateJSON(conn string, info poll.StateInfo) StateJSON {
+// ToStateJSON is the JSON of connection conn's state, and of its HA
+// instance (nil: no HA).
+func ToStateJSON(conn string, info poll.StateInfo, ha *Instance) StateJSON {
 	out := StateJSON{Connection: conn, UpdatedAt: RFC3339(info.UpdatedAt), Refusals: info.Refusals,
 		Lease: LeaseJSON{Held: info.Lease.Held, ExpiresAt: RFC3339(info.Lease.ExpiresAt)}}
 	if info.HasCursor {
@@ -57,21 +77,28 @@ func ToStateJSON(conn string, info poll.StateInfo) StateJSON {
 	if info.Lease.Held && info.Lease.Holder != "" {
 		out.Lease.Holder = &info.Lease.Holder
 	}
+	if ha != nil {
+		out.HA = &HAJSON{ClusterID: ha.ClusterID, UpdatedAt: RFC3339(ha.Progress.UpdatedAt)}
+		if ha.InstanceID != "" {
+			out.HA.InstanceID = &ha.InstanceID
+		}
+		if ha.Progress.HasCursor {
+			out.HA.LastProcessedID = &ha.Progress.Cursor
+		}
+	}
 	return out
 }
 
 // PrintState writes `state show`'s text for connection conn of the store
-// stateSpec (the --state value); clusterID says --cluster-id is set (the
-// cursor shown is then not the one used).
-func PrintState(w io.Writer, stateSpec string, clusterID bool, conn string, info poll.StateInfo) {
+// stateSpec (the --state value); ha, with --cluster-id (nil without), is the
+// instance's progress (the cursor shown is then not the one used).
+func PrintState(w io.Writer, stateSpec string, ha *Instance, conn string, info poll.StateInfo) {
 	fmt.Fprintf(w, "state       %s\nconnection  %s\n", stateSpec, conn)
 	switch {
 	case !info.HasCursor:
 		fmt.Fprintln(w, "cursor      none (the next poll has after-id=0)")
-	case info.UpdatedAt.IsZero():
-		fmt.Fprintf(w, "cursor      %d\n", info.Cursor)
 	default:
-		fmt.Fprintf(w, "cursor      %d (written %s)\n", info.Cursor, info.UpdatedAt.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "cursor      %d%s\n", info.Cursor, written(info.UpdatedAt))
 	}
 	switch {
 	case !info.Lease.Held:
@@ -82,9 +109,26 @@ func PrintState(w io.Writer, stateSpec string, clusterID bool, conn string, info
 		fmt.Fprintf(w, "lease       held by %s until %s\n", orUnknown(info.Lease.Holder), info.Lease.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "refusals    %d\n", info.Refusals)
-	if clusterID {
-		fmt.Fprintln(w, "note        --cluster-id is set: in HA mode ilert keeps the cursor, this one is not used")
+	if ha == nil {
+		return
 	}
+	fmt.Fprintln(w, "note        --cluster-id is set: in HA mode ilert keeps the cursor, this one is not used")
+	switch p := ha.Progress; {
+	case ha.InstanceID == "":
+		fmt.Fprintln(w, "instance    none given (--instance-id): each run is a new instance with a random id and no progress")
+	case !p.HasCursor:
+		fmt.Fprintf(w, "instance    %s in cluster %s: no progress yet (its first poll sends no last-processed-id)\n", ha.InstanceID, ha.ClusterID)
+	default:
+		fmt.Fprintf(w, "instance    %s in cluster %s: last-processed-id %d%s\n", ha.InstanceID, ha.ClusterID, p.Cursor, written(p.UpdatedAt))
+	}
+}
+
+// written is " (written T)", or "" for the zero time.
+func written(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return " (written " + t.UTC().Format(time.RFC3339) + ")"
 }
 
 func orUnknown(s string) string {

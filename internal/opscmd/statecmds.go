@@ -14,27 +14,43 @@ import (
 // text, or with asJSON its StateJSON on one line. The state is read
 // without the lease and nothing is created.
 func (c *Conn) Show(ctx context.Context, w io.Writer, asJSON bool) error {
-	conn, info, err := c.read(ctx)
+	conn, info, ha, err := c.read(ctx)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		b, _ := json.Marshal(ToStateJSON(conn, info))
+		b, _ := json.Marshal(ToStateJSON(conn, info, ha))
 		fmt.Fprintf(w, "%s\n", b)
 		return nil
 	}
-	PrintState(w, c.State, c.HA, conn, info)
+	PrintState(w, c.State, ha, conn, info)
 	return nil
 }
 
-// read is the connection's state key and state.
-func (c *Conn) read(ctx context.Context) (string, poll.StateInfo, error) {
+// read is the connection's state key and state, and with --cluster-id
+// its instance's progress (nil without).
+func (c *Conn) read(ctx context.Context) (string, poll.StateInfo, *Instance, error) {
 	conn, err := c.connection(ctx)
 	if err != nil {
-		return "", poll.StateInfo{}, err
+		return "", poll.StateInfo{}, nil, err
 	}
-	info, err := c.inspect(ctx, conn)
-	return conn, info, err
+	if !c.ha() {
+		info, err := c.inspect(ctx, conn)
+		return conn, info, nil, err
+	}
+	ha := &Instance{ClusterID: c.ClusterID, InstanceID: c.InstanceID}
+	keys := []string{conn}
+	if c.InstanceID != "" {
+		keys = append(keys, poll.HAConnectionID(conn, c.ClusterID, c.InstanceID))
+	}
+	infos, err := c.inspectAll(ctx, keys...)
+	if err != nil {
+		return "", poll.StateInfo{}, nil, err
+	}
+	if len(infos) > 1 {
+		ha.Progress = infos[1]
+	}
+	return conn, infos[0], ha, nil
 }
 
 // Named is one connection of a --config file.
@@ -53,21 +69,21 @@ func ShowAll(ctx context.Context, stdout, stderr io.Writer, conns []Named, asJSO
 	var failed error
 	all := []FleetStateJSON{}
 	for i, n := range conns {
-		conn, info, err := n.Conn.read(ctx)
+		conn, info, ha, err := n.Conn.read(ctx)
 		if err != nil {
 			fmt.Fprintf(stderr, "edgepoll: error: %s: %v\n", n.Label, err)
 			failed = ErrReported
 			continue
 		}
 		if asJSON {
-			all = append(all, FleetStateJSON{Name: n.Name, StateJSON: ToStateJSON(conn, info)})
+			all = append(all, FleetStateJSON{Name: n.Name, StateJSON: ToStateJSON(conn, info, ha)})
 			continue
 		}
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
 		fmt.Fprintf(stdout, "name        %s\n", n.Name)
-		PrintState(stdout, n.Conn.State, n.Conn.HA, conn, info)
+		PrintState(stdout, n.Conn.State, ha, conn, info)
 	}
 	if asJSON {
 		b, _ := json.Marshal(all)
@@ -183,7 +199,7 @@ func (c *Conn) withLease(ctx context.Context, stderr io.Writer, what string, cre
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if c.HA {
+	if c.ha() {
 		c.Log.Warn("--cluster-id is set: in HA mode ilert keeps the cursor, the one in --state is not used")
 	}
 	return nil
