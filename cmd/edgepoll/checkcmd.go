@@ -1,5 +1,7 @@
 package main
 
+import "github.com/edgepoll/edgepoll/internal/cliflags"
+
 // checkCmd: `edgepoll check` validates the configuration, then checks the
 // key, the target and the state store without delivering anything or moving
 // the cursor. One line per check on stdout: "<what>: ok" or
@@ -12,5 +14,5 @@ type checkCmd struct {
 func (*checkCmd) needsTarget() bool { return true }
 
 func (cmd *checkCmd) run(e *cmdEnv) int {
-	return opsExit(e, opsConn(e.cli, e.log).Check(e.ctx, e.stdout, cmd.Timeout.D(), writable))
+	return opsExit(e, opsConn(e.cli, e.log).Check(e.ctx, e.stdout, cmd.Timeout.D(), cliflags.Writable))
 }

@@ -203,6 +203,3 @@ func interval(d time.Duration) error {
 	}
 	return nil
 }
-
-// writable is cliflags.Writable (checkcmd.go's name for it).
-func writable(path string) error { return cliflags.Writable(path) }
