@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/runner"
-	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
@@ -280,15 +278,8 @@ func TestFanOutLambda(t *testing.T) {
 	rt := newFakeRuntime(t)
 	cfg := r.config(t, "dynamodb:edgepoll-fan\nmax-parallel: 2", "a", "b", "c")
 	r.tg.status = unavailableFor("b")
-	logs := &testenv.SyncBuffer{}
-	proc := exec.Command(bootstrapBin(t))
-	proc.Env = baseEnv(append([]string{"ILERT_API_HOST=" + r.apiSv.URL, "FAN_KEY=" + fanKey,
-		"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(rt.srv.URL, "http://"),
-		"AWS_LAMBDA_FUNCTION_NAME=edgepoll", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-		"EDGEPOLL_CONFIG=" + cfg}, ddb.Env()...)...)
-	proc.Stdout, proc.Stderr = logs, logs
-	require.NoError(t, proc.Start())
-	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
+	logs := startBootstrap(t, rt, baseEnv(append([]string{"ILERT_API_HOST=" + r.apiSv.URL, "FAN_KEY=" + fanKey,
+		"EDGEPOLL_CONFIG=" + cfg}, ddb.Env()...)...))
 
 	res := rt.invoke(t, "fan-1", 60*time.Second)
 	require.False(t, res.ok, "b's target failed")

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/edgepoll/edgepoll/internal/dynalitetest"
 	"github.com/edgepoll/edgepoll/internal/runner"
-	"github.com/edgepoll/edgepoll/internal/testenv"
 	"github.com/edgepoll/edgepoll/poll/ilerttest"
 )
 
@@ -496,16 +494,7 @@ func TestFleetLambdaDrainsEveryConnection(t *testing.T) {
 	rt := newFakeRuntime(t)
 	cfg := r.config(t, "mode: http\nstate: dynamodb:edgepoll-fleet\nmax-parallel: 2\n")
 	r.tg.status = unavailableFor("conn-03")
-	logs := &testenv.SyncBuffer{}
-	proc := exec.Command(bootstrapBin(t))
-	proc.Env = r.vars(append([]string{
-		"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(rt.srv.URL, "http://"),
-		"AWS_LAMBDA_FUNCTION_NAME=edgepoll", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-		"EDGEPOLL_CONFIG=" + cfg,
-	}, ddb.Env()...)...)
-	proc.Stdout, proc.Stderr = logs, logs
-	require.NoError(t, proc.Start())
-	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
+	logs := startBootstrap(t, rt, r.vars(append([]string{"EDGEPOLL_CONFIG=" + cfg}, ddb.Env()...)...))
 
 	res := rt.invoke(t, "fleet-1", 60*time.Second)
 	require.False(t, res.ok, "one connection failed")
@@ -550,16 +539,7 @@ func TestFleetLambdaRetriesAConnectionThatCannotStart(t *testing.T) {
 	}
 	path := filepath.Join(r.dir, "edgepoll.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(cfg.String()), 0o644))
-	logs := &testenv.SyncBuffer{}
-	proc := exec.Command(bootstrapBin(t))
-	proc.Env = r.vars(append([]string{
-		"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(rt.srv.URL, "http://"),
-		"AWS_LAMBDA_FUNCTION_NAME=edgepoll", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-		"EDGEPOLL_CONFIG=" + path,
-	}, ddb.Env()...)...)
-	proc.Stdout, proc.Stderr = logs, logs
-	require.NoError(t, proc.Start())
-	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
+	logs := startBootstrap(t, rt, r.vars(append([]string{"EDGEPOLL_CONFIG=" + path}, ddb.Env()...)...))
 
 	for _, id := range []string{"cold-1", "cold-2"} {
 		res := rt.invoke(t, id, 30*time.Second)

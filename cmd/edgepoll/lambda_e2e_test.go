@@ -135,6 +135,25 @@ type lambdaRig struct {
 	vars  []string
 }
 
+// lambdaVars are the variables Lambda sets for a function served by rt.
+func lambdaVars(rt *fakeRuntime) []string {
+	return []string{"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(rt.srv.URL, "http://"),
+		"AWS_LAMBDA_FUNCTION_NAME=edgepoll", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST"}
+}
+
+// startBootstrap starts the bootstrap served by rt with env (plus
+// lambdaVars); its output goes to the returned buffer, and it is killed at
+// the test's end.
+func startBootstrap(t *testing.T, rt *fakeRuntime, env []string) *testenv.SyncBuffer {
+	logs := &testenv.SyncBuffer{}
+	proc := exec.Command(bootstrapBin(t))
+	proc.Env = append(env, lambdaVars(rt)...)
+	proc.Stdout, proc.Stderr = logs, logs
+	require.NoError(t, proc.Start())
+	t.Cleanup(func() { _ = proc.Process.Kill(); _ = proc.Wait() })
+	return logs
+}
+
 // start starts the bootstrap (a fresh execution environment).
 func (r *lambdaRig) start(t *testing.T) {
 	r.proc = exec.Command(bootstrapBin(t))
@@ -147,15 +166,13 @@ func newLambdaRig(t *testing.T, items int, extraEnv ...string) *lambdaRig {
 	r := &lambdaRig{env: newEnv(t, items), tg: newTarget(t), rt: newFakeRuntime(t), ddb: dynalitetest.Start(t), table: "edgepoll-state", logs: &testenv.SyncBuffer{}}
 	r.ddb.CreateTable(t, r.table)
 	r.ssm = newFakeSSM(t, "/edgepoll/connector-key", e2eKey)
-	vars := append(baseEnv(
-		"AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(r.rt.srv.URL, "http://"),
-		"AWS_LAMBDA_FUNCTION_NAME=edgepoll", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
+	vars := append(baseEnv(append(lambdaVars(r.rt),
 		"AWS_LAMBDA_LOG_FORMAT=JSON",
 		"ILERT_API_HOST="+r.env.apiSv.URL,
 		"EDGEPOLL_CONNECTOR_KEY_PARAMETER=/edgepoll/connector-key",
 		"AWS_ENDPOINT_URL_SSM="+r.ssm.srv.URL,
 		"EDGEPOLL_MODE=http", "EDGEPOLL_HTTP_URL="+r.tg.srv.URL+"/hook",
-		"EDGEPOLL_STATE=dynamodb:"+r.table,
+		"EDGEPOLL_STATE=dynamodb:"+r.table)...,
 	), r.ddb.Env()...)
 	r.vars = append(vars, extraEnv...)
 	r.start(t)
