@@ -1,8 +1,11 @@
 // Package fleetfile reads the YAML of a --config file into what the
 // command line would have given: which keys a file may use (derived from
 // the parser's flags), the entries of a mapping in file order, a value's
-// text and its parsing into a flag, a connection's name. It knows no
-// flag of edgepoll's own; cmd/edgepoll builds each connection from it.
+// text and its parsing into a flag; the top level (process settings, every
+// connection's defaults) and each connection's entry over it (its name,
+// secrets from the variables it names, connector key from key-env). It
+// knows no other flag of edgepoll's own: cmd/edgepoll parses the command
+// line again for each connection (Loader.Parse) and validates it.
 package fleetfile
 
 import (

@@ -18,6 +18,9 @@ type testCLI struct {
 	Token  string `name:"http-token" secret:""`
 	Loop   bool   `name:"loop" process:""`
 	Port   int    `name:"port"`
+	// KeyParameter and KeySecret fetch the connector key from elsewhere.
+	KeyParameter string `name:"key-parameter"`
+	KeySecret    string `name:"key-secret"`
 }
 
 func testParser(t *testing.T, cli *testCLI) *kong.Kong {
