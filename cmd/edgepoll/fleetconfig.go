@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"time"
@@ -81,11 +80,12 @@ func readFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 	}
 	l.Parse = cp.parse
 	out := make([]*fleetConn, 0, len(conns))
-	seen := newUniqueness()
+	var unique fleetfile.Unique
+	keys := map[string][]int{} // the connections of each connector key (fan-out: shareKey)
 	for i, node := range conns {
 		fc, err := cp.conn(l, i, node)
 		if err == nil {
-			err = seen.check(fc, out)
+			err = checkUnique(&unique, keys, fc, out)
 		}
 		if err != nil {
 			return nil, err
@@ -105,35 +105,17 @@ func readFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 	return out, nil
 }
 
-// uniqueness refuses two connections with one name or one dead-letter file,
-// and a connector key shared other than as shareKey allows.
-type uniqueness struct {
-	names, deadFiles map[string]int
-	keys             map[string][]int // the connections of each connector key (fan-out: shareKey)
-}
-
-func newUniqueness() uniqueness {
-	return uniqueness{names: map[string]int{}, keys: map[string][]int{}, deadFiles: map[string]int{}}
-}
-
-// check checks fc, the next connection after those before.
-func (u uniqueness) check(fc *fleetConn, before []*fleetConn) error {
-	i := len(before)
-	if j, dup := u.names[fc.Name]; dup {
-		return fileError("%s: %s: %q is also the name of %s", fc.Label(), fleetfile.KeyName, fc.Name, before[j].Label())
-	}
-	u.names[fc.Name] = i
-	if err := shareKey(fc, before, u.keys); err != nil {
+// checkUnique refuses fc's name or dead-letter file if a connection before
+// it (out) has it, and a connector key shared other than as shareKey allows.
+func checkUnique(u *fleetfile.Unique, keys map[string][]int, fc *fleetConn, out []*fleetConn) error {
+	if err := u.Name(&fc.Conn); err != nil {
 		return err
 	}
-	// A dead-letter file holds no connection: replaying a shared one
-	// would send one connection's items to another's target.
+	if err := shareKey(fc, out, keys); err != nil {
+		return err
+	}
 	if p, ok := deadletter.LocalFile(fc.CLI.DeadLetter); ok {
-		abs, _ := filepath.Abs(p)
-		if j, dup := u.deadFiles[abs]; dup {
-			return fileError("%s: dead-letter: %s is also the dead letter of %s: give each connection its own file (a dynamodb:TABLE may be shared)", fc.Label(), p, before[j].Label())
-		}
-		u.deadFiles[abs] = i
+		return u.DeadLetter(&fc.Conn, p)
 	}
 	return nil
 }

@@ -3,9 +3,10 @@
 // the parser's flags), the entries of a mapping in file order, a value's
 // text and its parsing into a flag; the top level (process settings, every
 // connection's defaults) and each connection's entry over it (its name,
-// secrets from the variables it names, connector key from key-env). It
-// knows no other flag of edgepoll's own: cmd/edgepoll parses the command
-// line again for each connection (Loader.Parse) and validates it.
+// secrets from the variables it names, connector key from key-env); the
+// names and dead-letter files no two connections may share. It knows no
+// other flag of edgepoll's own: cmd/edgepoll parses the command line again
+// for each connection (Loader.Parse) and validates it.
 package fleetfile
 
 import (

@@ -3,6 +3,7 @@ package fleetfile
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -304,5 +305,39 @@ func (c *connLoad) key() error {
 	if c.Key == "" {
 		return errorf("%s%s: the environment variable %s is not set", c.Prefix(), KeyKeyEnv, c.KeyEnv)
 	}
+	return nil
+}
+
+// Unique refuses two connections of one file with one name or one
+// dead-letter file. The zero value is ready; check the connections in file
+// order.
+type Unique struct {
+	names, deadFiles map[string]*Conn
+}
+
+// Name refuses c's name if an earlier connection has it.
+func (u *Unique) Name(c *Conn) error {
+	if u.names == nil {
+		u.names = map[string]*Conn{}
+	}
+	if d, dup := u.names[c.Name]; dup {
+		return errorf("%s: %s: %q is also the name of %s", c.Label(), KeyName, c.Name, d.Label())
+	}
+	u.names[c.Name] = c
+	return nil
+}
+
+// DeadLetter refuses c's dead-letter file at path if an earlier connection
+// writes it: a dead-letter file holds no connection, and replaying a shared
+// one would send one connection's items to another's target.
+func (u *Unique) DeadLetter(c *Conn, path string) error {
+	if u.deadFiles == nil {
+		u.deadFiles = map[string]*Conn{}
+	}
+	abs, _ := filepath.Abs(path)
+	if d, dup := u.deadFiles[abs]; dup {
+		return errorf("%s: dead-letter: %s is also the dead letter of %s: give each connection its own file (a dynamodb:TABLE may be shared)", c.Label(), path, d.Label())
+	}
+	u.deadFiles[abs] = c
 	return nil
 }

@@ -1,6 +1,7 @@
 package fleetfile
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -160,4 +161,19 @@ func TestRefuseGivenSecrets(t *testing.T) {
 	require.NoError(t, tl.RefuseGivenSecrets(), "not a secret")
 	tl.given["http-token"] = true
 	assert.EqualError(t, tl.RefuseGivenSecrets(), "--http-token: with --config, a secret is given per connection in the file as http-token-env: VARIABLE")
+}
+
+func TestUnique(t *testing.T) {
+	var u Unique
+	a, b, a2 := &Conn{Index: 0, Name: "a"}, &Conn{Index: 1, Name: "b"}, &Conn{Index: 2, Name: "a"}
+	require.NoError(t, u.Name(a))
+	require.NoError(t, u.Name(b))
+	assert.EqualError(t, u.Name(a2), `connections[2] (a): name: "a" is also the name of connections[0] (a)`)
+
+	dir := t.TempDir()
+	require.NoError(t, u.DeadLetter(a, filepath.Join(dir, "a.jsonl")))
+	require.NoError(t, u.DeadLetter(b, filepath.Join(dir, "b.jsonl")))
+	p := filepath.Join(dir, "x", "..", "a.jsonl")
+	assert.EqualError(t, u.DeadLetter(a2, p), "connections[2] (a): dead-letter: "+p+
+		" is also the dead letter of connections[0] (a): give each connection its own file (a dynamodb:TABLE may be shared)")
 }
