@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -38,10 +37,6 @@ func fileError(format string, args ...any) error {
 // secret is ever part of an error.
 func loadFleet(k *kong.Kong, base *CLI, n flagNamer) ([]*fleetConn, error) {
 	out, err := readFleet(k, base, n)
-	var fe *fleetfile.Error
-	if errors.As(err, &fe) {
-		return nil, &UsageError{Msg: fe.Msg}
-	}
 	if err != nil || base.Connection == "" {
 		return out, err
 	}

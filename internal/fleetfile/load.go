@@ -9,16 +9,14 @@ import (
 
 	"github.com/alecthomas/kong"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/edgepoll/edgepoll/internal/cliflags"
 )
 
-// Error is a mistake in the file: the caller reports it as a usage error
-// (exit 2). Its message holds no secret.
-type Error struct{ Msg string }
-
-func (e *Error) Error() string { return e.Msg }
-
+// errorf is a mistake in the file: a usage error (exit 2). Its message
+// holds no secret.
 func errorf(format string, args ...any) error {
-	return &Error{Msg: fmt.Sprintf(format, args...)}
+	return &cliflags.UsageError{Msg: fmt.Sprintf(format, args...)}
 }
 
 // Loader reads the connections of one file: the top level, then each
@@ -69,7 +67,7 @@ func (l *Loader) RefuseGivenSecrets() error {
 func (l *Loader) TopLevel(root *yaml.Node) ([]*yaml.Node, error) {
 	top, err := Entries(root, l.Path+": ")
 	if err != nil {
-		return nil, &Error{Msg: err.Error()}
+		return nil, &cliflags.UsageError{Msg: err.Error()}
 	}
 	if l.Top == nil {
 		l.Top = map[string]bool{}
@@ -158,7 +156,7 @@ func (l *Loader) Conn(i int, node *yaml.Node) (*Conn, error) {
 	anon := fmt.Sprintf("%s[%d]: ", KeyConns, i)
 	entries, err := Entries(node, anon)
 	if err != nil {
-		return nil, &Error{Msg: err.Error()}
+		return nil, &cliflags.UsageError{Msg: err.Error()}
 	}
 	name, err := connName(entries, anon)
 	if err != nil {

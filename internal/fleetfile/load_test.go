@@ -7,6 +7,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edgepoll/edgepoll/internal/cliflags"
 )
 
 // testLoad is a Loader over testCLI: base is the command line's
@@ -65,7 +67,7 @@ func TestTopLevel(t *testing.T) {
 		"mode: 1\nmode: 2\n":                      "f.yaml: mode: given twice (line 2)",
 	} {
 		_, err := newTestLoad(t).TopLevel(node(t, src))
-		var fe *Error
+		var fe *cliflags.UsageError
 		require.ErrorAs(t, err, &fe, src)
 		assert.Equal(t, want, fe.Msg, src)
 	}
@@ -144,7 +146,7 @@ func TestConnMistakes(t *testing.T) {
 		"connections:\n  - name: a\n    key-env: K\n    key-secret: s\n": "connections[0] (a): key-env: and key-parameter/key-secret are mutually exclusive",
 	} {
 		_, err := newTestLoad(t).load(t, src)
-		var fe *Error
+		var fe *cliflags.UsageError
 		require.ErrorAs(t, err, &fe, src)
 		assert.Equal(t, want, fe.Msg, src)
 	}
