@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/edgepoll/edgepoll/internal/awslambda"
-	"github.com/edgepoll/edgepoll/internal/opscmd"
 	"github.com/edgepoll/edgepoll/poll"
 )
 
@@ -45,7 +44,17 @@ type FleetLambdaConn struct {
 // lambdaResult is the invocation summary of one connection's cycle.
 func lambdaResult(sum poll.Summary, conn string) LambdaResult {
 	return LambdaResult{Summary: sum, Connection: conn, ConsecutiveFailures: sum.Stats.Failures,
-		LastSuccess: opscmd.RFC3339(sum.Stats.LastSuccess), LastDelivery: opscmd.RFC3339(sum.Stats.LastDelivery)}
+		LastSuccess: rfc3339(sum.Stats.LastSuccess), LastDelivery: rfc3339(sum.Stats.LastDelivery)}
+}
+
+// rfc3339 is t in UTC as RFC 3339 (state show's format), nil for the zero
+// time (JSON null). A copy of opscmd.RFC3339: the runner needs no store.
+func rfc3339(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339)
+	return &s
 }
 
 // ServeLambda serves the AWS Lambda runtime: the connections are set up
