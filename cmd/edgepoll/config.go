@@ -151,6 +151,15 @@ func (c *CLI) validate(n flagNamer) error {
 	if c.SkipLimit < 0 {
 		return n.errf("skip-limit", "must be 0 (no limit) or more")
 	}
+	if err := c.validateRun(n); err != nil {
+		return err
+	}
+	return c.validateSafe(n)
+}
+
+// validateRun checks how the connection runs: the daemon's intervals, HA,
+// endpoints and heartbeat, logging, --config's settings, the key's source.
+func (c *CLI) validateRun(n flagNamer) error {
 	if err := interval(c.PollInterval.D()); err != nil {
 		return n.errf("poll-interval", "%v", err)
 	}
@@ -194,7 +203,7 @@ func (c *CLI) validate(n flagNamer) error {
 	if c.ConnectorKeyParameter != "" && c.ConnectorKeySecret != "" {
 		return n.errf("connector-key-secret", "and --connector-key-parameter are mutually exclusive")
 	}
-	return c.validateSafe(n)
+	return nil
 }
 
 func interval(d time.Duration) error {
