@@ -122,6 +122,7 @@ func TestKafkaRefusedRecordIsDeadLettered(t *testing.T) {
 // delivery timeout: the run is given 20 s, so waiting for that timeout
 // fails the test.
 func TestKafkaWrongBrokersFailFast(t *testing.T) {
+	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
 	web := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer web.Close()
 	for _, tc := range []struct{ name, broker, reason string }{
