@@ -555,6 +555,38 @@ func TestFleetLambdaRetriesAConnectionThatCannotStart(t *testing.T) {
 	r.checkEachOnce(t)
 }
 
+// Lambda with EDGEPOLL_CONFIG sets each connection up in its worker at its
+// first cycle, not during the init phase (which Lambda bounds to 10 s): the
+// bootstrap asks for its first invocation before any connector key is
+// fetched from SSM; the invocation then fetches each once and delivers.
+func TestFleetLambdaSetsConnectionsUpInTheInvocation(t *testing.T) {
+	r := newFleetRig(t, 1, 4)
+	ddb := dynalitetest.Start(t)
+	ddb.CreateTable(t, "edgepoll-fleet")
+	ssm := newFakeSSM(t, "/edgepoll/key", fleetKey("conn-00"))
+	rt := newFakeRuntime(t)
+	var cfg strings.Builder
+	cfg.WriteString("mode: http\nstate: dynamodb:edgepoll-fleet\nconnector-key-parameter: /edgepoll/key\nconnections:\n")
+	for _, n := range []string{"a", "b", "c"} { // three targets on the key (fan-out)
+		fmt.Fprintf(&cfg, "  - name: %s\n    http-url: %s/%s\n", n, r.tg.srv.URL, n)
+	}
+	path := filepath.Join(r.dir, "edgepoll.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg.String()), 0o644))
+	logs := startBootstrap(t, rt, baseEnv(append([]string{"ILERT_API_HOST=" + r.apiSv.URL, "EDGEPOLL_CONFIG=" + path,
+		"AWS_ENDPOINT_URL_SSM=" + ssm.srv.URL}, ddb.Env()...)...))
+	require.Eventually(t, func() bool { return rt.waits.Load() > 0 }, 30*time.Second, 10*time.Millisecond, logs.String())
+	assert.Zero(t, ssm.calls.Load(), "no key fetched during the init phase")
+	res := rt.invoke(t, "first", 30*time.Second)
+	require.True(t, res.ok, string(res.body)+logs.String())
+	assert.EqualValues(t, 3, ssm.calls.Load(), "each connection's key, once")
+	for _, n := range []string{"a", "b", "c"} {
+		assert.Equal(t, []int64{1, 2, 3, 4}, r.tg.ids(n), n)
+	}
+	res = rt.invoke(t, "second", 30*time.Second)
+	require.True(t, res.ok, string(res.body))
+	assert.EqualValues(t, 3, ssm.calls.Load(), "set up once per execution environment")
+}
+
 // --loop --config: a connection whose store cannot be opened at start (its
 // directory does not exist yet) is an outage like any other: /ready names
 // it meanwhile, its setup is retried with the daemon's backoff, and once the

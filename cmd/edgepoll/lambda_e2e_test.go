@@ -35,6 +35,7 @@ type fakeRuntime struct {
 	next    chan invocation
 	results chan invResult
 	initErr chan string
+	waits   atomic.Int32 // requests for the next invocation (the first: init is done)
 }
 
 type invocation struct {
@@ -56,6 +57,7 @@ func newFakeRuntime(t *testing.T) *fakeRuntime {
 		p := strings.TrimPrefix(r.URL.Path, base)
 		switch {
 		case p == "invocation/next" && r.Method == http.MethodGet:
+			rt.waits.Add(1)
 			select {
 			case inv := <-rt.next:
 				h := w.Header()

@@ -57,17 +57,20 @@ func rfc3339(t time.Time) *string {
 	return &s
 }
 
-// ServeLambda serves the AWS Lambda runtime: the connections are set up
-// once per cold start, and each invocation runs one cycle of every
-// connection, --max-parallel at a time, all within the invocation's
-// deadline. The single connection's invocation (NewOne) returns its
-// LambdaResult and fails with its cycle; named connections' return a
-// FleetLambdaResult and fail if any connection failed, naming them (the
-// others' cursors moved regardless). A set-up error is reported to the
-// Runtime API as the init error; the exit code is then 2 for a
-// configuration error, else 1.
+// ServeLambda serves the AWS Lambda runtime: each invocation runs one cycle
+// of every connection, --max-parallel at a time, all within the
+// invocation's deadline. A connection is set up once per execution
+// environment: the single connection (NewOne) at the cold start, named
+// connections each in its worker at its first cycle (so the init phase,
+// which Lambda bounds to 10 s, does not fetch a hundred keys), and again
+// at the next invocation if that failed. The single connection's
+// invocation returns its LambdaResult and fails with its cycle; named
+// connections' return a FleetLambdaResult and fail if any connection
+// failed, naming them (the others' cursors moved regardless). The single
+// connection's set-up error is reported to the Runtime API as the init
+// error; the exit code is then 2 for a configuration error, else 1.
 func (r *Runner) ServeLambda() int {
-	if err := r.setUpAll(context.Background()); err != nil {
+	if err := r.setUpFirstForLambda(); err != nil {
 		var ke keyError
 		switch {
 		case !errors.As(err, &ke):
@@ -90,6 +93,15 @@ func (r *Runner) ServeLambda() int {
 		})
 	}
 	return ExitFailed // lambda.Start only returns on a runtime API failure
+}
+
+// setUpFirstForLambda sets the single connection up at the cold start;
+// named connections are set up by their workers (members).
+func (r *Runner) setUpFirstForLambda() error {
+	if !r.pol.setUpFirst {
+		return nil
+	}
+	return r.setUpAll(context.Background())
 }
 
 // invoke is one invocation: one cycle of every member within ctx's deadline
