@@ -148,7 +148,8 @@ func TestDaemonReadyReportsAuthFailure(t *testing.T) {
 // Two daemons (and a one-shot run) on one state store: the lease is taken
 // per cycle, the loser waits, no item is delivered twice.
 func TestTwoDaemonsShareOneStore(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	e := newEnv(t, 400)
 	tg := newTarget(t)
 	tg.setDelay(time.Millisecond)

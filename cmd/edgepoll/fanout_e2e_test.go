@@ -188,7 +188,8 @@ func TestFanOutFreshStartOneAtATime(t *testing.T) {
 // arrives, and /ready names the one that is not ready; once it is back it
 // catches up in order, nothing lost, nothing twice, without a restart.
 func TestFanOutDaemonTargetDownDelaysOnlyItself(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	r := newFanRig(t)
 	r.api.Push(fanKey, ilerttest.AlertEvents(30)...)
 	cfg := r.config(t, "sqlite:"+filepath.Join(r.dir, "state.db")+"\npoll-interval: 5s", "tickets", "down")

@@ -410,7 +410,8 @@ func TestFleetStateShowListsEveryConnection(t *testing.T) {
 // connection; every metric carries the connection; log lines too; the
 // heartbeat is per connection (heartbeat-env).
 func TestFleetDaemon(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	r := newFleetRig(t, 3, 20)
 	r.tg.status = unavailableFor("conn-02")
 	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\npoll-interval: 5s\nheartbeat-env: HB_KEY\n")
@@ -593,7 +594,8 @@ func TestFleetLambdaSetsConnectionsUpInTheInvocation(t *testing.T) {
 // directory exists it delivers everything; the other connection delivered
 // all along. SIGTERM stops the daemon, exit 0.
 func TestFleetDaemonRetriesAConnectionThatCannotStart(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	for _, backend := range stateBackends {
 		t.Run(backend, func(t *testing.T) {
 			r := newFleetRig(t, 2, 20)

@@ -36,7 +36,8 @@ func (d *daemonProc) waitNotReady(t *testing.T, ok func(body map[string]any) boo
 // /ready says so (polling true) and the heartbeat stays silent, so ilert
 // alerts on the stuck agent; once the target is back, both recover.
 func TestHeartbeatAndReadyFollowDelivery(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	const hb = "il1hbt-Health-HB"
 	e := newEnv(t, 6)
 	tg := newTarget(t)
@@ -117,7 +118,8 @@ func TestHealthDuringGracefulStop(t *testing.T) {
 // other: the endpoints come up, /ready is 503, and delivery recovers once
 // the broker is up, without a restart.
 func TestBrokerDownAtDaemonStart(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	b := mosquittotest.Start(t, "allow_anonymous true")
 	b.Kill()
 	e := newEnv(t, 1)

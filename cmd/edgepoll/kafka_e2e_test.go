@@ -122,7 +122,8 @@ func TestKafkaRefusedRecordIsDeadLettered(t *testing.T) {
 // delivery timeout: the run is given 20 s, so waiting for that timeout
 // fails the test.
 func TestKafkaWrongBrokersFailFast(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	web := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer web.Close()
 	for _, tc := range []struct{ name, broker, reason string }{

@@ -443,7 +443,8 @@ func TestLambdaDeadLetterInDynamoDB(t *testing.T) {
 // its renewals (the failure alarm sees the stall), and delivery resumes
 // when the short lease expires (seconds, not the old 2 minutes).
 func TestLambdaKilledInvocationDoesNotHideStall(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	r := newLambdaRig(t, 20)
 	first := summaryOf(t, r.rt.invoke(t, "warm-1", 30*time.Second))
 	require.Equal(t, 20, first.Delivered)

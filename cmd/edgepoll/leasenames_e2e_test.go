@@ -170,7 +170,8 @@ func TestLockFileEmptiedOrDeletedUnderARun(t *testing.T) {
 // file) and finishes the drain: nothing is lost, the item in flight at most
 // is delivered again, and no two deliveries overlap.
 func TestDaemonGoesOnAfterItsLockFileIsDeleted(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	const n = 8
 	e := newEnv(t, n)
 	tg := newGatedTarget(t)

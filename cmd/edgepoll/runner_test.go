@@ -41,7 +41,8 @@ func TestRunnerSetsConnectionsUpInTheirWorkers(t *testing.T) {
 // (before: one API connection, one target connection and one dead-letter
 // database each, some 180).
 func TestLoopIdleConnectionsHoldNoDescriptors(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	const conns = 60
 	r := newFleetRig(t, conns, 1)
 	cfg := r.config(t, "mode: http\nstate: sqlite:"+filepath.Join(r.dir, "state.db")+"\npoll-interval: 5s\n")

@@ -128,7 +128,8 @@ connections:
 // target asked (longer than the poll interval here), /ready and the log
 // say so; a one-shot run logs it. Timing is checked as a lower bound only.
 func TestRetryAfterDelaysTheNextTry(t *testing.T) {
-	t.Parallel() // mostly waits on the daemon's timers: runs beside the other parallel tests
+	// Mostly waits on timers: runs beside the other parallel tests.
+	t.Parallel()
 	const retryAfter = 9 * time.Second // the poll interval is 5s
 	e := newEnv(t, 3)
 	var mu sync.Mutex
