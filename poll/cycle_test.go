@@ -32,6 +32,10 @@ type memStore struct {
 	failAt   int64 // Save of this cursor fails
 	// onAcquire, if set, is called by every Acquire that took the lease.
 	onAcquire func(conn string)
+	// sameOwnerTakesOver: as DynamoDB's, an Acquire by the owner that
+	// holds the lease takes it again; the lease it held is lost.
+	sameOwnerTakesOver bool
+	gen                map[string]int
 }
 
 func newMemStore() *memStore {
@@ -40,22 +44,28 @@ func newMemStore() *memStore {
 
 func (s *memStore) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
 	s.mu.Lock()
-	if h, ok := s.held[conn]; ok {
+	if h, ok := s.held[conn]; ok && !(s.sameOwnerTakesOver && h == owner) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("held by %s: %w", h, poll.ErrLeaseHeld)
 	}
 	s.held[conn] = owner
+	if s.gen == nil {
+		s.gen = map[string]int{}
+	}
+	s.gen[conn]++
+	gen := s.gen[conn]
 	s.mu.Unlock()
 	if s.onAcquire != nil {
 		s.onAcquire(conn)
 	}
-	return &memLease{s: s, conn: conn}, nil
+	return &memLease{s: s, conn: conn, gen: gen}, nil
 }
 func (s *memStore) Close() error { return nil }
 
 type memLease struct {
 	s    *memStore
 	conn string
+	gen  int // the lease's generation: an older one is lost
 }
 
 func (l *memLease) Load(context.Context) (poll.Position, bool, error) {
@@ -68,6 +78,9 @@ func (l *memLease) Save(_ context.Context, p poll.Position) error {
 	l.s.mu.Lock()
 	defer l.s.mu.Unlock()
 	c := p.Cursor
+	if l.gen != l.s.gen[l.conn] {
+		return fmt.Errorf("a newer lease owns the cursor: %w", poll.ErrLeaseLost)
+	}
 	if l.s.failAt != 0 && c == l.s.failAt {
 		return errors.New("disk full")
 	}
@@ -101,7 +114,9 @@ func (l *memLease) Sync(context.Context) error {
 }
 func (l *memLease) Release(context.Context) error {
 	l.s.mu.Lock()
-	delete(l.s.held, l.conn)
+	if l.gen == l.s.gen[l.conn] {
+		delete(l.s.held, l.conn)
+	}
 	l.s.mu.Unlock()
 	return nil
 }

@@ -130,14 +130,18 @@ func (f *FanOut) fix(ctx context.Context, st Store) error {
 }
 
 // seedOthers gives the start to the other members now, through their
-// leases; one whose lease is held (a cycle of this process waiting for
-// f.mu, or another process) takes it at its own first cycle. f.mu held.
+// leases; one whose lease is held (a cycle of this process, or another
+// process) takes it at its own first cycle. The leases are taken under an
+// owner of their own (seedOwner): a store that lets an owner take its own
+// lease again (DynamoDB) would otherwise hand the seeding the lease of a
+// sibling's cycle in flight under this run's owner, and that cycle's saves
+// would fail. f.mu held.
 func (f *FanOut) seedOthers(ctx context.Context, st Store, self, owner string, log *slog.Logger) {
 	for _, m := range f.Members {
 		if m == self || f.applied[m] {
 			continue
 		}
-		l, err := st.Acquire(ctx, m, owner)
+		l, err := st.Acquire(ctx, m, seedOwner(owner))
 		if err != nil {
 			if !errors.Is(err, ErrLeaseHeld) {
 				log.Debug("fan-out: could not seed a connection's cursor yet; it takes it at its first cycle", "state_key", m, "err", err)
@@ -153,6 +157,10 @@ func (f *FanOut) seedOthers(ctx context.Context, st Store, self, owner string, l
 		}
 	}
 }
+
+// seedOwner is the lease owner under which the fan-out member that fixes
+// the start seeds its siblings' cursors, for a cycle owned by owner.
+func seedOwner(owner string) string { return owner + "-fan-out-seed" }
 
 // give saves the start as member conn's cursor through its lease l if it
 // has none: also when the start is the oldest queued event (no cursor for

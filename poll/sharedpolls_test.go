@@ -156,6 +156,29 @@ func TestFanOutStartConcurrent(t *testing.T) {
 	assert.Equal(t, int64(50), store.cursors[fan.Plain], "the plain cursor is left as it was")
 }
 
+// A store that lets an owner take its own lease again (DynamoDB: a run
+// re-taking its lease) must not let the sibling that seeds the others'
+// start take the lease of a sibling whose cycle of this process holds it
+// (the same owner: the run's or the invocation's id), which would make that
+// cycle's saves fail ("a newer lease owns the cursor"). The seeding takes
+// leases under an owner of its own, finds this one held, and the sibling
+// takes its start at its own first cycle.
+func TestFanOutSeedingNeverTakesASiblingsLease(t *testing.T) {
+	ctx := context.Background()
+	_, store, _, cycles, sinks := sharers(t, 2, 10)
+	store.sameOwnerTakesOver = true
+	held, err := store.Acquire(ctx, cycles[1].Conn, testInv.Owner) // member 1's cycle, in flight
+	require.NoError(t, err)
+	res := runAll(cycles[:1]) // member 0 fixes the start and seeds the others
+	require.NoError(t, res[0].Err)
+	assert.Equal(t, seq(1, 10), sinks[0].ids())
+	require.NoError(t, held.Save(ctx, poll.Position{Cursor: 3}), "member 1's lease is still its own")
+	require.NoError(t, held.Release(ctx))
+	res = runAll(cycles[1:])
+	require.NoError(t, res[0].Err)
+	assert.Equal(t, seq(4, 10), sinks[1].ids())
+}
+
 // TestSharedPollsNotHeldForAConnectionThatDoesNotCome: a page is dropped
 // once every connection took it, or when it is no longer fresh when one
 // does not come (its target is behind): its payloads are not held on.
