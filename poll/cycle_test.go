@@ -44,7 +44,7 @@ func newMemStore() *memStore {
 
 func (s *memStore) Acquire(_ context.Context, conn, owner string) (poll.Lease, error) {
 	s.mu.Lock()
-	if h, ok := s.held[conn]; ok && !(s.sameOwnerTakesOver && h == owner) {
+	if h, ok := s.held[conn]; ok && (!s.sameOwnerTakesOver || h != owner) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("held by %s: %w", h, poll.ErrLeaseHeld)
 	}
