@@ -61,8 +61,10 @@ type policy struct {
 	// setUpFirst: the connection is set up whole (its target too) before
 	// it runs, and an error doing so ends the run. Otherwise each
 	// connection that cannot be set up fails on its own (a daemon retries
-	// it), a one-shot run sets each up in its worker and lets it go after
-	// its cycle, and an idle daemon connection holds no target connection.
+	// it, a Lambda function at its next invocation), a one-shot run sets
+	// each up in its worker and lets it go after its cycle, a Lambda
+	// function sets each up in its worker at its first cycle, and an idle
+	// daemon connection holds no target connection.
 	setUpFirst bool
 	// named: logs carry each connection's name and metrics its label; a
 	// one-shot run ends with a summary line, a Lambda invocation returns
