@@ -222,7 +222,14 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 	}
 	started := 0
 	for i, ev := range evs {
-		if ctx.Err() != nil || stop.Load() || isDone(c.cl) {
+		if ctx.Err() != nil || stop.Load() {
+			break
+		}
+		if isDone(c.cl) {
+			// The connection ended after connection() returned it (the
+			// broker went away just now): item i is not sent, and it is
+			// reported, so that a Send never returns with nothing said.
+			finish(i, notQueued(ctx, errNotConnected))
 			break
 		}
 		p := &paho.Publish{Topic: s.cfg.Topic, QoS: byte(s.cfg.QoS), Payload: ev.Payload, Properties: properties(ev)}
