@@ -199,67 +199,8 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 		report(0, err)
 		return
 	}
-	var (
-		mu       sync.Mutex
-		reported = make([]bool, len(evs))
-		stop     atomic.Bool
-		wg       sync.WaitGroup
-	)
-	// finish reports item i once. The lock is held across report: an ack
-	// callback that won the race for item i finishes its report before a
-	// concurrent fail() can pass i, so no report outlives Send (a late one
-	// would move the persisted cursor after the cycle has ended).
-	finish := func(i int, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if reported[i] {
-			return
-		}
-		reported[i] = true
-		if !report(i, err) {
-			stop.Store(true)
-		}
-	}
-	started := 0
-	for i, ev := range evs {
-		if ctx.Err() != nil || stop.Load() {
-			break
-		}
-		if isDone(c.cl) {
-			// The connection ended after connection() returned it (the
-			// broker went away just now): item i is not sent, and it is
-			// reported, so that a Send never returns with nothing said.
-			finish(i, notQueued(ctx, errNotConnected))
-			break
-		}
-		p := &paho.Publish{Topic: s.cfg.Topic, QoS: byte(s.cfg.QoS), Payload: ev.Payload, Properties: properties(ev)}
-		started = i + 1
-		pb := p.Packet()
-		if err := c.sess.fits(pb); err != nil { // never fits: refused, the next item goes on
-			finish(i, poll.Permanent("mqtt_packet_too_large", err))
-			continue
-		}
-		if s.cfg.QoS == 0 {
-			if _, err := c.cl.Publish(ctx, p); err != nil {
-				finish(i, poll.Retryable("write", fmt.Errorf("mqtt publish: %v", err)))
-				break
-			}
-			continue // reported once the flush below confirmed the write
-		}
-		wg.Add(1)
-		queued, err := c.sess.publish(ctx, pb, func(r packets.ControlPacket) {
-			defer wg.Done()
-			finish(i, ackResult(r))
-		})
-		if !queued { // its callback will never run
-			wg.Done()
-			finish(i, notQueued(ctx, err))
-			break
-		}
-		if err != nil {
-			break // a write error: the callback reports the item as lost
-		}
-	}
+	b := &batch{reported: make([]bool, len(evs)), report: report}
+	started := s.publishAll(ctx, c, evs, b)
 	if s.cfg.QoS == 0 {
 		err := c.conn.Flush(s.cfg.AckTimeout)
 		if err != nil {
@@ -267,15 +208,87 @@ func (s *Sink) Send(ctx context.Context, evs []poll.Event, report func(int, erro
 			s.drop(c)
 		}
 		for i := 0; i < started; i++ {
-			finish(i, err)
+			b.finish(i, err)
 		}
 		return
 	}
-	s.awaitAcks(ctx, c, &wg, func(reason string, err error) {
+	s.awaitAcks(ctx, c, &b.acks, func(reason string, err error) {
 		for i := 0; i < started; i++ {
-			finish(i, poll.Retryable(reason, err))
+			b.finish(i, poll.Retryable(reason, err))
 		}
 	})
+}
+
+// batch is one Send's items in flight: which are reported, and the acks
+// outstanding.
+type batch struct {
+	mu       sync.Mutex
+	reported []bool
+	report   func(int, error) bool
+	stop     atomic.Bool    // report asked to stop
+	acks     sync.WaitGroup // QoS 1/2 publishes not acknowledged yet
+}
+
+// finish reports item i once. The lock is held across report: an ack
+// callback that won the race for item i finishes its report before a
+// concurrent fail() can pass i, so no report outlives Send (a late one
+// would move the persisted cursor after the cycle has ended).
+func (b *batch) finish(i int, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.reported[i] {
+		return
+	}
+	b.reported[i] = true
+	if !b.report(i, err) {
+		b.stop.Store(true)
+	}
+}
+
+// publishAll publishes evs in order until one cannot be (reported, unless
+// its ack callback reports it) or the batch stops, and returns how many it
+// started: those the caller reports with the flush or the acks.
+func (s *Sink) publishAll(ctx context.Context, c *connection, evs []poll.Event, b *batch) (started int) {
+	for i, ev := range evs {
+		if ctx.Err() != nil || b.stop.Load() {
+			return started
+		}
+		if isDone(c.cl) {
+			// The connection ended after connection() returned it (the
+			// broker went away just now): item i is not sent, and it is
+			// reported, so that a Send never returns with nothing said.
+			b.finish(i, notQueued(ctx, errNotConnected))
+			return started
+		}
+		p := &paho.Publish{Topic: s.cfg.Topic, QoS: byte(s.cfg.QoS), Payload: ev.Payload, Properties: properties(ev)}
+		started = i + 1
+		pb := p.Packet()
+		if err := c.sess.fits(pb); err != nil { // never fits: refused, the next item goes on
+			b.finish(i, poll.Permanent("mqtt_packet_too_large", err))
+			continue
+		}
+		if s.cfg.QoS == 0 {
+			if _, err := c.cl.Publish(ctx, p); err != nil {
+				b.finish(i, poll.Retryable("write", fmt.Errorf("mqtt publish: %v", err)))
+				return started
+			}
+			continue // reported once the flush confirmed the write
+		}
+		b.acks.Add(1)
+		queued, err := c.sess.publish(ctx, pb, func(r packets.ControlPacket) {
+			defer b.acks.Done()
+			b.finish(i, ackResult(r))
+		})
+		if !queued { // its callback will never run
+			b.acks.Done()
+			b.finish(i, notQueued(ctx, err))
+			return started
+		}
+		if err != nil {
+			return started // a write error: the callback reports the item as lost
+		}
+	}
+	return started
 }
 
 // notQueued is the failure of a publish the session did not take.
