@@ -35,9 +35,6 @@ func ilagentFile(cli *CLI) (path string, implicit bool) {
 	case ilagentNone:
 		return "", false
 	case "":
-		if inLambda() {
-			return "", false
-		}
 		if _, err := os.Lstat(ilagentDefault); errors.Is(err, os.ErrNotExist) {
 			return "", false
 		}

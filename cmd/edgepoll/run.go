@@ -19,20 +19,21 @@ func newRunner(cli *CLI, owner string, log *slog.Logger, stdout io.Writer, lambd
 		Loop: cli.Loop, Port: cli.Port, ListenAddr: cli.ListenAddr, MetricsFile: cli.MetricsFile,
 		Lambda: lambda, IsConfigError: isUsageError}
 	if cli.fleet == nil {
-		return runner.NewOne(runnerConn("", cli), opts)
+		return runner.NewOne(runnerConn("", cli, lambda), opts)
 	}
 	conns := make([]*runner.Conn, len(cli.fleet))
 	for i, fc := range cli.fleet {
-		conns[i] = runnerConn(fc.Name, fc.CLI)
+		conns[i] = runnerConn(fc.Name, fc.CLI, lambda)
 	}
 	return runner.New(conns, opts)
 }
 
 // runnerConn is connection cli (named name in a --config file) as the
 // runner sets it up: its settings, and how its key, store, dead letter and
-// target are built from its flags.
-func runnerConn(name string, cli *CLI) *runner.Conn {
-	return &runner.Conn{
+// target are built from its flags; outside Lambda, the reference agent's
+// cursor as its start (seedFromIlagent).
+func runnerConn(name string, cli *CLI, lambda bool) *runner.Conn {
+	c := &runner.Conn{
 		Name: name, Mode: cli.Mode, APIURL: cli.APIURL, State: cli.State, DeadLetter: cli.DeadLetter,
 		SkipLimit: cli.SkipLimit, ClusterID: cli.ClusterID, InstanceID: cli.InstanceID, Heartbeat: cli.Heartbeat,
 		PollInterval: cli.PollInterval.D(), StandbyInterval: cli.StandbyInterval.D(),
@@ -55,12 +56,13 @@ func runnerConn(name string, cli *CLI) *runner.Conn {
 		NewSink: func(ctx context.Context, log *slog.Logger, stdout io.Writer) (poll.Sink, error) {
 			return newSink(ctx, cli, log, stdout)
 		},
-		// The reference agent's cursor (--ilagent-db, ./ilagent.db3), while
-		// the connection has none (not inside Lambda).
-		Seed: func(ctx context.Context, log *slog.Logger, store poll.Store, key string) error {
-			return seedFromIlagent(ctx, log, cli, store, key)
-		},
 	}
+	if !lambda {
+		c.Seed = func(ctx context.Context, log *slog.Logger, store poll.Store, key string) error {
+			return seedFromIlagent(ctx, log, cli, store, key)
+		}
+	}
+	return c
 }
 
 // errDeadLetter names --dead-letter in the error of opening it (nil: nil).

@@ -45,8 +45,8 @@ type Conn struct {
 	// NewSink builds the target (--mode, wrapped in --filter/--transform).
 	NewSink func(ctx context.Context, log *slog.Logger, stdout io.Writer) (poll.Sink, error)
 	// Seed, if set, runs once the store is open, before any cycle: the
-	// reference agent's cursor while the connection has none. Its error
-	// fails the connection's set-up.
+	// reference agent's cursor while the connection has none (never set
+	// inside Lambda). Its error fails the connection's set-up.
 	Seed func(ctx context.Context, log *slog.Logger, store poll.Store, key string) error
 }
 

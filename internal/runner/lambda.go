@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -80,12 +79,11 @@ func (r *Runner) ServeLambda() int {
 		}
 		return LambdaInitError(r.opts.Log, "ConfigError", err.Error(), ExitFailed)
 	}
-	members := r.members()
 	if r.pol.named {
-		lambda.Start(func(ctx context.Context, _ json.RawMessage) (FleetLambdaResult, error) { return r.invoke(ctx, members) })
+		lambda.Start(func(ctx context.Context, _ json.RawMessage) (FleetLambdaResult, error) { return r.invoke(ctx) })
 	} else {
 		lambda.Start(func(ctx context.Context, _ json.RawMessage) (LambdaResult, error) {
-			res, err := r.invoke(ctx, members)
+			res, err := r.invoke(ctx)
 			if len(res.Connections) == 0 {
 				return LambdaResult{Connection: r.apps[0].cycle.Conn}, err
 			}
@@ -104,9 +102,9 @@ func (r *Runner) setUpFirstForLambda() error {
 	return r.setUpAll(context.Background())
 }
 
-// invoke is one invocation: one cycle of every member within ctx's deadline
-// (the soft and hard limits of awslambda.Budget).
-func (r *Runner) invoke(ctx context.Context, members []poll.FleetMember) (FleetLambdaResult, error) {
+// invoke is one invocation: one cycle of every connection within ctx's
+// deadline (the soft and hard limits of awslambda.Budget).
+func (r *Runner) invoke(ctx context.Context) (FleetLambdaResult, error) {
 	inv, err := awslambda.NewInvocation(ctx, r.opts.Log)
 	if err != nil {
 		return FleetLambdaResult{}, err
@@ -114,7 +112,7 @@ func (r *Runner) invoke(ctx context.Context, members []poll.FleetMember) (FleetL
 	defer inv.Cancel()
 	// Each connection's cycle gets this invocation: its request id,
 	// logger, persist budget.
-	members = slices.Clone(members)
+	members := r.members(nil)
 	for i := range members {
 		members[i].Invocation = lambdaPoll(inv, r.connLog(inv.Log, i))
 	}

@@ -198,7 +198,7 @@ func (r *Runner) setUp(ctx context.Context, i int, storeErr map[string]error) (*
 	if err != nil {
 		return nil, err
 	}
-	if c.Seed != nil && !r.opts.Lambda {
+	if c.Seed != nil {
 		if err := c.Seed(ctx, log, store, key); err != nil {
 			a.close()
 			return nil, err
@@ -281,57 +281,42 @@ func (r *Runner) Cycle(ctx context.Context, i int) (*poll.Cycle, poll.Invocation
 	return r.apps[i].cycle, r.invocation(i), nil
 }
 
-// members are the set-up connections as the poll fleet runner sees them
-// (a one-shot run of the single connection, a Lambda function's); a
-// connection's sink is built in its worker right before its first cycle.
-// A connection that could not be set up (its key or store could not be
-// had) tries again in its worker, in each invocation, until it is: an
-// outage at a Lambda cold start does not last as long as the container.
-// A configuration error is not retried.
-func (r *Runner) members() []poll.FleetMember {
-	ms := make([]poll.FleetMember, len(r.apps))
-	for i := range r.apps {
-		ms[i].Name, ms[i].Invocation = r.conns[i].Name, r.invocation(i)
-		ms[i].Open = func(ctx context.Context) (*poll.Cycle, error) {
-			a := r.apps[i]
-			if a == nil {
-				if r.opts.IsConfigError(r.broken[i]) {
-					return nil, r.broken[i]
-				}
-				var err error
-				if a, err = r.setUp(ctx, i, nil); err != nil {
-					r.broken[i] = err
-					return nil, err
-				}
-				r.apps[i], r.broken[i] = a, nil
-			}
-			return a.cycle, a.openSink(ctx, r.opts.Stdout, r.deferOutage(), r.opts.IsConfigError)
-		}
-	}
-	return ms
-}
-
-// lazyMembers are the connections of a one-shot run of a file: each is set
-// up in its worker when its cycle starts (observed by fm, if set) and let
-// go when it ended (once), so what the run holds follows --max-parallel,
-// not the number of connections.
-func (r *Runner) lazyMembers(fm *metrics.Fleet) []poll.FleetMember {
+// members are the connections as the poll fleet runner sees them: each is
+// set up in its worker when its cycle starts, unless it is already (the
+// single connection; a Lambda function's after its first cycle), its sink
+// built there too, so what a one-shot run holds follows --max-parallel,
+// not the number of connections. A connection set up there is observed by
+// fm (if set). One that could not be set up (its key or store could not
+// be had) tries again at the next members: a Lambda function builds them
+// for each invocation, so an outage at the cold start does not last as
+// long as the execution environment. A store that fails to open is tried
+// once per members, not once per connection naming it; a configuration
+// error is not retried.
+func (r *Runner) members(fm *metrics.Fleet) []poll.FleetMember {
 	storeErr := map[string]error{}
 	ms := make([]poll.FleetMember, len(r.conns))
 	for i, c := range r.conns {
 		ms[i].Name, ms[i].Invocation = c.Name, r.invocation(i)
 		ms[i].Open = func(ctx context.Context) (*poll.Cycle, error) {
-			a, err := r.setUp(ctx, i, storeErr)
-			if err != nil {
-				r.broken[i] = err
-				return nil, err
+			a := r.apps[i]
+			if a == nil {
+				if err := r.broken[i]; err != nil && r.opts.IsConfigError(err) {
+					return nil, err
+				}
+				var err error
+				if a, err = r.setUp(ctx, i, storeErr); err != nil {
+					r.broken[i] = err
+					return nil, err
+				}
+				r.apps[i], r.broken[i] = a, nil
+				if fm != nil {
+					a.cycle.Observer = fm.Metrics[i]
+				}
+				if !r.opts.Lambda {
+					a.warnRandomInstance()
+				}
 			}
-			r.apps[i] = a
-			if fm != nil {
-				a.cycle.Observer = fm.Metrics[i]
-			}
-			a.warnRandomInstance()
-			return a.cycle, a.openSink(ctx, r.opts.Stdout, false, r.opts.IsConfigError)
+			return a.cycle, a.openSink(ctx, r.opts.Stdout, r.deferOutage(), r.opts.IsConfigError)
 		}
 	}
 	return ms
@@ -364,9 +349,8 @@ func (r *Runner) once(ctx context.Context) int {
 	if r.opts.MetricsFile != "" {
 		fm = r.metrics(false)
 	}
-	members := r.lazyMembers(fm)
+	members := r.members(fm)
 	if r.pol.setUpFirst { // set up already (setUpAll)
-		members = r.members()
 		if fm != nil {
 			r.apps[0].cycle.Observer = fm.Metrics[0]
 		}
